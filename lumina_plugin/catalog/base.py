@@ -1,0 +1,138 @@
+"""The Catalog interface: what the engine needs from wherever photos are catalogued.
+
+Two implementations share these shapes: the embedded SQLite catalog (``sqlite.py``)
+and, later, Lumina's PostgreSQL database. Only plain data crosses this boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+
+def taken_timestamp(taken_at: str | None, subsec: float | None) -> float | None:
+    """Capture time as seconds on the camera's clock (ISO text + sub-seconds), or None."""
+    if not taken_at:
+        return None
+    try:
+        return datetime.fromisoformat(taken_at).replace(tzinfo=timezone.utc).timestamp() + (subsec or 0.0)
+    except ValueError:
+        return None
+
+
+class CatalogError(Exception):
+    """The catalog cannot be used (locked by another process, wrong schema, unreadable)."""
+
+
+class CatalogLockedError(CatalogError):
+    """Another process holds the catalog."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A hashed photo on its way into the catalog (no ids yet)."""
+
+    path: str
+    checksum: str
+    size_bytes: int
+    mtime_ns: int
+    width: int
+    height: int
+    format: str
+    orientation: int
+    camera: str | None
+    taken_at: str | None
+    subsec: float | None
+    exif_tags: int
+    codes: np.ndarray  # uint64 (4,) in ALGORITHMS order
+    hash_version: int
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What grouping and reports need about a catalogued photo."""
+
+    id: str
+    index_id: int
+    path: str
+    checksum: str
+    size_bytes: int
+    width: int
+    height: int
+    format: str
+    camera: str | None
+    #: Capture time as seconds on the camera's clock (sub-seconds included), or None.
+    taken_ts: float | None
+    exif_tags: int
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Enough to tell whether a file on disk changed since it was hashed."""
+
+    id: str
+    index_id: int
+    size_bytes: int
+    mtime_ns: int
+    hash_version: int | None
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One duplicate group as stored: the keeper and every other member."""
+
+    keeper_id: str
+    similarity_type: str  # "exact" or "perceptual"
+    confidence: int
+    keeper_reason: str
+    #: (image_id, kind "exact"|"near", distance), the keeper excluded.
+    members: tuple[tuple[str, str, int], ...] = field(default_factory=tuple)
+
+    def key(self) -> tuple[str, tuple[tuple[str, str, int], ...]]:
+        return (self.keeper_id, tuple(sorted(self.members)))
+
+
+@dataclass(frozen=True)
+class TagState:
+    """The plugin's visible output in the catalog: tag assignments and groups."""
+
+    #: (image_id, tag name)
+    image_tags: frozenset[tuple[str, str]]
+    groups: tuple[GroupRow, ...]
+
+
+class Catalog(Protocol):
+    """A catalog of photos the engine reads and writes.
+
+    Every write method is one transaction: it commits whole or not at all.
+    """
+
+    catalog_id: str
+
+    def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]: ...
+
+    def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]: ...
+
+    def remove_paths(self, paths: Sequence[str]) -> list[int]: ...
+
+    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def exact_copy_sets(self) -> list[list[int]]: ...
+
+    def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]: ...
+
+    def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
+                      dist: np.ndarray, run_id: int | None) -> None: ...
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def tag_state(self) -> TagState: ...
+
+    def apply_tag_state(self, state: TagState, kind: str, report: dict) -> int: ...
+
+    def undo_last(self) -> dict | None: ...
+
+    def close(self) -> None: ...

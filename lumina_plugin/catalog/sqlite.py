@@ -1,0 +1,304 @@
+"""The embedded catalog: one SQLite file laid out like Lumina's tables.
+
+WAL mode so readers never block the writer; one transaction per batch; a lock file
+held for a whole run so two processes never interleave their runs on one catalog.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..config import TagNames
+from ..hashing.codes import ALGORITHMS, code_to_hex, hex_to_code
+from ._tags import TagStore, now as _now
+from .base import (CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile,
+                   taken_timestamp)
+
+_CHUNK = 500  # parameters per IN (...) query, under SQLite's limit
+
+
+def image_id_for(path: str) -> str:
+    """Image ids are per path (not per content), so byte-identical copies keep their rows."""
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SqliteCatalog(TagStore):
+    """A catalog in one SQLite file. Use as a context manager or call :meth:`close`.
+
+    Tags, groups, runs and undo live in :class:`TagStore` (``_tags.py``).
+    """
+
+    def __init__(self, path: Path, tags: TagNames | None = None, lock_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.names = tags or TagNames()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = self._acquire_lock(lock_timeout)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=lock_timeout)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            schema = resources.files("lumina_plugin.catalog").joinpath("schema.sql").read_text()
+            self.conn.executescript(schema)
+            self.catalog_id = self._ensure_catalog()
+        except sqlite3.DatabaseError as exc:
+            self._release_lock()
+            raise CatalogError(f"{self.path}: not a usable catalog ({exc})") from None
+
+    # -- process lock ---------------------------------------------------------------
+    def _acquire_lock(self, timeout: float):
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fh = open(lock_path, "a+")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "unknown"
+                    fh.close()
+                    raise CatalogLockedError(
+                        f"{self.path}: catalog is in use by another process (pid {holder}); "
+                        "try again when it has finished") from None
+                time.sleep(0.1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        return fh
+
+    def _release_lock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+        self._release_lock()
+
+    def __enter__(self) -> "SqliteCatalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers --------------------------------------------------------------------
+    def _transaction(self):
+        return _Transaction(self.conn)
+
+    def _ensure_catalog(self) -> str:
+        row = self.conn.execute("SELECT id FROM catalogs ORDER BY created_at LIMIT 1").fetchone()
+        if row:
+            return row[0]
+        cid = str(uuid.uuid4())
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO catalogs (id, name, source_directories, created_at, updated_at)"
+                " VALUES (?, ?, '[]', ?, ?)", (cid, self.path.stem, _now(), _now()))
+        return cid
+
+    def _next_index_ids(self, n: int) -> list[int]:
+        # Never reused, even after deletions, so index tombstones can't hit a new photo.
+        row = self.conn.execute("SELECT value FROM dedup_meta WHERE key='next_index_id'").fetchone()
+        start = int(row[0]) if row else 1
+        self.conn.execute("INSERT INTO dedup_meta (key, value) VALUES ('next_index_id', ?)"
+                          " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(start + n),))
+        return list(range(start, start + n))
+
+    # -- images ---------------------------------------------------------------------
+    def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]:
+        found: dict[str, StoredFile] = {}
+        for chunk in _chunks(list(paths)):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                    f"SELECT source_path, id, index_id, size_bytes, mtime_ns, hash_version FROM images"
+                    f" WHERE catalog_id=? AND source_path IN ({marks})", (self.catalog_id, *chunk)):
+                found[row[0]] = StoredFile(row[1], row[2], row[3], row[4], row[5])
+        return found
+
+    def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]:
+        """Insert or update one row per path, in one transaction; returns the rows' ids."""
+        if not records:
+            return []
+        now = _now()
+        out: list[StoredFile] = []
+        with self._transaction():
+            existing = self.stored_files([r.path for r in records])
+            new_ids = iter(self._next_index_ids(sum(r.path not in existing for r in records)))
+            for rec in records:
+                meta = json.dumps({
+                    "width": rec.width, "height": rec.height, "format": rec.format,
+                    "orientation": rec.orientation, "camera": rec.camera, "exif_tags": rec.exif_tags,
+                })
+                dates = json.dumps({"taken_at": rec.taken_at, "subsec": rec.subsec})
+                hexes = [code_to_hex(c) for c in rec.codes]
+                prior = existing.get(rec.path)
+                if prior is None:
+                    image_id, index_id = image_id_for(rec.path), next(new_ids)
+                    self.conn.execute(
+                        "INSERT INTO images (id, catalog_id, index_id, source_path, checksum, size_bytes,"
+                        " mtime_ns, dates, metadata, ahash, dhash, phash, whash, hash_version,"
+                        " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (image_id, self.catalog_id, index_id, rec.path, rec.checksum, rec.size_bytes,
+                         rec.mtime_ns, dates, meta, *hexes, rec.hash_version, now, now))
+                else:
+                    image_id, index_id = prior.id, prior.index_id
+                    self.conn.execute(
+                        "UPDATE images SET checksum=?, size_bytes=?, mtime_ns=?, dates=?, metadata=?,"
+                        " ahash=?, dhash=?, phash=?, whash=?, hash_version=?, updated_at=? WHERE id=?",
+                        (rec.checksum, rec.size_bytes, rec.mtime_ns, dates, meta, *hexes,
+                         rec.hash_version, now, image_id))
+                out.append(StoredFile(image_id, index_id, rec.size_bytes, rec.mtime_ns, rec.hash_version))
+        return out
+
+    def remove_paths(self, paths: Sequence[str]) -> list[int]:
+        """Forget these files (their tags, pairs and memberships go with them)."""
+        removed: list[int] = []
+        with self._transaction():
+            for path, stored in self.stored_files(paths).items():
+                # Groups whose keeper goes are dropped whole; the next grouping rebuilds them.
+                self.conn.execute("DELETE FROM images WHERE id=?", (stored.id,))
+                removed.append(stored.index_id)
+        return removed
+
+    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.conn.execute(
+            "SELECT index_id, ahash, dhash, phash, whash FROM images WHERE catalog_id=?"
+            " AND hash_version=? ORDER BY index_id", (self.catalog_id, hash_version)).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        codes = np.array([[hex_to_code(h) for h in r[1:]] for r in rows], dtype=np.uint64).reshape(-1, 4)
+        return ids, codes
+
+    def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
+        sql = ("SELECT id, index_id, source_path, checksum, size_bytes, metadata, dates FROM images"
+               " WHERE catalog_id=?")
+        rows: list[tuple] = []
+        if index_ids is None:
+            rows = self.conn.execute(sql, (self.catalog_id,)).fetchall()
+        else:
+            wanted = sorted({int(i) for i in index_ids})
+            for chunk in _chunks(wanted):
+                rows += self.conn.execute(sql + f" AND index_id IN ({','.join('?' * len(chunk))})",
+                                          (self.catalog_id, *chunk)).fetchall()
+        return {r[1]: _info(r) for r in rows}
+
+    def exact_copy_sets(self) -> list[list[int]]:
+        """Index ids of byte-identical files, one list per checksum shared by two or more."""
+        sets: dict[str, list[int]] = {}
+        for checksum, index_id in self.conn.execute(
+                "SELECT checksum, index_id FROM images WHERE catalog_id=? AND checksum IN ("
+                " SELECT checksum FROM images WHERE catalog_id=? GROUP BY checksum HAVING COUNT(*) > 1)"
+                " ORDER BY index_id", (self.catalog_id, self.catalog_id)):
+            sets.setdefault(checksum, []).append(index_id)
+        return list(sets.values())
+
+    # -- pairs ----------------------------------------------------------------------
+    def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
+                      dist: np.ndarray, run_id: int | None) -> None:
+        """Replace the stored pairs that involve ``index_ids`` (all pairs if None)."""
+        with self._transaction():
+            wanted = [np.asarray(a), np.asarray(b)]
+            if index_ids is not None:
+                wanted.append(np.asarray(index_ids))
+            id_of = self._text_ids(np.concatenate(wanted).astype(np.int64))
+            if index_ids is None:
+                self.conn.execute("DELETE FROM duplicate_pairs WHERE catalog_id=?", (self.catalog_id,))
+            else:
+                touched = [id_of[int(i)] for i in index_ids if int(i) in id_of]
+                for chunk in _chunks(touched):
+                    marks = ",".join("?" * len(chunk))
+                    self.conn.execute(
+                        f"DELETE FROM duplicate_pairs WHERE catalog_id=? AND (image_1 IN ({marks})"
+                        f" OR image_2 IN ({marks}))", (self.catalog_id, *chunk, *chunk))
+            now, job = _now(), (str(run_id) if run_id is not None else None)
+            rows = []
+            for x, y, d in zip(a.tolist(), b.tolist(), np.asarray(dist).tolist()):
+                i1, i2 = sorted((id_of[x], id_of[y]))
+                rows += [(self.catalog_id, i1, i2, algo, int(dd), now, job) for algo, dd in zip(ALGORITHMS, d)]
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO duplicate_pairs (catalog_id, image_1, image_2, hash_type,"
+                " distance, compared_at, job_id) VALUES (?,?,?,?,?,?,?)", rows)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stored candidate pairs as (a, b, dist[n,4]) over index ids, a < b."""
+        order = {algo: k for k, algo in enumerate(ALGORITHMS)}
+        acc: dict[tuple[int, int], list[int]] = {}
+        for i1, i2, algo, d in self.conn.execute(
+                "SELECT i1.index_id, i2.index_id, p.hash_type, p.distance FROM duplicate_pairs p"
+                " JOIN images i1 ON i1.id=p.image_1 JOIN images i2 ON i2.id=p.image_2"
+                " WHERE p.catalog_id=?", (self.catalog_id,)):
+            if algo in order:
+                key = (min(i1, i2), max(i1, i2))
+                acc.setdefault(key, [255, 255, 255, 255])[order[algo]] = d
+        keys = sorted(acc)
+        a = np.array([k[0] for k in keys], dtype=np.int64)
+        b = np.array([k[1] for k in keys], dtype=np.int64)
+        dist = np.array([acc[k] for k in keys], dtype=np.uint8).reshape(-1, 4)
+        return a, b, dist
+
+    def _text_ids(self, index_ids: np.ndarray) -> dict[int, str]:
+        wanted = sorted({int(i) for i in index_ids})
+        out: dict[int, str] = {}
+        for chunk in _chunks(wanted):
+            for idx, tid in self.conn.execute(
+                    f"SELECT index_id, id FROM images WHERE index_id IN ({','.join('?' * len(chunk))})",
+                    tuple(chunk)):
+                out[idx] = tid
+        return out
+
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (autocommit connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        if self.conn.in_transaction:  # nested: the outer transaction commits
+            self.nested = True
+            return self.conn
+        self.nested = False
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.nested:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _info(row: tuple) -> ImageInfo:
+    meta = json.loads(row[5] or "{}")
+    dates = json.loads(row[6] or "{}")
+    return ImageInfo(
+        id=row[0], index_id=row[1], path=row[2], checksum=row[3], size_bytes=row[4],
+        width=int(meta.get("width") or 0), height=int(meta.get("height") or 0),
+        format=str(meta.get("format") or ""), camera=meta.get("camera"),
+        taken_ts=taken_timestamp(dates.get("taken_at"), dates.get("subsec")),
+        exif_tags=int(meta.get("exif_tags") or 0),
+    )

@@ -1,0 +1,269 @@
+"""The pipeline: files -> decode -> hashes -> index -> pairs -> groups -> tags.
+
+Each step is a plain function on plain data; only the catalog and the index hold
+state. The catalog is the truth: the index is rebuilt from the catalog's hashes
+whenever the two disagree (after a crash between their writes, or a new algorithm).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .catalog.base import ImageInfo, ImageRecord, taken_timestamp
+from .catalog.sqlite import SqliteCatalog, image_id_for
+from .config import Config
+from .decode.cpu import PhotoError, decode
+from .files import FileError, chunked, discover
+from .grouping import Group, accept_pairs, build_groups, exact_links
+from .hashing.codes import ALGORITHM_VERSION
+from .hashing.cpu import hash_gray
+from .index import HashIndex, all_pairs, query_pairs
+from .tagging import TagDiff, desired_state, diff_states
+
+log = logging.getLogger(__name__)
+
+#: progress(phase, done, total): how long work reports itself (a bar on a terminal,
+#: Redis messages inside a Celery worker, nothing in tests).
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class RunReport:
+    """What a run did; ``as_json`` is the ``--json`` output."""
+
+    kind: str
+    dry_run: bool = False
+    files: int = 0
+    hashed: int = 0
+    unchanged: int = 0
+    errors: list[FileError] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    images: dict[int, ImageInfo] = field(default_factory=dict)
+    diff: TagDiff | None = None
+    run_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "files": self.files, "hashed": self.hashed, "unchanged": self.unchanged,
+            "errors": len(self.errors), "groups": len(self.groups),
+            "duplicates": sum(len(g.members) for g in self.groups), "dry_run": self.dry_run,
+        }
+        if self.diff is not None:
+            out.update(self.diff.summary())
+        return out
+
+    def group_json(self, group: Group) -> dict[str, Any]:
+        keeper = self.images[group.keeper]
+        members = [{"path": keeper.path, "kind": "exact", "distance": 0, "role": "keeper"}]
+        for m in group.members:
+            entry: dict[str, Any] = {"path": self.images[m.index_id].path, "kind": m.kind,
+                                     "distance": m.distance, "role": "duplicate"}
+            if m.link is not None:
+                entry["hashes"] = m.link.as_json()
+            members.append(entry)
+        return {"keeper": keeper.path, "reason": group.reason, "similarity_type": group.similarity_type,
+                "confidence": group.confidence, "members": members}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"groups": [self.group_json(g) for g in self.groups],
+                "errors": [e.as_json() for e in self.errors],
+                "summary": self.summary()}
+
+
+class Engine:
+    """One catalog and its index, opened for a run. Use as a context manager."""
+
+    def __init__(self, catalog_path: Path | str, config: Config | None = None,
+                 progress: Progress | None = None, lock_timeout: float = 10.0) -> None:
+        self.config = config or Config()
+        self.progress = progress or _no_progress
+        self.catalog_path = Path(catalog_path).absolute()
+        self.catalog = SqliteCatalog(self.catalog_path, self.config.tags, lock_timeout=lock_timeout)
+        try:
+            self.index = HashIndex.open(Path(str(self.catalog_path) + ".index"), ALGORITHM_VERSION)
+            self._reconcile_index()
+        except BaseException:
+            self.catalog.close()
+            raise
+
+    def close(self) -> None:
+        self.index.close()
+        self.catalog.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- index <-> catalog ------------------------------------------------------------
+    def _reconcile_index(self) -> None:
+        """Make the index hold exactly the catalog's current codes."""
+        ids, codes = self.catalog.all_codes(ALGORITHM_VERSION)
+        have_ids, have_codes = self.index.ids, self.index.codes
+        stale = np.setdiff1d(have_ids, ids)
+        if len(stale):
+            self.index.remove(stale)
+        pos = np.searchsorted(have_ids, ids)
+        present = (pos < len(have_ids)) & (have_ids[np.minimum(pos, max(len(have_ids) - 1, 0))] == ids) \
+            if len(have_ids) else np.zeros(len(ids), dtype=bool)
+        same = np.zeros(len(ids), dtype=bool)
+        same[present] = (have_codes[pos[present]] == codes[present]).all(axis=1)
+        if (~same).any():
+            log.info("index: adding %d codes from the catalog", int((~same).sum()))
+            self.index.add(ids[~same], codes[~same])
+
+    # -- hashing ------------------------------------------------------------------------
+    def _needs_hashing(self, paths: Sequence[str]) -> tuple[list[str], int]:
+        stored = self.catalog.stored_files(paths)
+        todo = []
+        for path in paths:
+            prior = stored.get(path)
+            if prior is not None and prior.hash_version == ALGORITHM_VERSION:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    st = None
+                if st is not None and st.st_size == prior.size_bytes and st.st_mtime_ns == prior.mtime_ns:
+                    continue
+            todo.append(path)
+        return todo, len(paths) - len(todo)
+
+    def hash_files(self, paths: Sequence[str]) -> Iterable[tuple[list[ImageRecord], list[FileError]]]:
+        """Decode and hash ``paths`` in batches; per-file failures become FileError records."""
+        done = 0
+        for batch in chunked(list(paths), self.config.batch_size):
+            records, errors = [], []
+            for path in batch:
+                try:
+                    records.append(record_for(path, self.config.max_pixels))
+                except PhotoError as exc:
+                    errors.append(FileError(exc.path, exc.reason))
+                done += 1
+                self.progress("hashing", done, len(paths))
+            yield records, errors
+
+    def _import(self, paths: Iterable[str], report: RunReport, store: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Hash new or changed files; store them unless ``store`` is False (dry run).
+
+        Returns the (index ids, codes) of what was hashed; a dry run gets negative
+        temporary ids and their ImageInfo in ``report.images``.
+        """
+        files, errors = discover(paths, self.config.extensions, self.config.follow_symlinks)
+        report.files, report.errors = len(files), list(errors)
+        todo, report.unchanged = self._needs_hashing(files)
+        new_ids: list[np.ndarray] = []
+        new_codes: list[np.ndarray] = []
+        temp = -1
+        for records, errs in self.hash_files(todo):
+            report.errors += errs
+            report.hashed += len(records)
+            if not records:
+                continue
+            codes = np.stack([r.codes for r in records])
+            if store:
+                rows = self.catalog.upsert_images(records)
+                ids = np.array([r.index_id for r in rows], dtype=np.int64)
+                self.index.add(ids, codes)
+            else:
+                ids = np.arange(temp, temp - len(records), -1, dtype=np.int64)
+                temp -= len(records)
+                report.images.update({int(i): info_from_record(int(i), r) for i, r in zip(ids, records)})
+            new_ids.append(ids)
+            new_codes.append(codes)
+        if not new_ids:
+            return np.empty(0, np.int64), np.empty((0, 4), np.uint64)
+        return np.concatenate(new_ids), np.concatenate(new_codes)
+
+    # -- the three runs -------------------------------------------------------------------
+    def import_paths(self, paths: Iterable[str]) -> RunReport:
+        """The on-import path: hash what is new, search it against the index, tag."""
+        report = RunReport(kind="import")
+        ids, codes = self._import(paths, report, store=True)
+        if len(ids):
+            self.progress("searching", 0, 1)
+            pairs = query_pairs(self.index.ids, self.index.codes, ids, codes, self.config.thresholds.radii())
+            self.catalog.replace_pairs(ids, pairs.a, pairs.b, pairs.dist, None)
+            self.progress("searching", 1, 1)
+        self._regroup(report, *self.catalog.pairs(), dry_run=False)
+        return report
+
+    def find_duplicates(self, paths: Iterable[str] = (), dry_run: bool = False) -> RunReport:
+        """Find Duplicates: import ``paths``, compare every photo with every other, tag."""
+        report = RunReport(kind="find-duplicates", dry_run=dry_run)
+        new_ids, new_codes = self._import(paths, report, store=not dry_run)
+        ids, codes = self.index.ids, self.index.codes
+        if dry_run and len(new_ids):
+            changed = set(self.catalog.stored_files([i.path for i in report.images.values()]).values())
+            keep = ~np.isin(ids, [c.index_id for c in changed])
+            ids = np.concatenate([ids[keep], new_ids])
+            codes = np.concatenate([codes[keep], new_codes])
+        self.progress("comparing", 0, 1)
+        pairs = all_pairs(ids, codes, self.config.thresholds.radii())
+        self.progress("comparing", 1, 1)
+        if not dry_run:
+            self.catalog.replace_pairs(None, pairs.a, pairs.b, pairs.dist, None)
+        self._regroup(report, pairs.a, pairs.b, pairs.dist, dry_run=dry_run)
+        return report
+
+    def remove_paths(self, paths: Sequence[str]) -> RunReport:
+        """Photos gone from disk or from the host: forget them and regroup what remains."""
+        report = RunReport(kind="remove")
+        removed = self.catalog.remove_paths([str(Path(p).absolute()) for p in paths])
+        if removed:
+            self.index.remove(np.array(removed, dtype=np.int64))
+        report.files = len(removed)
+        self._regroup(report, *self.catalog.pairs(), dry_run=False)
+        return report
+
+    def undo(self) -> dict[str, Any] | None:
+        return self.catalog.undo_last()
+
+    # -- grouping and tags ---------------------------------------------------------------
+    def _regroup(self, report: RunReport, a: np.ndarray, b: np.ndarray, dist: np.ndarray,
+                 dry_run: bool) -> None:
+        copy_sets = self.catalog.exact_copy_sets()
+        wanted = set(a.tolist()) | set(b.tolist()) | {i for s in copy_sets for i in s}
+        images = {**self.catalog.images(i for i in wanted if i >= 0), **report.images}
+        if dry_run:  # a file re-hashed in this dry run shadows its stored row
+            shadowed = {info.path for info in report.images.values()}
+            images = {i: v for i, v in images.items() if i < 0 or v.path not in shadowed}
+        links = accept_pairs(a, b, dist, images, self.config.thresholds) + exact_links(images)
+        groups = build_groups(links, images, self.config.keeper)
+        report.groups, report.images = groups, images
+        new_state = desired_state((g.row(images) for g in groups), self.config.tags)
+        report.diff = diff_states(self.catalog.tag_state(), new_state)
+        if not dry_run:
+            report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, report.summary())
+
+
+def record_for(path: str, max_pixels: int) -> ImageRecord:
+    """Decode and hash one file (raises PhotoError)."""
+    photo = decode(Path(path), max_pixels)
+    codes = hash_gray(photo.gray)
+    exif = photo.exif
+    return ImageRecord(
+        path=path, checksum=photo.file.sha256, size_bytes=photo.file.size_bytes,
+        mtime_ns=photo.file.mtime_ns, width=photo.width, height=photo.height, format=photo.format,
+        orientation=photo.orientation, camera=exif.camera,
+        taken_at=exif.taken_at.isoformat() if exif.taken_at else None, subsec=exif.subsec,
+        exif_tags=exif.tag_count, codes=codes, hash_version=ALGORITHM_VERSION,
+    )
+
+
+def info_from_record(index_id: int, rec: ImageRecord) -> ImageInfo:
+    """The grouping view of a record that has no catalog row (dry run)."""
+    return ImageInfo(id=image_id_for(rec.path), index_id=index_id, path=rec.path, checksum=rec.checksum,
+                     size_bytes=rec.size_bytes, width=rec.width, height=rec.height, format=rec.format,
+                     camera=rec.camera, taken_ts=taken_timestamp(rec.taken_at, rec.subsec),
+                     exif_tags=rec.exif_tags)

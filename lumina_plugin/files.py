@@ -1,0 +1,75 @@
+"""Which files a run looks at: paths given by the user, folders walked recursively.
+
+A folder contributes the files whose extension is a photo format; a file named
+explicitly is always tried (so a photo with a wrong extension is not skipped
+silently). Paths are made absolute but not resolved: the catalog keeps the path the
+user knows, symlink or not.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be processed, and why (one line)."""
+
+    path: str
+    error: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"path": self.path, "error": self.error}
+
+
+def _printable(path: str) -> str | None:
+    # SQLite and JSON need text; a name that is not valid UTF-8 cannot be stored as is.
+    try:
+        path.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+
+
+def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
+             follow_symlinks: bool = False) -> tuple[list[str], list[FileError]]:
+    """Absolute file paths under ``paths`` (sorted, unique) and the paths that failed."""
+    exts = {e.lower() for e in extensions}
+    found: set[str] = set()
+    errors: list[FileError] = []
+
+    def walk_error(exc: OSError) -> None:
+        errors.append(FileError(os.path.abspath(exc.filename or "?"),
+                                f"cannot list folder: {exc.strerror or exc}"))
+
+    for given in paths:
+        path = os.path.abspath(os.fspath(given))
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path, onerror=walk_error, followlinks=follow_symlinks):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in files:
+                    if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
+                        continue
+                    found.add(os.path.join(root, name))
+        elif os.path.lexists(path):
+            found.add(path)
+        else:
+            errors.append(FileError(path, "no such file or folder"))
+
+    good: list[str] = []
+    for path in sorted(found):
+        problem = _printable(path)
+        if problem:
+            errors.append(FileError(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                                    problem))
+        else:
+            good.append(path)
+    return good, errors
+
+
+def chunked(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start:start + size]

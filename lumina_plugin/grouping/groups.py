@@ -1,0 +1,99 @@
+"""Accepted pairs to groups, without chaining.
+
+Union-find over every accepted pair would chain a~b~c into one group even when a
+and c are different photos. Instead each group is a star around its keeper: the
+best remaining photo becomes a keeper and takes the photos directly linked to it;
+every member is therefore within the thresholds of its keeper. Byte-identical files
+travel together: they are collapsed to one node first and expanded as exact copies.
+The result depends only on the pairs and the photos, not on their order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ..catalog.base import GroupRow, ImageInfo
+from ..config import KeeperWeights
+from .keeper import keeper_reason, rank_key
+from .pairs import Link
+
+
+@dataclass(frozen=True)
+class Member:
+    index_id: int
+    kind: str  # "exact" or "near", relative to the keeper
+    distance: int
+    link: Link | None
+
+
+@dataclass(frozen=True)
+class Group:
+    keeper: int
+    reason: str
+    #: Every member except the keeper, sorted by path.
+    members: tuple[Member, ...] = field(default_factory=tuple)
+
+    @property
+    def similarity_type(self) -> str:
+        return "exact" if all(m.kind == "exact" for m in self.members) else "perceptual"
+
+    @property
+    def confidence(self) -> int:
+        """100 for exact copies, less the further the furthest member is (Lumina's 0-100 scale)."""
+        worst = max((m.distance for m in self.members), default=0)
+        return max(0, 100 - worst * 100 // 64)
+
+    def row(self, images: Mapping[int, ImageInfo]) -> GroupRow:
+        return GroupRow(
+            keeper_id=images[self.keeper].id, similarity_type=self.similarity_type,
+            confidence=self.confidence, keeper_reason=self.reason,
+            members=tuple(sorted((images[m.index_id].id, m.kind, m.distance) for m in self.members)))
+
+
+def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo],
+                 weights: KeeperWeights) -> list[Group]:
+    """Groups from accepted links (exact and near); sorted by the keeper's path."""
+    key = rank_key(weights)
+    links = list(links)
+    nodes = {n for link in links for n in (link.a, link.b) if n in images}
+
+    # Byte-identical files collapse to their best copy (the representative).
+    by_sum: dict[str, list[int]] = {}
+    for n in nodes:
+        by_sum.setdefault(images[n].checksum, []).append(n)
+    copies: dict[int, list[int]] = {}
+    rep_of: dict[int, int] = {}
+    for ids in by_sum.values():
+        ids.sort(key=lambda i: key(images[i]))
+        copies[ids[0]] = ids[1:]
+        rep_of.update({i: ids[0] for i in ids})
+
+    # Near links between representatives; copies of one shot share their hashes.
+    adjacent: dict[int, dict[int, Link]] = {r: {} for r in copies}
+    for link in sorted(links, key=lambda l: (l.a, l.b)):
+        if link.exact or link.a not in rep_of or link.b not in rep_of:
+            continue
+        ra, rb = rep_of[link.a], rep_of[link.b]
+        if ra != rb:
+            adjacent[ra].setdefault(rb, link)
+            adjacent[rb].setdefault(ra, link)
+
+    groups: list[Group] = []
+    assigned: set[int] = set()
+    for rep in sorted(copies, key=lambda i: key(images[i])):
+        if rep in assigned:
+            continue
+        near = sorted((n for n in adjacent[rep] if n not in assigned), key=lambda i: key(images[i]))
+        assigned.add(rep)
+        assigned.update(near)
+        members = [Member(c, "exact", 0, None) for c in copies[rep]]
+        for n in near:
+            link = adjacent[rep][n]
+            members += [Member(m, "near", link.distance, link) for m in (n, *copies[n])]
+        if not members:
+            continue
+        members.sort(key=lambda m: images[m.index_id].path)
+        reason = keeper_reason(images[rep], [images[m.index_id] for m in members], weights)
+        groups.append(Group(rep, reason, tuple(members)))
+    return sorted(groups, key=lambda g: images[g.keeper].path)

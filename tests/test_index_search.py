@@ -1,0 +1,171 @@
+"""all_pairs / query_pairs against a brute-force NumPy reference on codes with planted near pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import faiss
+import numpy as np
+import pytest
+
+from lumina_plugin.index.search import Pairs, all_pairs, query_pairs
+
+N = 5000
+PLANTED = 200
+MAX_PLANTED = 10  # planted distances are 0..9 bits: both sides of a radius of 8
+
+
+def flip(rng: np.random.Generator, code: np.uint64, bits: int) -> np.uint64:
+    mask = 0
+    for b in rng.choice(64, bits, replace=False):
+        mask |= 1 << int(b)
+    return np.uint64(int(code) ^ mask)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """Random codes, ids unrelated to row order, 200 pairs planted at known distances."""
+    rng = np.random.default_rng(42)
+    ids = rng.choice(10**12, N, replace=False).astype(np.int64)
+    codes = rng.integers(0, 2**64, size=(N, 4), dtype=np.uint64)
+    rows = rng.choice(N, 2 * PLANTED, replace=False)
+    for src, dst in rows.reshape(-1, 2):
+        near = rng.random(4) < 0.5
+        near[rng.integers(4)] = True  # near on at least one algorithm
+        for k in np.flatnonzero(near):
+            codes[dst, k] = flip(rng, codes[src, k], int(rng.integers(MAX_PLANTED)))
+    # A small cluster: chains and a triangle of near copies across all algorithms.
+    cluster = rng.choice(np.setdiff1d(np.arange(N), rows), 5, replace=False)
+    for prev, row in zip(cluster[:-1], cluster[1:]):
+        for k in range(4):
+            codes[row, k] = flip(rng, codes[prev, k], 2)
+    return ids, codes
+
+
+def brute(ids: np.ndarray, codes: np.ndarray, radii: Sequence[int]) -> Pairs:
+    """Reference: every pair checked with np.bitwise_count, no index."""
+    n, a, b, dist = len(ids), [], [], []
+    for s in range(0, n, 256):
+        d = np.bitwise_count(codes[s : s + 256, None, :] ^ codes[None, :, :])
+        hit = np.zeros(d.shape[:2], bool)
+        for k, r in enumerate(radii):
+            if r >= 0:
+                hit |= d[:, :, k] <= r
+        hit &= np.arange(n)[None, :] > np.arange(s, s + len(d))[:, None]
+        i, j = np.nonzero(hit)
+        a.append(np.minimum(ids[s + i], ids[j]))
+        b.append(np.maximum(ids[s + i], ids[j]))
+        dist.append(d[i, j])
+    if not a:
+        return Pairs.empty()
+    a_, b_, d_ = np.concatenate(a), np.concatenate(b), np.concatenate(dist).reshape(-1, 4)
+    order = np.lexsort((b_, a_))
+    return Pairs(a_[order], b_[order], d_[order])
+
+
+def assert_pairs_equal(got: Pairs, want: Pairs) -> None:
+    assert got.a.dtype == np.int64 and got.b.dtype == np.int64 and got.dist.dtype == np.uint8
+    assert got.dist.shape == (len(got), 4)
+    np.testing.assert_array_equal(got.a, want.a)
+    np.testing.assert_array_equal(got.b, want.b)
+    np.testing.assert_array_equal(got.dist, want.dist)
+    assert (got.a < got.b).all()
+
+
+WIDEST = 10
+
+
+@pytest.fixture(scope="module")
+def reference(data) -> Pairs:  # type: ignore[no-untyped-def]
+    """Brute force once at the widest radius; narrower radii select from it (a superset)."""
+    return brute(*data, (WIDEST,) * 4)
+
+
+def select(ref: Pairs, radii: Sequence[int]) -> Pairs:
+    assert max(radii) <= WIDEST
+    keep = np.zeros(len(ref), bool)
+    for k, r in enumerate(radii):
+        if r >= 0:
+            keep |= ref.dist[:, k] <= r
+    return Pairs(ref.a[keep], ref.b[keep], ref.dist[keep])
+
+
+@pytest.mark.parametrize("radii", [(4, 6, 8, -1), (0, 0, 0, 0), (-1, -1, -1, 8), (8, -1, 3, 5)])
+def test_all_pairs_matches_brute_force(data, reference, radii) -> None:  # type: ignore[no-untyped-def]
+    ids, codes = data
+    want = select(reference, radii)
+    for k, r in enumerate(radii):  # the data has pairs on both sides of each active radius
+        if r >= 0:
+            assert (reference.dist[:, k] == r).any() and (reference.dist[:, k] == r + 1).any()
+    got = all_pairs(ids, codes, radii)
+    assert len(got) >= 30
+    assert_pairs_equal(got, want)
+
+
+def test_chunking_and_threads_do_not_change_the_result(data) -> None:  # type: ignore[no-untyped-def]
+    ids, codes = data
+    radii = (4, 6, 8, -1)
+    threads = faiss.omp_get_max_threads()
+    got = all_pairs(ids, codes, radii, chunk=777, faiss_threads=1)
+    assert faiss.omp_get_max_threads() == threads
+    assert_pairs_equal(got, all_pairs(ids, codes, radii))
+
+
+@pytest.mark.parametrize("radii", [(4, 6, 8, -1), (8, -1, 3, 5)])
+def test_query_pairs_matches_brute_force(data, radii) -> None:  # type: ignore[no-untyped-def]
+    ids, codes = data
+    rng = np.random.default_rng(7)
+    order = rng.permutation(N)
+    index_rows, query_rows = order[:4000], order[4000:]
+    # Some query ids are already indexed: the query's codes count, the old ones are ignored.
+    again = index_rows[:50]
+    q_ids = np.concatenate([ids[query_rows], ids[again]])
+    q_codes = np.concatenate([codes[query_rows], codes[again]])
+    q_codes[-50:, 0] ^= np.uint64(1)  # "re-imported" with slightly different codes
+    i_codes = codes[index_rows].copy()
+    i_codes[:50] = rng.integers(0, 2**64, size=(50, 4), dtype=np.uint64)  # stale entries
+    got = query_pairs(ids[index_rows], i_codes, q_ids, q_codes, radii, chunk=300)
+
+    union_ids = np.concatenate([ids[index_rows[50:]], q_ids])
+    union_codes = np.concatenate([codes[index_rows[50:]], q_codes])
+    ref = brute(union_ids, union_codes, radii)
+    touches = np.isin(ref.a, q_ids) | np.isin(ref.b, q_ids)
+    want = Pairs(ref.a[touches], ref.b[touches], ref.dist[touches])
+    assert len(want) >= 20 and len(want) < len(ref)
+    assert_pairs_equal(got, want)
+
+
+def test_query_pairs_with_empty_index_is_all_pairs(data) -> None:  # type: ignore[no-untyped-def]
+    ids, codes = data
+    radii = (4, 6, 8, -1)
+    empty_ids, empty_codes = np.empty(0, np.int64), np.empty((0, 4), np.uint64)
+    assert_pairs_equal(query_pairs(empty_ids, empty_codes, ids, codes, radii), all_pairs(ids, codes, radii))
+    assert len(query_pairs(ids, codes, empty_ids, empty_codes, radii)) == 0
+
+
+def test_identical_images_pair_at_distance_zero() -> None:
+    codes = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [5, 6, 7, 8]], np.uint64)
+    got = all_pairs(np.array([30, 10, 20]), codes, (0, 0, 0, 0))
+    assert list(zip(got.a, got.b)) == [(10, 30)]
+    np.testing.assert_array_equal(got.dist, [[0, 0, 0, 0]])
+
+
+def test_degenerate_inputs() -> None:
+    empty = all_pairs(np.empty(0, np.int64), np.empty((0, 4), np.uint64), (4, 4, 4, 4))
+    assert len(empty) == 0 and empty.dist.shape == (0, 4) and empty.a.dtype == np.int64
+    one = all_pairs(np.array([7]), np.zeros((1, 4), np.uint64), (64, 64, 64, 64))
+    assert len(one) == 0
+    same = np.zeros((10, 4), np.uint64)
+    assert len(all_pairs(np.arange(10), same, (-1, -1, -1, -1))) == 0
+    assert len(query_pairs(np.arange(5), same[:5], np.arange(5, 10), same[5:], (-1, -1, -1, -1))) == 0
+    assert len(all_pairs(np.arange(10), same, (0, -1, -1, -1))) == 45
+
+
+def test_bad_arguments() -> None:
+    codes = np.zeros((3, 4), np.uint64)
+    with pytest.raises(ValueError, match="radii"):
+        all_pairs(np.arange(3), codes, (1, 2, 3))
+    with pytest.raises(ValueError, match="unique"):
+        all_pairs(np.array([1, 1, 2]), codes, (1, 1, 1, 1))
+    with pytest.raises(ValueError):
+        all_pairs(np.arange(2), codes, (1, 1, 1, 1))
