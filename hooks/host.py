@@ -53,7 +53,12 @@ class PluginHost:
         registered = self.pm.register(plugin, name=name)
         if registered is None:
             raise ValueError(f"plugin {name or plugin!r} is blocked or already registered")
-        self.pm.check_pending()
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            # A plugin that fails validation must not poison every later registration.
+            self.pm.unregister(plugin)
+            raise
         return registered
 
     def plugins(self) -> list[dict[str, Any]]:
@@ -61,6 +66,8 @@ class PluginHost:
         dists = {id(p): d for p, d in self.pm.list_plugin_distributions()}
         out = []
         for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda x: x[0]):
+            if plugin is None or self.pm.is_blocked(name):  # pluggy keeps blocked names as None
+                continue
             dist = dists.get(id(plugin))
             out.append({
                 "name": name,

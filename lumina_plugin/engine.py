@@ -219,7 +219,7 @@ class Engine:
     def remove_paths(self, paths: Sequence[str]) -> RunReport:
         """Photos gone from disk or from the host: forget them and regroup what remains."""
         report = RunReport(kind="remove")
-        removed = self.catalog.remove_paths([str(Path(p).absolute()) for p in paths])
+        removed = self.catalog.remove_paths([os.path.abspath(os.fspath(p)) for p in paths])
         if removed:
             self.index.remove(np.array(removed, dtype=np.int64))
         report.files = len(removed)

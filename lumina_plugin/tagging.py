@@ -8,28 +8,10 @@ longer hold are removed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
-from .catalog.base import GroupRow, TagState
+from .catalog.base import GroupRow, TagDiff, TagState
 from .config import TagNames
-
-
-@dataclass(frozen=True)
-class TagDiff:
-    add_tags: tuple[tuple[str, str], ...]
-    remove_tags: tuple[tuple[str, str], ...]
-    add_groups: tuple[GroupRow, ...]
-    remove_groups: tuple[GroupRow, ...]
-
-    def __len__(self) -> int:
-        return len(self.add_tags) + len(self.remove_tags) + len(self.add_groups) + len(self.remove_groups)
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "tags_added": len(self.add_tags), "tags_removed": len(self.remove_tags),
-            "groups_added": len(self.add_groups), "groups_removed": len(self.remove_groups),
-        }
 
 
 def desired_state(groups: Iterable[GroupRow], names: TagNames) -> TagState:

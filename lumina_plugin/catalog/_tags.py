@@ -14,8 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import TagNames
-from ..tagging import TagDiff
-from .base import GroupRow, TagState
+from .base import GroupRow, TagDiff, TagState
 
 
 def now() -> str:

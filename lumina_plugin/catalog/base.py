@@ -104,6 +104,25 @@ class TagState:
     groups: tuple[GroupRow, ...]
 
 
+@dataclass(frozen=True)
+class TagDiff:
+    """The change that takes the catalog's tags and groups to the desired ones."""
+
+    add_tags: tuple[tuple[str, str], ...]
+    remove_tags: tuple[tuple[str, str], ...]
+    add_groups: tuple[GroupRow, ...]
+    remove_groups: tuple[GroupRow, ...]
+
+    def __len__(self) -> int:
+        return len(self.add_tags) + len(self.remove_tags) + len(self.add_groups) + len(self.remove_groups)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "tags_added": len(self.add_tags), "tags_removed": len(self.remove_tags),
+            "groups_added": len(self.add_groups), "groups_removed": len(self.remove_groups),
+        }
+
+
 class Catalog(Protocol):
     """A catalog of photos the engine reads and writes.
 
@@ -131,7 +150,7 @@ class Catalog(Protocol):
 
     def tag_state(self) -> TagState: ...
 
-    def apply_tag_state(self, state: TagState, kind: str, report: dict) -> int: ...
+    def apply_tag_diff(self, diff: TagDiff, kind: str, report: dict) -> int: ...
 
     def undo_last(self) -> dict | None: ...
 

@@ -8,6 +8,7 @@ bit (row-major over its 8x8 bit array). ``format(code, "016x")`` is therefore ex
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import numpy as np
@@ -19,6 +20,9 @@ ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")
 #: wHash scale...). Codes of different versions are never compared.
 #: v1: Pillow decode, EXIF orientation applied, imagehash 4.3 algorithms, wHash image_scale=64.
 ALGORITHM_VERSION: Final[int] = 1
+
+
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
 
 def bits_to_code(bits: np.ndarray) -> int:
@@ -36,7 +40,7 @@ def code_to_hex(code: int) -> str:
 
 def hex_to_code(text: str) -> int:
     """Inverse of :func:`code_to_hex`; raises ValueError on anything but 16 hex digits."""
-    if len(text) != 16:
+    if not _HEX16.fullmatch(text):
         raise ValueError(f"a 64-bit hash has 16 hex digits, got {text!r}")
     return int(text, 16)
 
