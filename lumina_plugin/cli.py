@@ -108,6 +108,11 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             how = "exact copy" if m.kind == "exact" else \
                 f"near copy, distance {m.distance} ({', '.join(m.link.linked_by) if m.link else ''})"
             print(f"  {'=' if m.kind == 'exact' else '~'}     {info.path}  [{how}]")
+    if report.dry_run:
+        changes = report.changes()
+        for sign, key in (("+", "add"), ("-", "remove")):
+            for row in changes[key]:
+                print(f"would {key:6} {row['tag']:26} {row['path']}")
     for err in report.errors:
         print(f"error: {err.path}: {err.error}", file=sys.stderr)
     s = report.summary()

@@ -51,6 +51,16 @@ class RunReport:
     images: dict[int, ImageInfo] = field(default_factory=dict)
     diff: TagDiff | None = None
     run_id: int | None = None
+    #: Image id -> path for the images a dry run's changes touch.
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, list[dict[str, str]]]:
+        """The tag changes of a dry run, by path, as ``--json`` shows them."""
+        if self.diff is None:
+            return {"add": [], "remove": []}
+        def rows(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+            return [{"path": self.paths.get(i, i), "tag": t} for i, t in pairs]
+        return {"add": rows(self.diff.add_tags), "remove": rows(self.diff.remove_tags)}
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,9 +85,12 @@ class RunReport:
                 "confidence": group.confidence, "members": members}
 
     def as_json(self) -> dict[str, Any]:
-        return {"groups": [self.group_json(g) for g in self.groups],
-                "errors": [e.as_json() for e in self.errors],
-                "summary": self.summary()}
+        out = {"groups": [self.group_json(g) for g in self.groups],
+               "errors": [e.as_json() for e in self.errors],
+               "summary": self.summary()}
+        if self.dry_run:
+            out["changes"] = self.changes()
+        return out
 
 
 class Engine:
@@ -243,7 +256,10 @@ class Engine:
         report.groups, report.images = groups, images
         new_state = desired_state((g.row(images) for g in groups), self.config.tags)
         report.diff = diff_states(self.catalog.tag_state(), new_state)
-        if not dry_run:
+        if dry_run:
+            ids = {i for i, _ in report.diff.add_tags + report.diff.remove_tags}
+            report.paths = {**self.catalog.paths_of(ids), **{v.id: v.path for v in images.values()}}
+        else:
             report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, report.summary())
 
 

@@ -154,3 +154,36 @@ def test_kill_between_index_segment_and_manifest_then_rerun(tmp_path: Path, libr
     from lumina_plugin.index import HashIndex
     index = HashIndex.open(Path(str(crashed) + ".index"))
     assert len(index) == 40
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path, library: Path) -> None:
+    import pty
+    exe = shutil.which("lumina-dedup", path=os.path.dirname(sys.executable))
+    cmd = [exe] if exe else [sys.executable, "-m", "lumina_plugin.cli"]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*cmd, "find-duplicates", str(library), "--catalog", str(tmp_path / "c.db")],
+                            stdout=subprocess.DEVNULL, stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0
+    os.close(master)
+    assert b"hashing" in seen and b"/40" in seen
+    # Under --json, or with stderr not a terminal, nothing but the summary line.
+    quiet = cli("find-duplicates", "--catalog", str(tmp_path / "c.db"), "--json")
+    assert quiet.stderr == ""
+
+
+def test_dry_run_lists_each_tag_change(tmp_path: Path, library: Path) -> None:
+    out = json.loads(cli("find-duplicates", str(library), "--catalog", str(tmp_path / "c.db"),
+                         "--dry-run", "--json").stdout)
+    added = {(Path(c["path"]).name, c["tag"]) for c in out["changes"]["add"]}
+    assert ("DSC04512_small.jpg", "lumina-dedup:near-copy") in added
+    assert len(out["changes"]["add"]) == out["summary"]["tags_added"] and out["changes"]["remove"] == []

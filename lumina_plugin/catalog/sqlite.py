@@ -257,6 +257,15 @@ class SqliteCatalog(TagStore):
         dist = np.array([acc[k] for k in keys], dtype=np.uint8).reshape(-1, 4)
         return a, b, dist
 
+    def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]:
+        """Image id -> path, for reporting changes."""
+        wanted = sorted(set(image_ids))
+        out: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            out.update(self.conn.execute(
+                f"SELECT id, source_path FROM images WHERE id IN ({','.join('?' * len(chunk))})", tuple(chunk)))
+        return out
+
     def _text_ids(self, index_ids: np.ndarray) -> dict[int, str]:
         wanted = sorted({int(i) for i in index_ids})
         out: dict[int, str] = {}
