@@ -133,7 +133,9 @@ class Config:
                     sub[sk] = _check_type(f"{key}.{sk}", getattr(current, sk), sv)
                 changes[key] = dataclasses.replace(current, **sub)
             elif key == "extensions":
-                changes[key] = tuple(str(e).lower() if str(e).startswith(".") else "." + str(e).lower() for e in value)
+                if not isinstance(value, (list, tuple)) or not all(isinstance(e, str) and e for e in value):
+                    raise ConfigError(f"extensions must be a list of strings such as [\".jpg\", \".png\"], got {value!r}")
+                changes[key] = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in value)
             else:
                 changes[key] = _check_type(key, getattr(base, key), value)
         return dataclasses.replace(base, **changes)
@@ -171,11 +173,23 @@ def _check_type(name: str, current: Any, value: Any) -> Any:
         ok = isinstance(value, str)
     elif isinstance(current, Mapping):
         ok = isinstance(value, Mapping)
-        value = {**current, **value} if ok else value
+        if ok:
+            for k, v in value.items():
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    raise ConfigError(f"{name}.{k} must be a whole number >= 0, got {v!r}")
+            # Keys are format names, compared upper-case (Pillow's "JPEG", "WEBP").
+            value = {**current, **{str(k).upper(): v for k, v in value.items()}}
     else:
         ok = True
     if not ok:
         raise ConfigError(f"{name} must be of type {type(current).__name__}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ConfigError(f"{name} must not be negative, got {value!r}")
+    bounds = _RANGES.get(name.rsplit(".", 1)[-1])
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{name} must be between {bounds[0]} and {bounds[1]}, got {value!r}")
     return value
+
+
+#: Ranges for the values where "not negative" is not enough.
+_RANGES = {"min_agreeing": (1, 4), "batch_size": (1, 1_000_000)}

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exif import ExifFacts, read_exif
@@ -102,7 +103,7 @@ def decode(path: Path, max_pixels: int = 250_000_000) -> DecodedPhoto:
                 orientation = _orientation(im)
                 im.load()
                 upright = ImageOps.exif_transpose(im) if orientation != 1 else im
-                gray = upright.convert("L")
+                gray = to_gray(upright)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise PhotoError(path, f"refused: image too large, possible decompression bomb ({exc})") from None
         except UnidentifiedImageError:
@@ -115,6 +116,19 @@ def decode(path: Path, max_pixels: int = 250_000_000) -> DecodedPhoto:
         file=facts, format=fmt, width=gray.width, height=gray.height,
         orientation=orientation, mode=mode, exif=read_exif(data), gray=gray,
     )
+
+
+def to_gray(im: Image.Image) -> Image.Image:
+    """Mode "L" as imagehash gets it (Pillow's ``convert("L")``), except for 16-bit gray.
+
+    Pillow clips 16-bit gray ("I;16", "I") to 255 instead of scaling it, which turns
+    every 16-bit gray photo white and makes unrelated ones hash alike; we scale
+    65535 -> 255 (imagehash shares the clipping flaw, so it differs from us there).
+    """
+    if im.mode.startswith("I;16") or im.mode == "I":
+        pixels = (np.asarray(im, dtype=np.uint32) + 128) // 257
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+    return im.convert("L")
 
 
 def _orientation(im: Image.Image) -> int:

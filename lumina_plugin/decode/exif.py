@@ -52,7 +52,8 @@ class ExifFacts:
 def read_exif(data: bytes) -> ExifFacts:
     """EXIF facts of an image file's bytes; empty facts when there is none or it is broken."""
     try:
-        tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
+        tags = exifread.process_file(io.BytesIO(_webp_exif(data) or data), details=False,
+                                     extract_thumbnail=False)
     except Exception:  # exifread raises many kinds on hostile input; EXIF is optional
         return ExifFacts()
     if not tags:
@@ -77,6 +78,25 @@ def read_exif(data: bytes) -> ExifFacts:
         subsec=subsec,
         tag_count=len(tags),
     )
+
+
+def _webp_exif(data: bytes) -> bytes | None:
+    """The TIFF-format EXIF payload of a WebP file, or None.
+
+    exifread 3.5 skips six bytes of a WebP EXIF chunk, expecting an ``Exif\\0\\0``
+    prefix that the WebP spec does not have (Pillow, webpmux and exiftool write none;
+    ianare/exif-py#252), so we hand it the chunk's payload, which it reads as TIFF.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind == b"EXIF":
+            payload = data[pos + 8:pos + 8 + size]
+            return payload[6:] if payload.startswith(b"Exif\x00\x00") else payload
+        pos += 8 + size + (size & 1)  # chunks are padded to even sizes
+    return None
 
 
 def _parse_time(value: str | None) -> datetime | None:
