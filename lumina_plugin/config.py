@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .hashing.codes import ALGORITHMS
+from .settings.hashing import HashingSettings
+from .settings.index import IndexSettings
+from .settings.lumina import LuminaSettings
+from .settings.watch import WatchSettings
 
 #: File name looked for beside the catalog.
 CONFIG_FILE_NAME = "lumina-dedup.toml"
@@ -104,6 +108,11 @@ class Config:
     batch_size: int = 256
     #: Whether to follow symlinks while walking folders.
     follow_symlinks: bool = False
+    #: Feature sections, each defined beside the code it configures.
+    hashing: HashingSettings = field(default_factory=HashingSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    lumina: LuminaSettings = field(default_factory=LuminaSettings)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -115,7 +124,8 @@ class Config:
         Unknown keys are an error: a typo in a threshold name must not be silently ignored.
         """
         base = base or cls()
-        sections = {"thresholds": Thresholds, "keeper": KeeperWeights, "tags": TagNames}
+        sections = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(cls)
+                    if dataclasses.is_dataclass(getattr(base, f.name))}
         changes: dict[str, Any] = {}
         top_fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, value in data.items():
@@ -171,6 +181,9 @@ def _check_type(name: str, current: Any, value: Any) -> Any:
         value = float(value) if ok else value
     elif isinstance(current, str):
         ok = isinstance(value, str)
+    elif isinstance(current, tuple):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
     elif isinstance(current, Mapping):
         ok = isinstance(value, Mapping)
         if ok:

@@ -15,14 +15,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .catalog.base import ImageInfo, ImageRecord, taken_timestamp
-from .catalog.sqlite import SqliteCatalog, image_id_for
+from .catalog import open_catalog
+from .catalog.base import Catalog, ImageInfo, ImageRecord, taken_timestamp
+from .catalog.sqlite import image_id_for
 from .config import Config
-from .decode.cpu import PhotoError, decode
-from .files import FileError, chunked, discover
+from .files import FileError, discover
+from .hashing.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
 from .grouping import Group, accept_pairs, build_groups, exact_links
 from .hashing.codes import ALGORITHM_VERSION
-from .hashing.cpu import hash_gray
 from .index import HashIndex, all_pairs, query_pairs
 from .tagging import TagDiff, desired_state, diff_states
 
@@ -96,14 +96,20 @@ class RunReport:
 class Engine:
     """One catalog and its index, opened for a run. Use as a context manager."""
 
-    def __init__(self, catalog_path: Path | str, config: Config | None = None,
+    def __init__(self, catalog: Catalog | Path | str, config: Config | None = None,
                  progress: Progress | None = None, lock_timeout: float = 10.0) -> None:
+        """``catalog`` is an open :class:`Catalog`, or a locator for :func:`open_catalog`
+        (a SQLite path or a ``postgresql://`` URL); the engine closes it either way."""
         self.config = config or Config()
         self.progress = progress or _no_progress
-        self.catalog_path = Path(catalog_path).absolute()
-        self.catalog = SqliteCatalog(self.catalog_path, self.config.tags, lock_timeout=lock_timeout)
+        if isinstance(catalog, (str, os.PathLike)):
+            locator = os.fspath(catalog)
+            if "://" not in locator:
+                locator = os.path.abspath(locator)
+            catalog = open_catalog(locator, self.config.tags, lock_timeout)
+        self.catalog = catalog
         try:
-            self.index = HashIndex.open(Path(str(self.catalog_path) + ".index"), ALGORITHM_VERSION)
+            self.index = HashIndex.open(self.catalog.index_dir, ALGORITHM_VERSION)
             self._reconcile_index()
         except BaseException:
             self.catalog.close()
@@ -152,20 +158,6 @@ class Engine:
             todo.append(path)
         return todo, len(paths) - len(todo)
 
-    def hash_files(self, paths: Sequence[str]) -> Iterable[tuple[list[ImageRecord], list[FileError]]]:
-        """Decode and hash ``paths`` in batches; per-file failures become FileError records."""
-        done = 0
-        for batch in chunked(list(paths), self.config.batch_size):
-            records, errors = [], []
-            for path in batch:
-                try:
-                    records.append(record_for(path, self.config.max_pixels))
-                except PhotoError as exc:
-                    errors.append(FileError(exc.path, exc.reason))
-                done += 1
-                self.progress("hashing", done, len(paths))
-            yield records, errors
-
     def _import(self, paths: Iterable[str], report: RunReport, store: bool) -> tuple[np.ndarray, np.ndarray]:
         """Hash new or changed files; store them unless ``store`` is False (dry run).
 
@@ -178,7 +170,7 @@ class Engine:
         new_ids: list[np.ndarray] = []
         new_codes: list[np.ndarray] = []
         temp = -1
-        for records, errs in self.hash_files(todo):
+        for records, errs in hash_paths(todo, self.config, self.progress):
             report.errors += errs
             report.hashed += len(records)
             if not records:
@@ -191,7 +183,10 @@ class Engine:
             else:
                 ids = np.arange(temp, temp - len(records), -1, dtype=np.int64)
                 temp -= len(records)
-                report.images.update({int(i): info_from_record(int(i), r) for i, r in zip(ids, records)})
+                stored = self.catalog.stored_files([r.path for r in records])
+                report.images.update({
+                    int(i): info_from_record(int(i), r, stored[r.path].id if r.path in stored else image_id_for(r.path))
+                    for i, r in zip(ids, records)})
             new_ids.append(ids)
             new_codes.append(codes)
         if not new_ids:
@@ -239,6 +234,13 @@ class Engine:
         self._regroup(report, *self.catalog.pairs(), dry_run=False)
         return report
 
+    def move_paths(self, moves: Sequence[tuple[str, str]]) -> RunReport:
+        """Files renamed or moved on disk: keep their rows (hashes, tags, groups), change the path."""
+        report = RunReport(kind="move")
+        pairs = [(os.path.abspath(os.fspath(a)), os.path.abspath(os.fspath(b))) for a, b in moves]
+        report.files = self.catalog.move_paths(pairs)
+        return report
+
     def undo(self) -> dict[str, Any] | None:
         return self.catalog.undo_last()
 
@@ -263,23 +265,9 @@ class Engine:
             report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, report.summary())
 
 
-def record_for(path: str, max_pixels: int) -> ImageRecord:
-    """Decode and hash one file (raises PhotoError)."""
-    photo = decode(Path(path), max_pixels)
-    codes = hash_gray(photo.gray)
-    exif = photo.exif
-    return ImageRecord(
-        path=path, checksum=photo.file.sha256, size_bytes=photo.file.size_bytes,
-        mtime_ns=photo.file.mtime_ns, width=photo.width, height=photo.height, format=photo.format,
-        orientation=photo.orientation, camera=exif.camera,
-        taken_at=exif.taken_at.isoformat() if exif.taken_at else None, subsec=exif.subsec,
-        exif_tags=exif.tag_count, codes=codes, hash_version=ALGORITHM_VERSION,
-    )
-
-
-def info_from_record(index_id: int, rec: ImageRecord) -> ImageInfo:
-    """The grouping view of a record that has no catalog row (dry run)."""
-    return ImageInfo(id=image_id_for(rec.path), index_id=index_id, path=rec.path, checksum=rec.checksum,
+def info_from_record(index_id: int, rec: ImageRecord, image_id: str) -> ImageInfo:
+    """The grouping view of a record that has no catalog row yet (dry run)."""
+    return ImageInfo(id=image_id, index_id=index_id, path=rec.path, checksum=rec.checksum,
                      size_bytes=rec.size_bytes, width=rec.width, height=rec.height, format=rec.format,
                      camera=rec.camera, taken_ts=taken_timestamp(rec.taken_at, rec.subsec),
                      exif_tags=rec.exif_tags)

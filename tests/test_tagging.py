@@ -168,3 +168,19 @@ def test_changed_file_is_rehashed(tmp_path: Path, library: Path) -> None:
     tags = tag_rows(db)
     assert not any(p.endswith("DSC04512.jpg") for p, _ in tags)
     assert (str(target), "lumina-dedup:exact-copy") in tags
+
+
+def test_moved_photo_keeps_its_row_tags_and_group(tmp_path: Path, library: Path) -> None:
+    db = tmp_path / "cat.db"
+    with Engine(db) as engine:
+        engine.find_duplicates([library])
+    old = library / "exports" / "web" / "DSC04512_small.jpg"
+    new = library / "renamed.jpg"
+    old.rename(new)
+    with Engine(db) as engine:
+        assert engine.move_paths([(str(old), str(new))]).files == 1
+        report = engine.find_duplicates([library])
+    assert report.hashed == 0, "a moved file must not be hashed again"
+    tags = tag_rows(db)
+    assert (str(new), "lumina-dedup:near-copy") in tags
+    assert not any(p == str(old) for p, _ in tags)

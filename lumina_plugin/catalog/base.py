@@ -7,6 +7,7 @@ and, later, Lumina's PostgreSQL database. Only plain data crosses this boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 
@@ -130,12 +131,16 @@ class Catalog(Protocol):
     """
 
     catalog_id: str
+    #: Where this catalog's hash index lives (beside a SQLite file; a data folder otherwise).
+    index_dir: Path
 
     def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]: ...
 
     def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]: ...
 
     def remove_paths(self, paths: Sequence[str]) -> list[int]: ...
+
+    def move_paths(self, moves: Sequence[tuple[str, str]]) -> int: ...
 
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]: ...
 

@@ -46,6 +46,7 @@ class SqliteCatalog(TagStore):
 
     def __init__(self, path: Path, tags: TagNames | None = None, lock_timeout: float = 10.0) -> None:
         self.path = Path(path)
+        self.index_dir = Path(str(self.path) + ".index")
         self.names = tags or TagNames()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fh = self._acquire_lock(lock_timeout)
@@ -181,6 +182,23 @@ class SqliteCatalog(TagStore):
                 self.conn.execute("DELETE FROM images WHERE id=?", (stored.id,))
                 removed.append(stored.index_id)
         return removed
+
+    def move_paths(self, moves: Sequence[tuple[str, str]]) -> int:
+        """Give catalogued files their new paths (rename, move); returns how many moved.
+
+        A move onto a path that is already catalogued replaces that row: the file there
+        now is the moved one.
+        """
+        moved = 0
+        with self._transaction():
+            for old, new in moves:
+                if old == new or not self.stored_files([old]):
+                    continue
+                self.conn.execute("DELETE FROM images WHERE catalog_id=? AND source_path=?", (self.catalog_id, new))
+                moved += self.conn.execute(
+                    "UPDATE images SET source_path=?, updated_at=? WHERE catalog_id=? AND source_path=?",
+                    (new, _now(), self.catalog_id, old)).rowcount
+        return moved
 
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.conn.execute(

@@ -1,0 +1,69 @@
+"""What the commands share: opening the engine from the common options, printing a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..engine import Engine, RunReport
+
+
+def default_catalog() -> Path:
+    """``$LUMINA_DEDUP_CATALOG``, else ``$XDG_DATA_HOME/lumina-dedup/catalog.db``."""
+    if os.environ.get("LUMINA_DEDUP_CATALOG"):
+        return Path(os.environ["LUMINA_DEDUP_CATALOG"])
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data / "lumina-dedup" / "catalog.db"
+
+
+def catalog_path(args: argparse.Namespace) -> Path:
+    return (args.catalog or default_catalog()).absolute()
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The configuration a command runs with: the file (``--config`` or beside the catalog)."""
+    return Config.load(args.config, catalog_dir=catalog_path(args).parent)
+
+
+def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
+    return Engine(catalog_path(args), config or load_config(args), progress=progress,
+                  lock_timeout=max(0.0, args.wait))
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_report(report: RunReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.as_json())
+        return
+    for n, group in enumerate(report.groups, 1):
+        keeper = report.images[group.keeper]
+        print(f"Group {n} ({group.similarity_type}, {len(group.members) + 1} files)")
+        print(f"  keep  {keeper.path}")
+        print(f"        because: {group.reason}")
+        for m in group.members:
+            info = report.images[m.index_id]
+            how = "exact copy" if m.kind == "exact" else \
+                f"near copy, distance {m.distance} ({', '.join(m.link.linked_by) if m.link else ''})"
+            print(f"  {'=' if m.kind == 'exact' else '~'}     {info.path}  [{how}]")
+    if report.dry_run:
+        changes = report.changes()
+        for sign, key in (("+", "add"), ("-", "remove")):
+            for row in changes[key]:
+                print(f"would {key:6} {row['tag']:26} {row['path']}")
+    for err in report.errors:
+        print(f"error: {err.path}: {err.error}", file=sys.stderr)
+    s = report.summary()
+    tail = "dry run: nothing written" if report.dry_run else "written to the catalog"
+    changes = (f"tags +{s.get('tags_added', 0)} -{s.get('tags_removed', 0)}, "
+               f"groups +{s.get('groups_added', 0)} -{s.get('groups_removed', 0)}")
+    print(f"{s['groups']} groups, {s['duplicates']} duplicates; {s['files']} files seen, {s['hashed']} hashed, "
+          f"{s['unchanged']} unchanged, {s['errors']} errors; {changes} ({tail})", file=sys.stderr)

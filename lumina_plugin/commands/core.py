@@ -1,0 +1,57 @@
+"""import, find-duplicates and undo: the commands that change the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..progress import terminal_progress
+from ._shared import open_engine, print_report
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("import", parents=[common],
+                       help="add photos, hash them and flag copies of photos already in the catalog")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("find-duplicates", parents=[common],
+                       help="import PATHs if given, then group the whole catalog and tag it")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    p.set_defaults(handler=cmd_find)
+
+    p = sub.add_parser("undo", parents=[common],
+                       help="restore the tags and groups as they were before the last run")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_undo)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
+        report = engine.import_paths(args.paths)
+    print_report(report, args.json)
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
+        report = engine.find_duplicates(args.paths, dry_run=args.dry_run)
+    print_report(report, args.json)
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    import sys
+    with open_engine(args) as engine:
+        result = engine.undo()
+    if args.json:
+        print(json.dumps({"undone": result}))
+    elif result is None:
+        print("nothing to undo", file=sys.stderr)
+    else:
+        print(f"undid run {result['undone_run']} ({result['kind']} of {result['started_at']}): "
+              f"{result['changes_reversed']} changes reversed", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Background folder watching: observer, readiness of files, batches, durable queue."""
