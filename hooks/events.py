@@ -53,6 +53,13 @@ class ImagesRemoved:
 
 
 @dataclass(frozen=True)
+class ImagesMoved:
+    """Photos were renamed or moved: (old path, new path) each; their content is unchanged."""
+
+    moves: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class MenuAction:
     """An action a plugin adds to the host's menus; ``id`` is what the host passes back."""
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import specs
-from .events import HostContext, ImagesImported, ImagesRemoved, MenuAction, ScanFinished
+from .events import HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ class PluginHost:
     def images_removed(self, paths: Iterable[str]) -> list[dict[str, Any]]:
         event = ImagesRemoved(tuple(str(p) for p in paths))
         return self.pm.hook.lumina_images_removed(host=self.context, event=event)
+
+    def images_moved(self, moves: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        event = ImagesMoved(tuple((str(a), str(b)) for a, b in moves))
+        return self.pm.hook.lumina_images_moved(host=self.context, event=event)
 
     def menu_actions(self) -> list[MenuAction]:
         return [a for answer in self.pm.hook.lumina_menu_actions(host=self.context) for a in answer]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pluggy
 
-from .events import HostContext, ImagesImported, ImagesRemoved, MenuAction, ScanFinished
+from .events import HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
 
 PROJECT_NAME = "lumina"
 
@@ -40,6 +40,11 @@ def lumina_scan_finished(host: HostContext, event: ScanFinished) -> dict[str, An
 @hookspec
 def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> dict[str, Any] | None:
     """Photos were removed from the catalog; plugins forget them."""
+
+
+@hookspec
+def lumina_images_moved(host: HostContext, event: ImagesMoved) -> dict[str, Any] | None:
+    """Photos were renamed or moved on disk; plugins update their paths instead of re-importing."""
 
 
 @hookspec

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lumina_hooks import HostContext, ImagesImported, ImagesRemoved, MenuAction, ScanFinished, hookimpl
+from lumina_hooks import (HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished,
+                          hookimpl)
 
 from .config import Config
 from .engine import Engine
@@ -43,6 +44,12 @@ def lumina_scan_finished(host: HostContext, event: ScanFinished) -> dict[str, An
 def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> dict[str, Any]:
     with _engine(host) as engine:
         return engine.remove_paths(event.paths).as_json()
+
+
+@hookimpl
+def lumina_images_moved(host: HostContext, event: ImagesMoved) -> dict[str, Any]:
+    with _engine(host) as engine:
+        return engine.move_paths(event.moves).as_json()
 
 
 @hookimpl

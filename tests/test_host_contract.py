@@ -166,7 +166,7 @@ def test_entry_point_loads_dedup(host: PluginHost) -> None:
     info = listed["dedup"]
     assert info["distribution"].startswith("lumina-plugin ")
     assert info["hooks"] == sorted([
-        "lumina_images_imported", "lumina_images_removed", "lumina_menu_actions",
+        "lumina_images_imported", "lumina_images_moved", "lumina_images_removed", "lumina_menu_actions",
         "lumina_run_action", "lumina_scan_finished"])
     # The entry point names the module itself: the same object the test imports.
     assert host.pm.get_plugin("dedup") is dedup_plugin
@@ -446,3 +446,24 @@ def test_every_hook_has_a_test(hook: str) -> None:
 def test_meta_test_sees_the_hooks() -> None:
     # Guards the meta-test above: an empty parametrization would only be skipped.
     assert "lumina_startup" in _hook_names() and len(_hook_names()) >= 7
+
+
+def test_hook_lumina_images_moved_keeps_tags_without_rehashing(host: PluginHost, tmp_path: Path,
+                                                               photo_dir: Path) -> None:
+    lib = tmp_path / "moving"
+    lib.mkdir()
+    for name in ("astronaut_collins.jpg", "astronaut_collins (1).jpg"):
+        shutil.copy2(photo_dir / "downloads" / name, lib / name)
+    catalog = Path(host.context.catalog)
+    host.images_imported([str(p) for p in sorted(lib.iterdir())])
+    old, new = lib / "astronaut_collins (1).jpg", lib / "sub" / "renamed.jpg"
+    new.parent.mkdir()
+    old.rename(new)
+    report = ours(host.images_moved([(str(old), str(new))]))
+    assert report["summary"]["files"] == 1
+    rows = query(catalog, "SELECT i.source_path, t.name FROM image_tags it JOIN images i ON i.id = it.image_id"
+                          " JOIN tags t ON t.id = it.tag_id WHERE i.source_path = ?", str(new))
+    assert ("lumina-dedup:near-copy",) in {(r[1],) for r in rows} or \
+        ("lumina-dedup:keeper",) in {(r[1],) for r in rows}
+    again = ours(host.images_imported([str(new)]))
+    assert again["summary"]["hashed"] == 0 and again["summary"]["unchanged"] == 1
