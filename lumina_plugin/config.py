@@ -9,6 +9,7 @@ Values come from, lowest precedence first: the defaults below, a TOML file
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ CONFIG_FILE_NAME = "lumina-dedup.toml"
 DEFAULT_EXTENSIONS = (
     ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
     ".heic", ".heif",
+    # Pillow reads many DNGs (TIFF inside); other RAW formats need a RAW decoder (not yet).
+    ".dng",
 )
 
 
@@ -58,6 +61,9 @@ class Thresholds:
     burst_seconds: float = 2.0
     #: ...unless every hash is within this distance (pixels essentially identical).
     burst_identical: int = 2
+    #: A copy whose linking hashes are all within this distance (and whose aspect ratio
+    #: is the same) is a "derivative" (re-encoded); further, an "edit" (crop, colour).
+    derivative: int = 3
 
     def radii(self) -> tuple[int, int, int, int]:
         """Per-algorithm thresholds in :data:`ALGORITHMS` order."""
@@ -86,12 +92,17 @@ class TagNames:
     parent: str = "lumina-dedup:duplicate"
     keeper: str = "lumina-dedup:keeper"
     exact: str = "lumina-dedup:exact-copy"
-    near: str = "lumina-dedup:near-copy"
+    derivative: str = "lumina-dedup:derivative"
+    raw_jpeg: str = "lumina-dedup:raw-jpeg"
+    edit: str = "lumina-dedup:edit"
+    burst: str = "lumina-dedup:burst-sibling"
     category: str = "duplicate"
     source: str = "lumina-dedup"
 
     def roles(self) -> dict[str, str]:
-        return {"keeper": self.keeper, "exact": self.exact, "near": self.near}
+        """Tag name per role: the keeper, and one per relation of a member to its keeper."""
+        return {"keeper": self.keeper, "exact": self.exact, "derivative": self.derivative,
+                "raw+jpeg": self.raw_jpeg, "edit": self.edit, "burst": self.burst}
 
 
 @dataclass(frozen=True)
@@ -152,23 +163,79 @@ class Config:
 
     @classmethod
     def load(cls, path: Path | None = None, catalog_dir: Path | None = None) -> "Config":
-        """Read ``path`` if given, else ``lumina-dedup.toml`` in ``catalog_dir`` if present."""
-        candidate = path
-        if candidate is None and catalog_dir is not None:
-            beside = catalog_dir / CONFIG_FILE_NAME
-            candidate = beside if beside.is_file() else None
-        if candidate is None:
-            return cls()
-        try:
-            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{candidate}: {exc}") from exc
-        if candidate.name == "pyproject.toml":
-            data = data.get("tool", {}).get("lumina-dedup", {})
-        try:
-            return cls.from_mapping(data)
-        except ConfigError as exc:
-            raise ConfigError(f"{candidate}: {exc}") from exc
+        """The effective configuration; see :meth:`load_with_sources`."""
+        return cls.load_with_sources(path, catalog_dir)[0]
+
+    @classmethod
+    def load_with_sources(cls, path: Path | None = None,
+                          catalog_dir: Path | None = None) -> tuple["Config", dict[str, str]]:
+        """Defaults, then the user's file, then ``path`` (or ``lumina-dedup.toml`` beside the
+        catalog when no path is given), each overriding the one before.
+
+        Returns the configuration and, for every key a file set, which file it came from.
+        """
+        config, sources = cls(), {}
+        for candidate in config_files(path, catalog_dir):
+            data = _read_toml(candidate)
+            try:
+                config = cls.from_mapping(data, config)
+            except ConfigError as exc:
+                raise ConfigError(f"{candidate}: {exc}") from exc
+            sources.update({key: str(candidate) for key in _dotted_keys(data)})
+        return config, sources
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting as ``section.key -> value`` (what ``lumina-dedup config`` prints)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                for sub in dataclasses.fields(value):
+                    v = getattr(value, sub.name)
+                    out[f"{f.name}.{sub.name}"] = dict(v) if isinstance(v, Mapping) else v
+            else:
+                out[f.name] = value
+        return out
+
+
+def user_config_file() -> Path:
+    """``$XDG_CONFIG_HOME/lumina-dedup/config.toml`` (``~/.config/...`` by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lumina-dedup" / "config.toml"
+
+
+def config_files(path: Path | None, catalog_dir: Path | None) -> list[Path]:
+    """The files that make the configuration, lowest precedence first."""
+    files = [user_config_file()] if user_config_file().is_file() else []
+    if path is not None:
+        if not path.is_file() and str(path) != os.devnull:
+            raise ConfigError(f"{path}: no such configuration file")
+        files.append(path)
+    elif catalog_dir is not None and (catalog_dir / CONFIG_FILE_NAME).is_file():
+        files.append(catalog_dir / CONFIG_FILE_NAME)
+    return files
+
+
+def _read_toml(candidate: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{candidate}: {exc}") from exc
+    if candidate.name == "pyproject.toml":
+        data = data.get("tool", {}).get("lumina-dedup", {})
+    return data
+
+
+def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and not prefix and key != "keeper":
+            keys += _dotted_keys(value, f"{key}.")
+        elif isinstance(value, Mapping) and key == "keeper":
+            keys += [f"keeper.{k}" for k in value]
+        else:
+            keys.append(prefix + key)
+    return keys
 
 
 def _check_type(name: str, current: Any, value: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -21,7 +22,7 @@ from .catalog.sqlite import image_id_for
 from .config import Config
 from .files import FileError, discover
 from .hashing.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
-from .grouping import Group, accept_pairs, build_groups, exact_links
+from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links
 from .hashing.codes import ALGORITHM_VERSION
 from .index import HashIndex, all_pairs, query_pairs
 from .tagging import TagDiff, desired_state, diff_states
@@ -72,17 +73,27 @@ class RunReport:
             out.update(self.diff.summary())
         return out
 
+    def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
+        info = self.images[index_id]
+        taken = (datetime.fromtimestamp(info.taken_ts, timezone.utc).replace(tzinfo=None).isoformat()
+                 if info.taken_ts is not None else None)
+        return {"path": info.path, **fields, "width": info.width, "height": info.height,
+                "format": info.format, "size_bytes": info.size_bytes, "camera": info.camera,
+                "taken_at": taken}
+
     def group_json(self, group: Group) -> dict[str, Any]:
         keeper = self.images[group.keeper]
-        members = [{"path": keeper.path, "kind": "exact", "distance": 0, "role": "keeper"}]
+        members = [self.member_json(group.keeper, kind="exact", relation="keeper", distance=0, role="keeper")]
         for m in group.members:
-            entry: dict[str, Any] = {"path": self.images[m.index_id].path, "kind": m.kind,
-                                     "distance": m.distance, "role": "duplicate"}
+            entry = self.member_json(m.index_id, kind=m.kind, relation=m.relation, action=ACTIONS[m.relation],
+                                     distance=m.distance, role="duplicate")
             if m.link is not None:
                 entry["hashes"] = m.link.as_json()
             members.append(entry)
-        return {"keeper": keeper.path, "reason": group.reason, "similarity_type": group.similarity_type,
-                "confidence": group.confidence, "members": members}
+        return {"id": keeper.id, "keeper": keeper.path, "reason": group.reason,
+                "similarity_type": group.similarity_type, "confidence": group.confidence,
+                "savable_bytes": sum(self.images[m.index_id].size_bytes for m in group.members),
+                "members": members}
 
     def as_json(self) -> dict[str, Any]:
         out = {"groups": [self.group_json(g) for g in self.groups],
@@ -241,6 +252,24 @@ class Engine:
         report.files = self.catalog.move_paths(pairs)
         return report
 
+    def review(self) -> RunReport:
+        """The groups as they stand (from the stored pairs and decisions), writing nothing."""
+        report = RunReport(kind="review", dry_run=True)
+        self._regroup(report, *self.catalog.pairs(), dry_run=True)
+        return report
+
+    def decide(self, kind: str, paths: Sequence[str]) -> RunReport:
+        """Record a person's decision and retag at once.
+
+        ``not-duplicate A B``: the pair is never flagged again. ``duplicate A B``: a
+        confirmed pair (calibration counts it). ``keeper P``: P is kept in its group.
+        """
+        if kind != "forget":  # "forget": the decision is already withdrawn; just retag
+            self.catalog.add_decision(kind, [os.path.abspath(os.fspath(p)) for p in paths])
+        report = RunReport(kind=f"decide {kind}")
+        self._regroup(report, *self.catalog.pairs(), dry_run=False)
+        return report
+
     def undo(self) -> dict[str, Any] | None:
         return self.catalog.undo_last()
 
@@ -253,8 +282,13 @@ class Engine:
         if dry_run:  # a file re-hashed in this dry run shadows its stored row
             shadowed = {info.path for info in report.images.values()}
             images = {i: v for i, v in images.items() if i < 0 or v.path not in shadowed}
-        links = accept_pairs(a, b, dist, images, self.config.thresholds) + exact_links(images)
-        groups = build_groups(links, images, self.config.keeper)
+        decisions = self.catalog.decisions()
+        apart = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"]))
+                 for d in decisions if d["kind"] == "not-duplicate"}
+        preferred = {d["index_1"] for d in decisions if d["kind"] == "keeper"}
+        links = [link for link in accept_pairs(a, b, dist, images, self.config.thresholds)
+                 if (link.a, link.b) not in apart] + exact_links(images)
+        groups = build_groups(links, images, self.config.keeper, self.config.thresholds, preferred)
         report.groups, report.images = groups, images
         new_state = desired_state((g.row(images) for g in groups), self.config.tags)
         report.diff = diff_states(self.catalog.tag_state(), new_state)

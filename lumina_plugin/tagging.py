@@ -22,9 +22,9 @@ def desired_state(groups: Iterable[GroupRow], names: TagNames) -> TagState:
     for group in rows:
         tags.add((group.keeper_id, names.parent))
         tags.add((group.keeper_id, roles["keeper"]))
-        for image_id, kind, _distance in group.members:
+        for image_id, relation, _distance in group.members:
             tags.add((image_id, names.parent))
-            tags.add((image_id, roles[kind]))
+            tags.add((image_id, roles[relation]))
     return TagState(image_tags=frozenset(tags), groups=rows)
 
 

@@ -180,3 +180,9 @@ def big_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("big") / "DSC_big.jpg"
     noisy.save(dest, "JPEG", quality=90)
     return dest
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own ~/.config/lumina-dedup out of every test (and its subprocesses)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))

@@ -185,5 +185,5 @@ def test_dry_run_lists_each_tag_change(tmp_path: Path, library: Path) -> None:
     out = json.loads(cli("find-duplicates", str(library), "--catalog", str(tmp_path / "c.db"),
                          "--dry-run", "--json").stdout)
     added = {(Path(c["path"]).name, c["tag"]) for c in out["changes"]["add"]}
-    assert ("DSC04512_small.jpg", "lumina-dedup:near-copy") in added
+    assert ("DSC04512_small.jpg", "lumina-dedup:derivative") in added
     assert len(out["changes"]["add"]) == out["summary"]["tags_added"] and out["changes"]["remove"] == []

@@ -38,7 +38,9 @@ def test_defaults() -> None:
     assert rank["PNG"] > rank["JPEG"] > rank["WEBP"]
     # tag names are namespaced, distinct, and removable as a set
     roles = cfg.tags.roles()
-    assert len(set(roles.values()) | {cfg.tags.parent}) == 4
+    from lumina_plugin.grouping import RELATIONS
+    assert set(roles) == {"keeper", *RELATIONS}  # one tag per role and per relation
+    assert len(set(roles.values()) | {cfg.tags.parent}) == len(roles) + 1
     assert all(name.startswith("lumina-dedup:") for name in [*roles.values(), cfg.tags.parent])
 
 

@@ -166,3 +166,12 @@ def test_grouping_is_the_same_whatever_the_import_order(tmp_path: Path) -> None:
             results.append(engine.find_duplicates().as_json()["groups"])
     assert results[0] == results[1]
     assert len(results[0]) == 8
+
+
+def test_identical_burst_frames_group_as_burst_siblings() -> None:
+    from lumina_plugin.grouping import classify
+    cam = "NIKON D7500"
+    images = {1: info(1, camera=cam, ts=1000.0, size=2000), 2: info(2, camera=cam, ts=1001.0)}
+    (group,) = run_grouping(images, [(1, 2, (0, 1, 0, 0))])
+    assert group.members[0].relation == "burst"
+    assert classify(images[1], images[2], None, Thresholds()) == "burst"

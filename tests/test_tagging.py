@@ -14,6 +14,8 @@ from lumina_plugin.engine import Engine
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 EXPECTED = json.loads((SAMPLE / "expected_groups.json").read_text())
+RELATION_TAG = {"exact": "exact-copy", "derivative": "derivative", "edit": "edit", "raw+jpeg": "raw-jpeg",
+                "burst": "burst-sibling"}
 
 
 def tag_rows(db: Path) -> set[tuple[str, str]]:
@@ -50,7 +52,7 @@ def test_find_duplicates_tags_each_role(tmp_path: Path, library: Path) -> None:
     keepers = {g["keeper"] for g in report.as_json()["groups"]}
     for g in report.as_json()["groups"]:
         for m in g["members"]:
-            role = "keeper" if m["path"] in keepers else ("exact-copy" if m["kind"] == "exact" else "near-copy")
+            role = "keeper" if m["path"] in keepers else RELATION_TAG[m["relation"]]
             assert (m["path"], f"lumina-dedup:{role}") in tags
             assert (m["path"], "lumina-dedup:duplicate") in tags
     tagged = {path for path, _ in tags}
@@ -76,7 +78,7 @@ def test_stale_tags_are_removed(tmp_path: Path, library: Path) -> None:
     with Engine(db) as engine:
         engine.find_duplicates([library])
     copy = library / "downloads" / "astronaut_collins (1).jpg"
-    assert (str(copy), "lumina-dedup:near-copy") in tag_rows(db)
+    assert (str(copy), "lumina-dedup:derivative") in tag_rows(db)
     # Tighter thresholds no longer accept the cropped copies: their tags must go.
     strict = Config().replace(thresholds=Config().thresholds.__class__(ahash=1, dhash=1, phash=1, whash=1))
     with Engine(db, strict) as engine:
@@ -84,7 +86,7 @@ def test_stale_tags_are_removed(tmp_path: Path, library: Path) -> None:
     crop = str(library / "exports" / "IMG_8812_crop.jpg")
     assert report.diff is not None and report.diff.summary()["tags_removed"] >= 2
     assert not any(path == crop for path, _ in tag_rows(db))
-    assert (str(copy), "lumina-dedup:near-copy") in tag_rows(db)
+    assert (str(copy), "lumina-dedup:derivative") in tag_rows(db)
 
 
 def test_dry_run_writes_nothing_and_shows_the_change(tmp_path: Path, library: Path) -> None:
@@ -142,7 +144,7 @@ def test_import_flags_copies_of_photos_already_there(tmp_path: Path, library: Pa
     assert report.hashed == 1
     assert {(Path(p).name, t) for p, t in tag_rows(db)} == {
         ("DSC04512.jpg", "lumina-dedup:keeper"), ("DSC04512.jpg", "lumina-dedup:duplicate"),
-        ("DSC04512_small.jpg", "lumina-dedup:near-copy"), ("DSC04512_small.jpg", "lumina-dedup:duplicate")}
+        ("DSC04512_small.jpg", "lumina-dedup:derivative"), ("DSC04512_small.jpg", "lumina-dedup:duplicate")}
 
 
 def test_removed_photo_loses_its_group(tmp_path: Path, library: Path) -> None:
@@ -182,5 +184,5 @@ def test_moved_photo_keeps_its_row_tags_and_group(tmp_path: Path, library: Path)
         report = engine.find_duplicates([library])
     assert report.hashed == 0, "a moved file must not be hashed again"
     tags = tag_rows(db)
-    assert (str(new), "lumina-dedup:near-copy") in tags
+    assert (str(new), "lumina-dedup:derivative") in tags
     assert not any(p == str(old) for p, _ in tags)

@@ -45,7 +45,7 @@ class TagStore:
                 "SELECT id, primary_image_id, similarity_type, confidence, keeper_reason"
                 " FROM duplicate_groups WHERE catalog_id=? ORDER BY id", (self.catalog_id,)).fetchall():
             members = tuple(sorted(self.conn.execute(
-                "SELECT image_id, kind, distance FROM duplicate_members WHERE group_id=? AND image_id<>?",
+                "SELECT image_id, relation, distance FROM duplicate_members WHERE group_id=? AND image_id<>?",
                 (gid, keeper)).fetchall()))
             groups.append(GroupRow(keeper, stype, conf, reason or "", members))
         return TagState(image_tags=tags, groups=tuple(sorted(groups, key=lambda g: g.key())))
@@ -158,7 +158,7 @@ class TagStore:
                 "SELECT id FROM duplicate_groups WHERE catalog_id=? AND primary_image_id=?",
                 (self.catalog_id, group.keeper_id)).fetchall():
             members = tuple(sorted(self.conn.execute(
-                "SELECT image_id, kind, distance FROM duplicate_members WHERE group_id=? AND image_id<>?",
+                "SELECT image_id, relation, distance FROM duplicate_members WHERE group_id=? AND image_id<>?",
                 (gid, group.keeper_id)).fetchall()))
             if members == tuple(sorted(group.members)):
                 return int(gid)
@@ -171,10 +171,10 @@ class TagStore:
             (gid, self.catalog_id, group.keeper_id, group.similarity_type, group.confidence, now(),
              group.keeper_reason)).lastrowid
         rows = [(gid, group.keeper_id, 100, "keeper", 0)]
-        rows += [(gid, image_id, max(0, 100 - distance * 100 // 64), kind, distance)
-                 for image_id, kind, distance in group.members]
+        rows += [(gid, image_id, max(0, 100 - distance * 100 // 64), relation, distance)
+                 for image_id, relation, distance in group.members]
         self.conn.executemany(
-            "INSERT INTO duplicate_members (group_id, image_id, similarity_score, kind, distance)"
+            "INSERT INTO duplicate_members (group_id, image_id, similarity_score, relation, distance)"
             " VALUES (?,?,?,?,?)", rows)
         return int(gid)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timezone
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class GroupRow:
     similarity_type: str  # "exact" or "perceptual"
     confidence: int
     keeper_reason: str
-    #: (image_id, kind "exact"|"near", distance), the keeper excluded.
+    #: (image_id, relation to the keeper, distance), the keeper excluded.
     members: tuple[tuple[str, str, int], ...] = field(default_factory=tuple)
 
     def key(self) -> tuple[str, tuple[tuple[str, str, int], ...]]:
@@ -145,6 +145,12 @@ class Catalog(Protocol):
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def exact_copy_sets(self) -> list[list[int]]: ...
+
+    def add_decision(self, kind: str, paths: Sequence[str]) -> int: ...
+
+    def decisions(self) -> list[dict[str, Any]]: ...
+
+    def forget_decision(self, decision_id: int) -> bool: ...
 
     def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]: ...
 

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS duplicate_members (
     group_id INTEGER NOT NULL REFERENCES duplicate_groups(id) ON DELETE CASCADE,
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     similarity_score INTEGER NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'near',
+    relation TEXT NOT NULL DEFAULT 'exact',  -- keeper, exact, derivative, raw+jpeg, edit, burst
     distance INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (group_id, image_id)
 );
@@ -118,4 +118,15 @@ CREATE TABLE IF NOT EXISTS dedup_undo (
 CREATE TABLE IF NOT EXISTS dedup_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+-- What a person decided in the review: never flag a pair again, a confirmed pair, a chosen keeper.
+CREATE TABLE IF NOT EXISTS dedup_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    catalog_id TEXT NOT NULL,
+    kind TEXT NOT NULL,            -- 'not-duplicate', 'duplicate' or 'keeper'
+    image_1 TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    image_2 TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,  -- = image_1 for 'keeper'
+    created_at TEXT NOT NULL,
+    UNIQUE (catalog_id, kind, image_1, image_2)
 );

@@ -15,7 +15,7 @@ import time
 import uuid
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -220,6 +220,53 @@ class SqliteCatalog(TagStore):
                 rows += self.conn.execute(sql + f" AND index_id IN ({','.join('?' * len(chunk))})",
                                           (self.catalog_id, *chunk)).fetchall()
         return {r[1]: _info(r) for r in rows}
+
+    # -- decisions -------------------------------------------------------------------
+    DECISIONS = ("not-duplicate", "duplicate", "keeper")
+
+    def add_decision(self, kind: str, paths: Sequence[str]) -> int:
+        """Remember a person's decision about catalogued photos; returns its id."""
+        if kind not in self.DECISIONS:
+            raise CatalogError(f"unknown decision {kind!r} (one of {', '.join(self.DECISIONS)})")
+        want = 1 if kind == "keeper" else 2
+        if len(paths) != want or len(set(paths)) != want:
+            raise CatalogError(f"decision {kind!r} takes {want} different photo path(s)")
+        with self._transaction():
+            stored = self.stored_files(paths)
+            missing = [p for p in paths if p not in stored]
+            if missing:
+                raise CatalogError(f"{missing[0]}: not in the catalog (import it first)")
+            ids = sorted(stored[p].id for p in paths)
+            if kind == "not-duplicate":
+                sums = {r[0] for r in self.conn.execute(
+                    f"SELECT checksum FROM images WHERE id IN ({','.join('?' * len(ids))})", ids)}
+                if len(sums) == 1:
+                    raise CatalogError(f"{paths[0]} and {paths[1]} are byte-identical: "
+                                       "they are the same file content, so always duplicates")
+            if kind == "keeper":
+                ids = [ids[0], ids[0]]
+            cur = self.conn.execute(
+                "INSERT INTO dedup_decisions (catalog_id, kind, image_1, image_2, created_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", (self.catalog_id, kind, *ids, _now()))
+            row = self.conn.execute(
+                "SELECT id FROM dedup_decisions WHERE catalog_id=? AND kind=? AND image_1=? AND image_2=?",
+                (self.catalog_id, kind, *ids)).fetchone()
+            del cur
+        return int(row[0])
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision with the photos' index ids and paths, oldest first."""
+        rows = self.conn.execute(
+            "SELECT d.id, d.kind, d.created_at, a.index_id, b.index_id, a.source_path, b.source_path"
+            " FROM dedup_decisions d JOIN images a ON a.id=d.image_1 JOIN images b ON b.id=d.image_2"
+            " WHERE d.catalog_id=? ORDER BY d.id", (self.catalog_id,)).fetchall()
+        keys = ("id", "kind", "created_at", "index_1", "index_2", "path_1", "path_2")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def forget_decision(self, decision_id: int) -> bool:
+        with self._transaction():
+            return self.conn.execute("DELETE FROM dedup_decisions WHERE id=? AND catalog_id=?",
+                                     (decision_id, self.catalog_id)).rowcount > 0
 
     def exact_copy_sets(self) -> list[list[int]]:
         """Index ids of byte-identical files, one list per checksum shared by two or more."""

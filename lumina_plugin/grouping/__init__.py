@@ -3,6 +3,7 @@
 from .groups import Group, Member, build_groups
 from .keeper import keeper_reason, rank_key
 from .pairs import Link, accept_pairs, exact_links, is_burst
+from .relations import ACTIONS, RELATIONS, classify
 
-__all__ = ["Group", "Link", "Member", "accept_pairs", "build_groups", "exact_links", "is_burst",
+__all__ = ["ACTIONS", "Group", "RELATIONS", "classify", "Link", "Member", "accept_pairs", "build_groups", "exact_links", "is_burst",
            "keeper_reason", "rank_key"]

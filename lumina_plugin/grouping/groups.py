@@ -11,12 +11,13 @@ The result depends only on the pairs and the photos, not on their order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from ..catalog.base import GroupRow, ImageInfo
-from ..config import KeeperWeights
+from ..config import KeeperWeights, Thresholds
 from .keeper import keeper_reason, rank_key
 from .pairs import Link
+from .relations import classify
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Member:
     kind: str  # "exact" or "near", relative to the keeper
     distance: int
     link: Link | None
+    #: One of relations.RELATIONS: how this member came from the keeper.
+    relation: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,21 @@ class Group:
         return GroupRow(
             keeper_id=images[self.keeper].id, similarity_type=self.similarity_type,
             confidence=self.confidence, keeper_reason=self.reason,
-            members=tuple(sorted((images[m.index_id].id, m.kind, m.distance) for m in self.members)))
+            members=tuple(sorted((images[m.index_id].id, m.relation, m.distance) for m in self.members)))
 
 
-def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo],
-                 weights: KeeperWeights) -> list[Group]:
-    """Groups from accepted links (exact and near); sorted by the keeper's path."""
-    key = rank_key(weights)
+def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo], weights: KeeperWeights,
+                 thresholds: Thresholds | None = None, preferred: Collection[int] = ()) -> list[Group]:
+    """Groups from accepted links (exact and near); sorted by the keeper's path.
+
+    ``preferred`` holds photos a person chose as keepers: they rank before all others.
+    """
+    thresholds = thresholds or Thresholds()
+    best = rank_key(weights)
+
+    def key(info: ImageInfo) -> tuple:
+        return (info.index_id not in preferred, *best(info))
+
     links = list(links)
     nodes = {n for link in links for n in (link.a, link.b) if n in images}
 
@@ -87,13 +98,15 @@ def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo],
         near = sorted((n for n in adjacent[rep] if n not in assigned), key=lambda i: key(images[i]))
         assigned.add(rep)
         assigned.update(near)
-        members = [Member(c, "exact", 0, None) for c in copies[rep]]
+        members = [Member(c, "exact", 0, None, "exact") for c in copies[rep]]
         for n in near:
             link = adjacent[rep][n]
-            members += [Member(m, "near", link.distance, link) for m in (n, *copies[n])]
+            members += [Member(m, "near", link.distance, link, classify(images[rep], images[m], link, thresholds))
+                        for m in (n, *copies[n])]
         if not members:
             continue
         members.sort(key=lambda m: images[m.index_id].path)
-        reason = keeper_reason(images[rep], [images[m.index_id] for m in members], weights)
+        reason = ("chosen by a person in the review" if rep in preferred
+                  else keeper_reason(images[rep], [images[m.index_id] for m in members], weights))
         groups.append(Group(rep, reason, tuple(members)))
     return sorted(groups, key=lambda g: images[g.keeper].path)
