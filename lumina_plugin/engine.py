@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._faults import crash_point
 from .catalog import open_catalog
 from .catalog.base import Catalog, ImageInfo, ImageRecord, taken_timestamp
 from .catalog.sqlite import image_id_for
@@ -190,6 +191,7 @@ class Engine:
             if store:
                 rows = self.catalog.upsert_images(records)
                 ids = np.array([r.index_id for r in rows], dtype=np.int64)
+                crash_point("between-catalog-and-index")
                 self.index.add(ids, codes)
             else:
                 ids = np.arange(temp, temp - len(records), -1, dtype=np.int64)
@@ -232,6 +234,7 @@ class Engine:
         self.progress("comparing", 1, 1)
         if not dry_run:
             self.catalog.replace_pairs(None, pairs.a, pairs.b, pairs.dist, None)
+            crash_point("between-pairs-and-tags")
         self._regroup(report, pairs.a, pairs.b, pairs.dist, dry_run=dry_run)
         return report
 

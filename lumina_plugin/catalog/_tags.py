@@ -13,6 +13,7 @@ import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
+from .._faults import crash_point
 from ..config import TagNames
 from .base import GroupRow, TagDiff, TagState
 
@@ -91,6 +92,7 @@ class TagStore:
             for image_id, name in diff.add_tags:
                 self._insert_tag(image_id, tag_ids[name], 1.0, now())
                 log.append(("image_tags", "insert", {"image_id": image_id, "tag": name}))
+                crash_point("inside-tags")
             for group in diff.remove_groups:
                 gid = self._group_id(group)
                 if gid is not None:
@@ -121,6 +123,7 @@ class TagStore:
                 "SELECT table_name, op, row FROM dedup_undo WHERE run_id=? ORDER BY seq DESC",
                 (run_id,)).fetchall()
             for table, op, raw in entries:
+                crash_point("inside-undo")
                 data = json.loads(raw)
                 if table == "image_tags" and op == "insert":
                     self.conn.execute("DELETE FROM image_tags WHERE image_id=? AND tag_id=?",

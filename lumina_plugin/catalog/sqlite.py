@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import TagNames
 from ..hashing.codes import ALGORITHMS, code_to_hex, hex_to_code
+from .._faults import crash_point
 from ._tags import TagStore, now as _now
 from .base import (CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile,
                    taken_timestamp)
@@ -171,6 +172,7 @@ class SqliteCatalog(TagStore):
                         (rec.checksum, rec.size_bytes, rec.mtime_ns, dates, meta, *hexes,
                          rec.hash_version, now, image_id))
                 out.append(StoredFile(image_id, index_id, rec.size_bytes, rec.mtime_ns, rec.hash_version))
+                crash_point("inside-images")
         return out
 
     def remove_paths(self, paths: Sequence[str]) -> list[int]:
