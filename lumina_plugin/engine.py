@@ -299,7 +299,9 @@ class Engine:
             ids = {i for i, _ in report.diff.add_tags + report.diff.remove_tags}
             report.paths = {**self.catalog.paths_of(ids), **{v.id: v.path for v in images.values()}}
         else:
-            report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, report.summary())
+            # The run report keeps the per-file errors too (capped: a bad mount can fail millions).
+            stored = {**report.summary(), "errors": [e.as_json() for e in report.errors[:1000]]}
+            report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored)
 
 
 def info_from_record(index_id: int, rec: ImageRecord, image_id: str) -> ImageInfo:

@@ -61,6 +61,8 @@ class SqliteCatalog(TagStore):
             self.catalog_id = self._ensure_catalog()
         except sqlite3.DatabaseError as exc:
             self._release_lock()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise locked_error(self.path) from None
             raise CatalogError(f"{self.path}: not a usable catalog ({exc})") from None
 
     # -- process lock ---------------------------------------------------------------
@@ -107,7 +109,7 @@ class SqliteCatalog(TagStore):
 
     # -- helpers --------------------------------------------------------------------
     def _transaction(self):
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     def _ensure_catalog(self) -> str:
         row = self.conn.execute("SELECT id FROM catalogs ORDER BY created_at LIMIT 1").fetchone()
@@ -345,18 +347,31 @@ class SqliteCatalog(TagStore):
 
 
 
+def locked_error(path: Path) -> CatalogLockedError:
+    return CatalogLockedError(f"{path}: the catalog database is locked by another program; "
+                              "try again when it has finished")
+
+
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (autocommit connection)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
+        self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
         if self.conn.in_transaction:  # nested: the outer transaction commits
             self.nested = True
             return self.conn
         self.nested = False
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # Our lock file keeps lumina-dedup processes apart; this is someone else
+            # (a sqlite3 shell, a backup tool) holding the database after busy_timeout.
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise locked_error(self.path) from None
+            raise
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
