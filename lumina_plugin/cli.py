@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lumina-dedup", description="Find duplicate photos and tag them.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--catalog", type=Path, default=None, metavar="DB",
-                        help="SQLite catalog (default: $LUMINA_DEDUP_CATALOG or ~/.local/share/lumina-dedup/catalog.db)")
+    common.add_argument("--catalog", default=None, metavar="DB",
+                        help="SQLite catalog file, or Lumina's database as postgresql://...?catalog=ID "
+                             "(default: $LUMINA_DEDUP_CATALOG or ~/.local/share/lumina-dedup/catalog.db)")
     common.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="TOML configuration (default: lumina-dedup.toml beside the catalog)")
     common.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",

@@ -118,7 +118,7 @@ class Engine:
             locator = os.fspath(catalog)
             if "://" not in locator:
                 locator = os.path.abspath(locator)
-            catalog = open_catalog(locator, self.config.tags, lock_timeout)
+            catalog = open_catalog(locator, self.config.tags, lock_timeout, self.config.lumina)
         self.catalog = catalog
         try:
             self.index = HashIndex.open(self.catalog.index_dir, ALGORITHM_VERSION)
@@ -222,6 +222,8 @@ class Engine:
     def find_duplicates(self, paths: Iterable[str] = (), dry_run: bool = False) -> RunReport:
         """Find Duplicates: import ``paths``, compare every photo with every other, tag."""
         report = RunReport(kind="find-duplicates", dry_run=dry_run)
+        if not dry_run:  # photos the host catalogued that we never hashed (Lumina's scans)
+            paths = [*paths, *self.catalog.unhashed_paths(ALGORITHM_VERSION)]
         new_ids, new_codes = self._import(paths, report, store=not dry_run)
         ids, codes = self.index.ids, self.index.codes
         if dry_run and len(new_ids):

@@ -20,10 +20,14 @@ FIND_DUPLICATES = "lumina-dedup.find-duplicates"
 
 
 def _engine(host: HostContext) -> Engine:
-    catalog = Path(host.catalog)
-    base = Config.load(catalog_dir=catalog.parent)
+    locator: str | Path
+    if "://" in host.catalog:  # Lumina's database: postgresql://...?catalog=<id>
+        locator, base = host.catalog, Config.load()
+    else:
+        locator = Path(host.catalog)
+        base = Config.load(catalog_dir=locator.parent)
     config = Config.from_mapping(host.config, base) if host.config else base
-    return Engine(catalog, config, progress=host.progress)
+    return Engine(locator, config, progress=host.progress)
 
 
 @hookimpl

@@ -141,6 +141,12 @@ class SqliteCatalog(TagStore):
                 found[row[0]] = StoredFile(row[1], row[2], row[3], row[4], row[5])
         return found
 
+    def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]:
+        """Catalogued files without hashes of this version (none here: rows come with hashes)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT source_path FROM images WHERE catalog_id=? AND (hash_version IS NULL OR hash_version<>?)"
+            " ORDER BY source_path LIMIT ?", (self.catalog_id, hash_version, -1 if limit is None else limit))]
+
     def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]:
         """Insert or update one row per path, in one transaction; returns the rows' ids."""
         if not records:

@@ -22,7 +22,18 @@ def default_catalog() -> Path:
 
 
 def catalog_path(args: argparse.Namespace) -> Path:
-    return (args.catalog or default_catalog()).absolute()
+    """The SQLite catalog file (for a ``postgresql://`` catalog: the default file's place,
+    where the configuration file is looked for)."""
+    if args.catalog and "://" in args.catalog:
+        return default_catalog().absolute()
+    return Path(args.catalog).absolute() if args.catalog else default_catalog().absolute()
+
+
+def catalog_locator(args: argparse.Namespace) -> str:
+    """What ``--catalog`` names: a SQLite file's absolute path, or a ``postgresql://`` URL."""
+    if args.catalog and "://" in args.catalog:
+        return args.catalog
+    return str(catalog_path(args))
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -31,7 +42,7 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
-    return Engine(catalog_path(args), config or load_config(args), progress=progress,
+    return Engine(catalog_locator(args), config or load_config(args), progress=progress,
                   lock_timeout=max(0.0, args.wait))
 
 

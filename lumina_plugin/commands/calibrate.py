@@ -7,7 +7,7 @@ import shlex
 
 from ..calibration import BANDS, estimate, sample_pairs, verdicts_for
 from ..index import all_pairs
-from ._shared import catalog_path, open_engine, print_json
+from ._shared import catalog_locator, open_engine, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         proposals = sample_pairs(a, b, dist, judged, max(0, args.per_band))
         paths = {i: info.path for i, info in engine.catalog.images({x for _, p, q, _ in proposals for x in (p, q)}).items()}
         result = estimate(verdicts_for(decisions, a, b, dist), target=args.target)
-    cat = shlex.quote(str(catalog_path(args)))
+    cat = shlex.quote(catalog_locator(args))
     todo = [{"band": list(BANDS[k]), "distance": d, "paths": [paths[p], paths[q]],
              "same": f"lumina-dedup decide duplicate {shlex.quote(paths[p])} {shlex.quote(paths[q])} --catalog {cat}",
              "different": f"lumina-dedup decide not-duplicate {shlex.quote(paths[p])} {shlex.quote(paths[q])} --catalog {cat}"}

@@ -2,6 +2,11 @@
 
 A section of :class:`lumina_plugin.config.Config` (its TOML table has the same name).
 Fields must have defaults and simple types (bool, int, float, str, tuple of str).
+
+Empty strings mean "as Lumina itself is configured": the database URL is built from
+Lumina's own ``POSTGRES_*`` variables and Redis from ``REDIS_*`` (see
+:mod:`lumina_plugin.catalog.postgres` and :mod:`lumina_hooks.lumina.settings`), so the
+plugin works wherever Lumina does without a second set of settings.
 """
 
 from __future__ import annotations
@@ -11,4 +16,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LuminaSettings:
-    pass
+    #: ``postgresql://`` URL of Lumina's database; "" = built from ``POSTGRES_*``.
+    url: str = ""
+    #: Which Lumina catalog (its UUID or its name); "" = the only one there is.
+    catalog: str = ""
+    #: Also write our groups into Lumina's ``duplicate_groups``/``duplicate_members`` so its
+    #: own duplicates page shows them. Our tables stay the truth; Lumina's next duplicate
+    #: run deletes those rows and our next run writes them again.
+    show_in_lumina: bool = False
+    #: Folder for the per-catalog hash index; "" = ``$XDG_DATA_HOME/lumina-dedup``.
+    data_dir: str = ""
+    #: Redis URL for progress messages and our Celery broker; "" = built from ``REDIS_*``.
+    redis_url: str = ""
+    #: The Celery queue our tasks run on (start a worker with ``-Q`` including it).
+    queue: str = "lumina-dedup"
+    #: How often the standalone listener polls ``jobs`` (seconds).
+    poll_seconds: float = 2.0

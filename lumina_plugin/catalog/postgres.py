@@ -1,0 +1,396 @@
+"""Lumina's own PostgreSQL database as a :class:`~lumina_plugin.catalog.base.Catalog`.
+
+Lumina owns ``catalogs`` and ``images`` (one row per distinct file content: ``images.id``
+is the SHA-256); we only read them. Our tags go into Lumina's ``tags``/``image_tags`` under
+namespaced names and our own ``source``; everything else we keep (hashes, pairs, groups,
+runs, undo log, decisions) lives in ``lumina_dedup_*`` tables that we create
+(``postgres_schema.sql``), never in Lumina's migrations.
+
+Driver: psycopg 3 (binary COPY, server-side arrays, pipelined batches). A session-level
+PostgreSQL advisory lock, keyed by the catalog, is held from open to close, so two runs on
+one catalog never interleave, whichever host they run on; it dies with the connection,
+so a crashed run never leaves it behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from ..config import TagNames
+from ..settings.lumina import LuminaSettings
+from .base import CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from .postgres_tags import PgTagStore
+
+#: Bumped when postgres_schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply.
+SCHEMA_VERSION = 1
+#: Our tables, in an order that DROP can follow (children first).
+OUR_TABLES = ("lumina_dedup_undo", "lumina_dedup_runs", "lumina_dedup_members", "lumina_dedup_groups",
+              "lumina_dedup_pairs", "lumina_dedup_decisions", "lumina_dedup_images", "lumina_dedup_meta")
+#: Query parameters of a catalog URL that are ours, not libpq's.
+_OUR_PARAMS = ("catalog", "show_in_lumina")
+#: Serialises schema creation between processes (any constant unlikely to clash).
+_SCHEMA_LOCK = 0x6C756D696E61
+
+
+def now() -> datetime:
+    """Naive UTC, as Lumina stores timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def lumina_database_url(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """The URL Lumina itself connects to, from its ``POSTGRES_*`` variables and defaults."""
+    env = os.environ if environ is None else environ
+    user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
+    password = env.get("POSTGRES_PASSWORD", "")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    host, port = env.get("POSTGRES_HOST", "localhost"), env.get("POSTGRES_PORT", "5432")
+    return f"postgresql://{auth}@{host}:{port}/{quote(env.get('POSTGRES_DB', 'lumina'), safe='')}"
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """(URL for libpq, our own query parameters such as ``catalog``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _OUR_PARAMS}
+    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def data_home(settings: LuminaSettings) -> Path:
+    """Where per-catalog index folders live: the setting, else ``$XDG_DATA_HOME/lumina-dedup``."""
+    if settings.data_dir:
+        return Path(settings.data_dir).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lumina-dedup"
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def lock_key(catalog_id: str) -> int:
+    """The advisory-lock key of a catalog: 64 bits of a hash, so no registry of keys is needed."""
+    return int.from_bytes(hashlib.sha256(f"lumina-dedup:{catalog_id}".encode()).digest()[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class LuminaImage:
+    """An image row as Lumina stored it (what the bridge needs beyond :class:`ImageInfo`)."""
+
+    id: str
+    path: str
+    checksum: str
+    file_type: str
+    metadata: dict[str, Any]
+    burst_id: str | None
+    status_id: str
+
+
+class PostgresCatalog(PgTagStore):
+    """One Lumina catalog in its PostgreSQL database. Use as a context manager or call :meth:`close`.
+
+    ``url`` is a ``postgresql://`` URL (default: built from Lumina's ``POSTGRES_*`` variables);
+    its query may name the catalog (``?catalog=<uuid or name>``, else the only one) and turn
+    on ``show_in_lumina``. Those override ``settings``.
+    """
+
+    def __init__(self, url: str | None = None, tags: TagNames | None = None, lock_timeout: float = 10.0,
+                 settings: LuminaSettings | None = None) -> None:
+        self.settings = settings or LuminaSettings()
+        conninfo, ours = split_url(url or self.settings.url or lumina_database_url())
+        self.names = tags or TagNames()
+        self.show_in_lumina = _truthy(ours["show_in_lumina"]) if "show_in_lumina" in ours \
+            else self.settings.show_in_lumina
+        self._locked = False
+        try:
+            self.conn = psycopg.connect(conninfo, autocommit=True, application_name="lumina-dedup",
+                                        connect_timeout=max(1, int(lock_timeout) or 1))
+        except psycopg.Error as exc:
+            raise CatalogError(f"cannot connect to Lumina's database: {exc}".strip()) from None
+        try:
+            self._ensure_schema()
+            self.catalog_id, self.catalog_name = self._resolve_catalog(ours.get("catalog") or self.settings.catalog)
+            self._acquire_lock(lock_timeout)
+        except BaseException:
+            self.conn.close()
+            raise
+        self.index_dir = data_home(self.settings) / f"lumina-{self.catalog_id}.index"
+
+    # -- connection, schema and lock ----------------------------------------------------
+    def _ensure_schema(self) -> None:
+        row = self.conn.execute("SELECT to_regclass('images'), to_regclass('tags'), to_regclass('lumina_dedup_meta')"
+                                ).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            raise CatalogError("not a Lumina database: it has no images or tags table")
+        if row[2] is not None:
+            got = self.conn.execute("SELECT value FROM lumina_dedup_meta WHERE key='schema_version'").fetchone()
+            if got is not None and int(got[0]) == SCHEMA_VERSION:
+                return
+        ddl = resources.files("lumina_plugin.catalog").joinpath("postgres_schema.sql").read_text()
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            self.conn.execute(ddl)  # type: ignore[call-overload]  # several statements, so no parameters
+            self.conn.execute("INSERT INTO lumina_dedup_meta (key, value) VALUES ('schema_version', %s)"
+                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+
+    def _resolve_catalog(self, wanted: str) -> tuple[str, str]:
+        rows = [(str(i), n) for i, n in self.conn.execute("SELECT id, name FROM catalogs ORDER BY created_at")]
+        if wanted:
+            hits = [r for r in rows if wanted in r]
+            if len(hits) == 1:
+                return hits[0]
+            raise CatalogError(f"Lumina has no single catalog named {wanted!r}; it has: "
+                               + (", ".join(f"{n} ({i})" for i, n in rows) or "none"))
+        if len(rows) == 1:
+            return rows[0]
+        if not rows:
+            raise CatalogError("Lumina's database has no catalog yet: create one in Lumina first")
+        raise CatalogError("Lumina has several catalogs; name one with ?catalog=<id or name> or "
+                           "[lumina] catalog: " + ", ".join(f"{n} ({i})" for i, n in rows))
+
+    def _acquire_lock(self, timeout: float) -> None:
+        key = lock_key(self.catalog_id)
+        deadline = time.monotonic() + timeout
+        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() >= deadline:
+                raise CatalogLockedError(
+                    f"Lumina catalog {self.catalog_name} is in use by another lumina-dedup run "
+                    f"({self._lock_holder(key)}); try again when it has finished") from None
+            time.sleep(0.1)
+        self._locked = True
+
+    def _lock_holder(self, key: int) -> str:
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        row = self.conn.execute(
+            "SELECT a.pid, a.client_addr, a.application_name FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+            " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 1 LIMIT 1",
+            (unsigned >> 32, unsigned & 0xFFFFFFFF)).fetchone()
+        return f"server pid {row[0]}, {row[2] or 'client'} at {row[1] or 'local'}" if row else "holder unknown"
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None and not conn.closed:
+            conn.close()  # also releases the advisory lock
+        self.conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "PostgresCatalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _transaction(self) -> Any:
+        return self.conn.transaction()
+
+    # -- images -----------------------------------------------------------------------
+    def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]:
+        """Lumina's rows at these paths; index_id 0 and no hash_version where we never hashed one."""
+        found: dict[str, StoredFile] = {}
+        for path, image_id, index_id, size, mtime, version in self.conn.execute(
+                "SELECT DISTINCT ON (i.source_path) i.source_path, i.id, d.index_id, d.size_bytes, d.mtime_ns,"
+                " d.hash_version FROM images i LEFT JOIN lumina_dedup_images d ON d.image_id = i.id"
+                " WHERE i.catalog_id = %s AND i.source_path = ANY(%s)"
+                " ORDER BY i.source_path, i.created_at DESC", (self.catalog_id, list(paths))):
+            found[path] = StoredFile(image_id, index_id or 0, -1 if size is None else size,
+                                     -1 if mtime is None else mtime, version)
+        return found
+
+    def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]:
+        """Store the hashes of files Lumina has catalogued, in one statement and one transaction.
+
+        Lumina owns image rows: a file it has no row for (never scanned, or a byte copy it
+        dropped) is refused with :class:`CatalogError` rather than inserted behind its back.
+        """
+        if not records:
+            return []
+        with self._transaction():
+            stored = self.stored_files([r.path for r in records])
+            missing = [r.path for r in records if r.path not in stored]
+            if missing:
+                raise CatalogError(f"{len(missing)} file(s) are not in Lumina catalog {self.catalog_name} "
+                                   f"(scan them with Lumina first), e.g. {missing[0]}")
+            codes = np.stack([r.codes for r in records]).astype(np.uint64).view(np.int64)
+            facts = [json.dumps({"width": r.width, "height": r.height, "format": r.format,
+                                 "orientation": r.orientation, "camera": r.camera, "taken_at": r.taken_at,
+                                 "subsec": r.subsec, "exif_tags": r.exif_tags}) for r in records]
+            rows = self.conn.execute(
+                "INSERT INTO lumina_dedup_images (image_id, catalog_id, hashed_path, checksum, size_bytes,"
+                " mtime_ns, ahash, dhash, phash, whash, hash_version, facts, hashed_at)"
+                " SELECT x.id, %s, x.path, x.checksum, x.size, x.mtime, x.a, x.d, x.p, x.w, x.v, x.facts::jsonb, %s"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[])"
+                " AS x(id, path, checksum, size, mtime, a, d, p, w, v, facts)"
+                " ON CONFLICT (image_id) DO UPDATE SET hashed_path = excluded.hashed_path,"
+                " checksum = excluded.checksum, size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns,"
+                " ahash = excluded.ahash, dhash = excluded.dhash, phash = excluded.phash, whash = excluded.whash,"
+                " hash_version = excluded.hash_version, facts = excluded.facts, hashed_at = excluded.hashed_at"
+                " RETURNING image_id, index_id",
+                (self.catalog_id, now(), [stored[r.path].id for r in records], [r.path for r in records],
+                 [r.checksum for r in records], [r.size_bytes for r in records], [r.mtime_ns for r in records],
+                 *(codes[:, k].tolist() for k in range(4)), [r.hash_version for r in records], facts)).fetchall()
+        index_of = dict(rows)
+        return [StoredFile(stored[r.path].id, index_of[stored[r.path].id], r.size_bytes, r.mtime_ns, r.hash_version)
+                for r in records]
+
+    def remove_paths(self, paths: Sequence[str]) -> list[int]:
+        """Forget our hashes and pairs of these files. Lumina's own rows are Lumina's to delete."""
+        with self._transaction():
+            removed = [r[0] for r in self.conn.execute(
+                "DELETE FROM lumina_dedup_images d USING images i WHERE d.image_id = i.id AND i.catalog_id = %s"
+                " AND i.source_path = ANY(%s) RETURNING d.index_id", (self.catalog_id, list(paths)))]
+            if removed:
+                self.conn.execute("DELETE FROM lumina_dedup_pairs WHERE catalog_id = %s AND (a = ANY(%s) OR b = ANY(%s))",
+                                  (self.catalog_id, removed, removed))
+        return removed
+
+    def move_paths(self, moves: Sequence[tuple[str, str]]) -> int:
+        """Nothing to do: Lumina owns paths, and our rows follow its image ids, not paths."""
+        return 0
+
+    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.conn.execute(
+            "SELECT index_id, ahash, dhash, phash, whash FROM lumina_dedup_images"
+            " WHERE catalog_id = %s AND hash_version = %s ORDER BY index_id", (self.catalog_id, hash_version)).fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1:]).view(np.uint64)
+
+    def exact_copy_sets(self) -> list[list[int]]:
+        """Byte-identical files: only if files changed after Lumina's scan (its ids are checksums)."""
+        sets: dict[str, list[int]] = {}
+        for checksum, index_id in self.conn.execute(
+                "SELECT checksum, index_id FROM lumina_dedup_images WHERE catalog_id = %s AND checksum IN ("
+                " SELECT checksum FROM lumina_dedup_images WHERE catalog_id = %s GROUP BY checksum"
+                " HAVING COUNT(*) > 1) ORDER BY index_id", (self.catalog_id, self.catalog_id)):
+            sets.setdefault(checksum, []).append(index_id)
+        return list(sets.values())
+
+    def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
+        query = ("SELECT d.image_id, d.index_id, i.source_path, d.checksum, d.size_bytes, d.facts"
+                 " FROM lumina_dedup_images d JOIN images i ON i.id = d.image_id WHERE d.catalog_id = %s")
+        if index_ids is None:
+            cur = self.conn.execute(query, (self.catalog_id,))
+        else:
+            cur = self.conn.execute(query + " AND d.index_id = ANY(%s)",
+                                    (self.catalog_id, sorted({int(i) for i in index_ids})))
+        return {r[1]: _info(r) for r in cur}
+
+    # -- pairs ------------------------------------------------------------------------
+    def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
+                      dist: np.ndarray, run_id: int | None) -> None:
+        """Replace the stored pairs that involve ``index_ids`` (all pairs if None); COPY in bulk."""
+        lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+        table = np.unique(np.column_stack([lo, hi, np.asarray(dist, dtype=np.int64).reshape(-1, 4)]), axis=0)
+        with self._transaction():
+            if index_ids is None:
+                self.conn.execute("DELETE FROM lumina_dedup_pairs WHERE catalog_id = %s", (self.catalog_id,))
+            else:
+                ids = np.asarray(index_ids, dtype=np.int64).tolist()
+                self.conn.execute("DELETE FROM lumina_dedup_pairs WHERE catalog_id = %s AND (a = ANY(%s) OR b = ANY(%s))",
+                                  (self.catalog_id, ids, ids))
+                # A pair seen from both of its photos in one batch is stored once.
+                self.conn.execute("DELETE FROM lumina_dedup_pairs WHERE catalog_id = %s AND (a, b) IN"
+                                  " (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))",
+                                  (self.catalog_id, table[:, 0].tolist(), table[:, 1].tolist()))
+            with self.conn.cursor().copy("COPY lumina_dedup_pairs (catalog_id, a, b, ahash, dhash, phash, whash)"
+                                         " FROM STDIN") as copy:
+                prefix = self.catalog_id + "\t"
+                copy.write("".join(prefix + "\t".join(map(str, row)) + "\n" for row in table.tolist()))
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stored candidate pairs between photos still hashed, as (a, b, dist[n,4]), a < b."""
+        rows = self.conn.execute(
+            "SELECT p.a, p.b, p.ahash, p.dhash, p.phash, p.whash FROM lumina_dedup_pairs p"
+            " JOIN lumina_dedup_images x ON x.index_id = p.a JOIN lumina_dedup_images y ON y.index_id = p.b"
+            " WHERE p.catalog_id = %s ORDER BY p.a, p.b", (self.catalog_id,)).fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2:].astype(np.uint8)
+
+    def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT id, source_path FROM images WHERE id = ANY(%s)",  # type: ignore[arg-type]
+                                      (sorted(set(image_ids)),)).fetchall())
+
+    # -- what the bridge needs beyond the Catalog protocol --------------------------------
+    def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]:
+        """See :func:`unhashed_paths`."""
+        return unhashed_paths(self.conn, self.catalog_id, hash_version, limit)
+
+    def lumina_images(self, paths: Sequence[str] | None = None) -> list[LuminaImage]:
+        """Lumina's rows of this catalog (at ``paths`` if given) with its metadata, burst and status."""
+        query = ("SELECT id, source_path, checksum, file_type, metadata, burst_id, status_id FROM images"
+                 " WHERE catalog_id = %s AND (%s::text[] IS NULL OR source_path = ANY(%s)) ORDER BY source_path")
+        wanted = None if paths is None else list(paths)
+        return [LuminaImage(r[0], r[1], r[2], r[3], r[4] or {}, str(r[5]) if r[5] else None, r[6])
+                for r in self.conn.execute(query, (self.catalog_id, wanted, wanted))]
+
+
+def unhashed_paths(conn: psycopg.Connection, catalog_id: str, hash_version: int,
+                   limit: int | None = None) -> list[str]:
+    """Paths of Lumina's still-image rows we have not hashed with ``hash_version`` yet (new
+    since we last looked, or hashed by an older algorithm), oldest first: the catch-up list.
+    A function of a connection, so a bridge can ask without taking the catalog's lock."""
+    if conn.execute("SELECT to_regclass('lumina_dedup_images')").fetchone()[0] is None:  # type: ignore[index]
+        return [r[0] for r in conn.execute(
+            "SELECT source_path FROM images WHERE catalog_id = %s AND file_type = 'image'"
+            " ORDER BY created_at, id LIMIT %s", (catalog_id, limit))]
+    rows = conn.execute(
+        "SELECT i.source_path FROM images i LEFT JOIN lumina_dedup_images d ON d.image_id = i.id"
+        " WHERE i.catalog_id = %s AND i.file_type = 'image' AND (d.image_id IS NULL OR d.hash_version <> %s)"
+        " ORDER BY i.created_at, i.id LIMIT %s", (catalog_id, hash_version, limit)).fetchall()
+    return [r[0] for r in rows]
+
+
+def _info(row: tuple) -> ImageInfo:
+    facts = row[5] or {}
+    return ImageInfo(
+        id=row[0], index_id=row[1], path=row[2], checksum=row[3], size_bytes=row[4],
+        width=int(facts.get("width") or 0), height=int(facts.get("height") or 0),
+        format=str(facts.get("format") or ""), camera=facts.get("camera"),
+        taken_ts=taken_timestamp(facts.get("taken_at"), facts.get("subsec")),
+        exif_tags=int(facts.get("exif_tags") or 0),
+    )
+
+
+def uninstall(url: str | None = None, settings: LuminaSettings | None = None,
+              tags: TagNames | None = None) -> dict[str, int]:
+    """Remove every row and tag the plugin wrote and drop its tables, in one transaction.
+
+    Lumina's own rows (images, its tags, its duplicate groups) are left as they are.
+    """
+    settings = settings or LuminaSettings()
+    names = tags or TagNames()
+    conninfo, _ = split_url(url or settings.url or lumina_database_url())
+    ours = [names.parent, *names.roles().values()]
+    out = {"image_tags": 0, "tags": 0, "lumina_groups": 0, "tables": 0}
+    with psycopg.connect(conninfo, autocommit=True, application_name="lumina-dedup") as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        if conn.execute("SELECT to_regclass('lumina_dedup_groups')").fetchone()[0] is not None:  # type: ignore[index]
+            out["lumina_groups"] = conn.execute(
+                "DELETE FROM duplicate_groups WHERE id IN (SELECT lumina_group_id FROM lumina_dedup_groups"
+                " WHERE lumina_group_id IS NOT NULL)").rowcount
+        out["image_tags"] = conn.execute(
+            "DELETE FROM image_tags it USING tags t WHERE t.id = it.tag_id AND it.source = %s AND t.name = ANY(%s)",
+            (names.source, ours)).rowcount
+        out["tags"] = conn.execute(
+            "DELETE FROM tags t WHERE t.name = ANY(%s) AND t.description = %s"
+            " AND NOT EXISTS (SELECT 1 FROM image_tags it WHERE it.tag_id = t.id)",
+            (ours, PgTagStore.TAG_DESCRIPTION)).rowcount
+        for table in OUR_TABLES:
+            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None:  # type: ignore[index]
+                conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+                out["tables"] += 1
+        conn.execute("DROP SEQUENCE IF EXISTS lumina_dedup_index_id_seq")
+    return out

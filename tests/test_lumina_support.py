@@ -1,0 +1,159 @@
+"""Fixtures of the Lumina bridge tests: a real PostgreSQL database with Lumina's tables.
+
+Imported by the ``test_lumina_*`` modules (this module has no tests of its own). Every test
+gets a fresh Lumina (``tests/lumina_schema.sql``) in a schema of its own, so Lumina's
+global ``images.id`` (the SHA-256) never collides between tests. The server is ``$LUMINA_DEDUP_TEST_PG`` (default: the machine's own,
+``postgresql://postgres@127.0.0.1:5432/postgres``). Without one the tests skip, unless
+``LUMINA_DEDUP_REQUIRE_SERVICES=1`` (set by ``.ci/run``), where they fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+SCHEMA = Path(__file__).with_name("lumina_schema.sql")
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
+EXPECTED = json.loads((SAMPLE / "expected_groups.json").read_text())
+REQUIRED = os.environ.get("LUMINA_DEDUP_REQUIRE_SERVICES") == "1"
+ADMIN_URL = os.environ.get("LUMINA_DEDUP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("LUMINA_DEDUP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(what: str) -> None:
+    """Skip, or fail where CI requires the servers."""
+    if REQUIRED:
+        pytest.fail(f"{what} (LUMINA_DEDUP_REQUIRE_SERVICES=1: the servers must be there)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """URL of a database made for this test session and dropped at its end."""
+    try:
+        import psycopg
+    except ImportError:
+        unavailable("psycopg is not installed (pip install -e '.[lumina]')")
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        unavailable(f"no PostgreSQL server at {ADMIN_URL}: {exc}")
+    name = f"lumina_dedup_test_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def make_lumina(pg_database: str) -> tuple[str, Callable[[], None]]:
+    """A fresh, empty Lumina: its tables in a schema of their own, which the returned URL puts
+    first on the search path (a schema per test: isolated like a database, but much cheaper,
+    since each DROP DATABASE costs a checkpoint). Returns (URL, drop)."""
+    import psycopg
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(SCHEMA.read_text())
+
+    def drop() -> None:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return f"{pg_database}?options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture
+def lumina_db(pg_database: str) -> Iterator[str]:
+    """URL of a fresh, empty Lumina (see :func:`make_lumina`)."""
+    url, drop = make_lumina(pg_database)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def _libpq(url: str) -> str:
+    """The URL without our own query parameters (libpq refuses them)."""
+    from lumina_plugin.catalog.postgres import split_url
+    return split_url(url)[0]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def create_catalog(url: str, name: str = "Photos", roots: tuple[str, ...] = ()) -> str:
+    """A catalogs row as Lumina's POST /api/catalogs/ makes it; returns its id."""
+    import psycopg
+    cid = str(uuid.uuid4())
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("INSERT INTO catalogs (id, name, schema_name, source_directories, created_at, updated_at)"
+                     " VALUES (%s, %s, %s, %s, %s, %s)",
+                     (cid, name, f"catalog_{cid.replace('-', '_')}", list(roots), now(), now()))
+    return cid
+
+
+@pytest.fixture
+def lumina(lumina_db: str) -> tuple[str, str]:
+    """(catalog URL naming the catalog, catalog id) for one fresh Lumina catalog."""
+    cid = create_catalog(lumina_db)
+    return f"{lumina_db}&catalog={cid}", cid
+
+
+def image_row(path: Path) -> dict[str, Any]:
+    """What Lumina's scan_worker stores for a file: id = checksum = SHA-256, metadata from Pillow."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    with Image.open(path) as im:
+        meta = {"format": im.format, "width": im.width, "height": im.height, "resolution": [im.width, im.height],
+                "size_bytes": len(data), "exif": {}, "camera_make": None, "camera_model": None}
+    return {"id": digest, "source_path": str(path), "checksum": digest, "size_bytes": len(data), "metadata": meta}
+
+
+def scan_as_lumina(url: str, catalog_id: str, paths: list[Path]) -> list[str]:
+    """Insert image rows one by one as Lumina's scan does (``ON CONFLICT (id) DO NOTHING``, so
+    byte-identical copies are dropped). Returns the paths that got a row."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+    added = []
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        for path in sorted(paths):
+            row = image_row(path)
+            cur = conn.execute(
+                "INSERT INTO images (id, catalog_id, source_path, file_type, checksum, size_bytes, dates, metadata,"
+                " status_id, processing_flags, created_at, updated_at)"
+                " VALUES (%s, %s, %s, 'image', %s, %s, %s, %s, 'active', '{}', %s, %s) ON CONFLICT (id) DO NOTHING",
+                (row["id"], catalog_id, row["source_path"], row["checksum"], row["size_bytes"], Jsonb({}),
+                 Jsonb(row["metadata"]), now(), now()))
+            if cur.rowcount:
+                added.append(str(path))
+    return added
+
+
+def sample_photos() -> list[Path]:
+    return sorted(p for p in SAMPLE.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+
+
+def expected_groups_in_lumina(kept: list[str]) -> set[frozenset[str]]:
+    """expected_groups.json as Lumina can hold it: byte copies it dropped are gone."""
+    have = set(kept)
+    groups = ({str(SAMPLE / p) for p in g} & have for g in EXPECTED["groups"])
+    return {frozenset(g) for g in groups if len(g) > 1}
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
