@@ -119,6 +119,9 @@ class Config:
     batch_size: int = 256
     #: Whether to follow symlinks while walking folders.
     follow_symlinks: bool = False
+    #: Also write the tags into XMP sidecars (photo.ext.xmp) for digiKam, darktable and
+    #: Lightroom; undo removes them. The photos themselves are never written.
+    xmp_sidecars: bool = False
     #: Feature sections, each defined beside the code it configures.
     hashing: HashingSettings = field(default_factory=HashingSettings)
     index: IndexSettings = field(default_factory=IndexSettings)

@@ -276,7 +276,11 @@ class Engine:
         return report
 
     def undo(self) -> dict[str, Any] | None:
-        return self.catalog.undo_last()
+        result = self.catalog.undo_last()
+        if result is not None and self.config.xmp_sidecars:
+            errors = self._write_sidecars(result.get("tags_restored", ()), result.get("tags_removed", ()))
+            result["errors"] = [e.as_json() for e in errors]
+        return result
 
     # -- grouping and tags ---------------------------------------------------------------
     def _regroup(self, report: RunReport, a: np.ndarray, b: np.ndarray, dist: np.ndarray,
@@ -304,6 +308,20 @@ class Engine:
             # The run report keeps the per-file errors too (capped: a bad mount can fail millions).
             stored = {**report.summary(), "errors": [e.as_json() for e in report.errors[:1000]]}
             report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored)
+            if self.config.xmp_sidecars:
+                report.errors += self._write_sidecars(report.diff.add_tags, report.diff.remove_tags)
+
+    def _write_sidecars(self, add: Iterable[tuple[str, str]], remove: Iterable[tuple[str, str]]) -> list[FileError]:
+        """Mirror tag changes (image id, tag) into XMP sidecars; a sidecar that fails is an error line."""
+        from . import xmp
+        add, remove = list(add), list(remove)
+        paths = self.catalog.paths_of({i for i, _ in add + remove})
+        changes: dict[str, tuple[set[str], set[str]]] = {}
+        for image_id, tag in add:
+            changes.setdefault(paths[image_id], (set(), set()))[0].add(tag)
+        for image_id, tag in remove:
+            changes.setdefault(paths[image_id], (set(), set()))[1].add(tag)
+        return [FileError(p, f"XMP sidecar: {e}") for p, e in xmp.write_many(changes)]
 
 
 def info_from_record(index_id: int, rec: ImageRecord, image_id: str) -> ImageInfo:

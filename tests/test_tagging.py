@@ -186,3 +186,23 @@ def test_moved_photo_keeps_its_row_tags_and_group(tmp_path: Path, library: Path)
     tags = tag_rows(db)
     assert (str(new), "lumina-dedup:derivative") in tags
     assert not any(p == str(old) for p, _ in tags)
+
+
+def test_xmp_sidecars_follow_the_tags_and_undo(tmp_path: Path, library: Path) -> None:
+    from lumina_plugin import xmp
+    db = tmp_path / "cat.db"
+    config = Config().replace(xmp_sidecars=True)
+    photos_before = {p: p.read_bytes() for p in library.rglob("*") if p.is_file()}
+    with Engine(db, config) as engine:
+        report = engine.find_duplicates([library])
+    assert report.errors == []
+    small = library / "exports/web/DSC04512_small.jpg"
+    assert {"lumina-dedup|derivative", "lumina-dedup|duplicate"} <= xmp.read_tags(small)
+    assert Path(str(small) + ".xmp").is_file()
+    untagged = library / "2018/2018-10-14/DSC00388.jpg"
+    assert not Path(str(untagged) + ".xmp").exists()
+    assert {p: p.read_bytes() for p in photos_before} == photos_before  # photos untouched
+    with Engine(db, config) as engine:
+        result = engine.undo()
+    assert result is not None and result["errors"] == []
+    assert xmp.read_tags(small) == set() and not Path(str(small) + ".xmp").exists()

@@ -122,16 +122,20 @@ class TagStore:
             entries = self.conn.execute(
                 "SELECT table_name, op, row FROM dedup_undo WHERE run_id=? ORDER BY seq DESC",
                 (run_id,)).fetchall()
+            removed: list[tuple[str, str]] = []
+            restored: list[tuple[str, str]] = []
             for table, op, raw in entries:
                 crash_point("inside-undo")
                 data = json.loads(raw)
                 if table == "image_tags" and op == "insert":
                     self.conn.execute("DELETE FROM image_tags WHERE image_id=? AND tag_id=?",
                                       (data["image_id"], tag_ids[data["tag"]]))
+                    removed.append((data["image_id"], data["tag"]))
                 elif table == "image_tags":
                     if self._image_exists(data["image_id"]):
                         self._insert_tag(data["image_id"], tag_ids[data["tag"]],
                                          data["confidence"], data["created_at"])
+                        restored.append((data["image_id"], data["tag"]))
                 elif op == "insert":
                     self.conn.execute("DELETE FROM duplicate_groups WHERE id=?", (data["id"],))
                 else:
@@ -145,7 +149,8 @@ class TagStore:
                 "INSERT INTO dedup_runs (catalog_id, kind, started_at, finished_at, status, changes, report)"
                 " VALUES (?, 'undo', ?, ?, 'done', ?, ?)",
                 (self.catalog_id, now(), now(), len(entries), json.dumps({"undone_run": run_id})))
-        return {"undone_run": run_id, "kind": kind, "started_at": started, "changes_reversed": len(entries)}
+        return {"undone_run": run_id, "kind": kind, "started_at": started, "changes_reversed": len(entries),
+                "tags_removed": removed, "tags_restored": restored}
 
     def _insert_tag(self, image_id: str, tag_id: int, confidence: float, created_at: str) -> None:
         self.conn.execute(

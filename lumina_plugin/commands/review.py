@@ -1,0 +1,86 @@
+"""review: an HTML report of the duplicate groups, to look at before deciding.
+
+Regroups from the catalog's stored pairs and decisions without writing anything to it
+(``Engine.review()``), closes the catalog, then makes the thumbnails and pages. The report goes to ``--out`` or
+``<catalog>.review/`` beside the catalog, never into a photo folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import webbrowser
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from ..engine import RunReport
+from ..progress import terminal_progress
+from ..review import PAGE_SIZE, ReviewError, write_review
+from ..review.model import human_bytes
+from ._shared import catalog_path, open_engine, print_json
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("review", parents=[common],
+                       help="write an HTML report of the duplicate groups (thumbnails, facts, decide commands)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="folder for the report (default: <catalog>.review/ beside the catalog)")
+    p.add_argument("--open", action="store_true", help="open the report in the web browser")
+    p.add_argument("--page-size", type=_positive, default=PAGE_SIZE, metavar="N",
+                   help=f"groups per page (default {PAGE_SIZE})")
+    p.add_argument("--json", action="store_true", help='print {"report": PATH, "groups": N, "pages": N}')
+    p.set_defaults(handler=cmd_review)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def shown_locator(args: argparse.Namespace) -> str:
+    """The catalog as the report's decide commands name it: the SQLite file's absolute
+    path, or a ``postgresql://`` URL without its password (a report is a file people
+    pass around; libpq finds the password in ~/.pgpass or $PGPASSWORD)."""
+    raw = str(args.catalog or "")
+    if "://" not in raw:
+        return str(catalog_path(args))
+    parts = urlsplit(raw)
+    if parts.password is None:
+        return raw
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
+
+
+def default_out(catalog: Path) -> Path:
+    """``<catalog>.review/`` beside the catalog (as its index is ``<catalog>.index/``)."""
+    return catalog.with_name(catalog.name + ".review")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    catalog = catalog_path(args)  # for a postgresql:// catalog: where its file would be
+    locator = shown_locator(args)
+    if "://" not in locator and not catalog.is_file():
+        print(f"lumina-dedup: error: no catalog at {catalog}; run find-duplicates first", file=sys.stderr)
+        return 1
+    out = (args.out or default_out(catalog)).absolute()
+    with terminal_progress(not args.json) as progress:
+        with open_engine(args, progress) as engine:
+            report: RunReport = engine.review()
+            groups = report.as_json()["groups"]
+            facts = {info.path: info for info in report.images.values()}
+        try:
+            result = write_review(groups, out, locator, facts, progress, page_size=args.page_size)
+        except ReviewError as exc:
+            print(f"lumina-dedup: error: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        print_json(result.as_json())
+    else:
+        print(result.index)
+        print(f"{result.groups} groups on {result.pages} pages; {human_bytes(result.savable_bytes)} could be saved",
+              file=sys.stderr)
+    if args.open and not webbrowser.open(result.index.as_uri()):
+        print(f"lumina-dedup: could not start a browser; open {result.index.as_uri()}", file=sys.stderr)
+    return 0
