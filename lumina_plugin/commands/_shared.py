@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import Config
 from ..engine import Engine, RunReport
+from ._gpu_flags import apply_gpu_flags
 
 
 def default_catalog() -> Path:
@@ -42,8 +43,9 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
-    return Engine(catalog_locator(args), config or load_config(args), progress=progress,
-                  lock_timeout=max(0.0, args.wait))
+    # --gpu/--no-gpu/--gpu-batch-size where the command has them (a no-op elsewhere)
+    config = apply_gpu_flags(args, config or load_config(args))
+    return Engine(catalog_locator(args), config, progress=progress, lock_timeout=max(0.0, args.wait))
 
 
 def print_json(data: Any) -> None:

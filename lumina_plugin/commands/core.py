@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..progress import terminal_progress
+from ._gpu_flags import add_gpu_flags
 from ._shared import open_engine, print_report
 
 
@@ -14,6 +15,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        help="add photos, hash them and flag copies of photos already in the catalog")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("find-duplicates", parents=[common],
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_find)
 
     p = sub.add_parser("undo", parents=[common],

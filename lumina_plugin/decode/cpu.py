@@ -5,11 +5,17 @@ all four hashes. The EXIF orientation is applied before anything else (rule: the
 pixels are hashed as a viewer that honours the Orientation tag shows them), so a
 copy rotated by its tag matches its original. ``imagehash`` does not do this, so our
 hashes differ from it on photos whose orientation is not 1 (and only on those).
+
+Two more entry points serve the fast paths: ``decode(..., draft=N)`` lets libjpeg
+decode only the luma, at 1/N size in the DCT domain (faster, pixels slightly
+different: see HashingSettings.draft), and :func:`probe` gathers every fact of a
+photo but its pixels (the GPU decodes those).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import warnings
@@ -86,36 +92,112 @@ def read_file(path: Path) -> tuple[FileFacts, bytes]:
     return facts, data
 
 
-def decode(path: Path, max_pixels: int = 250_000_000) -> DecodedPhoto:
-    """Read and decode one photo for hashing; raise PhotoError with a one-line reason."""
-    import io
+def decode(path: Path, max_pixels: int = 250_000_000, draft: int = 0) -> DecodedPhoto:
+    """Read and decode one photo for hashing; raise PhotoError with a one-line reason.
 
+    ``draft`` (JPEG only, see HashingSettings.draft): 0 decodes fully; N > 0 asks
+    libjpeg for the luma only at 1/N size. ``width``/``height`` stay the full size.
+    """
     facts, data = read_file(path)
-    with warnings.catch_warnings():
-        # Pillow only warns between max_pixels and twice that; refuse at the limit instead.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        old_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = max_pixels or old_limit
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                fmt = im.format or "UNKNOWN"
-                mode = im.mode
-                orientation = _orientation(im)
-                im.load()
-                upright = ImageOps.exif_transpose(im) if orientation != 1 else im
-                gray = to_gray(upright)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise PhotoError(path, f"refused: image too large, possible decompression bomb ({exc})") from None
-        except UnidentifiedImageError:
-            raise PhotoError(path, "not an image Pillow can read") from None
-        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            raise PhotoError(path, f"cannot decode: {exc}") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = old_limit
+    with _opened(path, data, max_pixels) as im:
+        fmt = im.format or "UNKNOWN"
+        mode = im.mode
+        orientation = _orientation(im)
+        width, height = _displayed_size(im.size, orientation)
+        if draft and fmt == "JPEG" and mode in ("RGB", "L"):
+            im.draft("L", (max(1, im.width // draft), max(1, im.height // draft)))
+        im.load()
+        upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+        gray = to_gray(upright)
     return DecodedPhoto(
-        file=facts, format=fmt, width=gray.width, height=gray.height,
+        file=facts, format=fmt, width=width, height=height,
         orientation=orientation, mode=mode, exif=read_exif(data), gray=gray,
     )
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """Everything :class:`DecodedPhoto` holds but the pixels, from the file's header."""
+
+    file: FileFacts
+    format: str
+    #: Size as displayed, after the EXIF orientation.
+    width: int
+    height: int
+    orientation: int
+    mode: str
+    exif: ExifFacts
+    #: A progressive (or multi-scan) JPEG: the GPU's JPEG engines do not take those.
+    progressive: bool
+
+
+def probe(path: Path, max_pixels: int = 250_000_000) -> PhotoFacts:
+    """Read one file and its header (no pixel decoded); raise PhotoError like :func:`decode`.
+
+    The same refusals as :func:`decode` that the header can tell (not a file, not an
+    image, too many pixels); a file whose pixels are broken passes here and fails
+    where it is decoded.
+    """
+    facts, data = read_file(path)
+    with _opened(path, data, max_pixels) as im:
+        orientation = _orientation(im)
+        width, height = _displayed_size(im.size, orientation)
+        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+        return PhotoFacts(
+            file=facts, format=im.format or "UNKNOWN", width=width, height=height,
+            orientation=orientation, mode=im.mode, exif=read_exif(data), progressive=progressive,
+        )
+
+
+class _opened:
+    """``with _opened(path, data, max_pixels) as im``: Pillow's open of ``data``, its
+    errors turned into PhotoError, the decompression-bomb limit at ``max_pixels``."""
+
+    def __init__(self, path: Path | str, data: bytes, max_pixels: int) -> None:
+        self.path, self.data, self.max_pixels = path, data, max_pixels
+        self._im: Image.Image | None = None
+
+    def __enter__(self) -> Image.Image:
+        with warnings.catch_warnings():
+            # Pillow only warns between max_pixels and twice that; refuse at the limit instead.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = self.max_pixels or old_limit
+            try:
+                self._im = Image.open(io.BytesIO(self.data))
+            except Exception as exc:
+                error = _photo_error(self.path, exc)
+                if error is None:
+                    raise
+                raise error from None
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+        return self._im
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if self._im is not None:
+            self._im.close()
+        error = _photo_error(self.path, exc) if exc is not None else None
+        if error is not None:
+            raise error from None
+
+
+def _photo_error(path: Path | str, exc: BaseException) -> PhotoError | None:
+    """The one-line PhotoError for what Pillow raises on a bad file; None for anything else."""
+    if isinstance(exc, PhotoError):
+        return None
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return PhotoError(path, f"refused: image too large, possible decompression bomb ({exc})")
+    if isinstance(exc, UnidentifiedImageError):
+        return PhotoError(path, "not an image Pillow can read")
+    if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, MemoryError)):
+        return PhotoError(path, f"cannot decode: {exc}")
+    return None
+
+
+def _displayed_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """(width, height) as a viewer shows the photo: orientations 5-8 swap the sides."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else (size[0], size[1])
 
 
 def to_gray(im: Image.Image) -> Image.Image:

@@ -40,26 +40,48 @@ _DCT32x8: Final[np.ndarray] = _dct_matrix(32, 8)
 
 
 def ahash(gray: Image.Image) -> int:
-    pixels = np.asarray(gray.resize((8, 8), _LANCZOS), dtype=np.int64)
-    # p > mean  <=>  64*p > sum, exact in integers.
-    return bits_to_code(pixels * pixels.size > pixels.sum())
+    return ahash_pixels(np.asarray(gray.resize((8, 8), _LANCZOS)))
 
 
 def dhash(gray: Image.Image) -> int:
-    pixels = np.asarray(gray.resize((9, 8), _LANCZOS), dtype=np.int16)
-    return bits_to_code(pixels[:, 1:] > pixels[:, :-1])
+    return dhash_pixels(np.asarray(gray.resize((9, 8), _LANCZOS)))
 
 
 def phash(gray: Image.Image) -> int:
-    pixels = np.asarray(gray.resize((32, 32), _LANCZOS), dtype=np.float64)
-    low = _DCT32x8 @ pixels @ _DCT32x8.T
-    return bits_to_code(low > np.median(low))
+    return phash_pixels(np.asarray(gray.resize((32, 32), _LANCZOS)))
 
 
 def whash(gray: Image.Image) -> int:
     scale = WHASH_IMAGE_SCALE
-    pixels = np.asarray(gray.resize((scale, scale), _LANCZOS), dtype=np.float64) / 255.0
-    max_level = int(np.log2(scale))
+    return whash_pixels(np.asarray(gray.resize((scale, scale), _LANCZOS)))
+
+
+# The same four from their thumbnails (uint8 arrays), as the GPU path hands them back.
+
+def ahash_pixels(thumb: np.ndarray) -> int:
+    """aHash of the 8x8 thumbnail."""
+    pixels = np.asarray(thumb, dtype=np.int64)
+    # p > mean  <=>  64*p > sum, exact in integers.
+    return bits_to_code(pixels * pixels.size > pixels.sum())
+
+
+def dhash_pixels(thumb: np.ndarray) -> int:
+    """dHash of the 9x8 (8 rows of 9) thumbnail."""
+    pixels = np.asarray(thumb, dtype=np.int16)
+    return bits_to_code(pixels[:, 1:] > pixels[:, :-1])
+
+
+def phash_pixels(thumb: np.ndarray) -> int:
+    """pHash of the 32x32 thumbnail."""
+    pixels = np.asarray(thumb, dtype=np.float64)
+    low = _DCT32x8 @ pixels @ _DCT32x8.T
+    return bits_to_code(low > np.median(low))
+
+
+def whash_pixels(thumb: np.ndarray) -> int:
+    """wHash of the WHASH_IMAGE_SCALE-square thumbnail, with PyWavelets as imagehash."""
+    pixels = np.asarray(thumb, dtype=np.float64) / 255.0
+    max_level = int(np.log2(pixels.shape[0]))
     coeffs = pywt.wavedec2(pixels, "haar", level=max_level)
     coeffs = list(coeffs)
     coeffs[0] = coeffs[0] * 0  # drop the overall brightness, as imagehash's remove_max_haar_ll

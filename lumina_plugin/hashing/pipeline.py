@@ -1,37 +1,58 @@
 """Files to hash records, in batches: the one place that turns paths into ImageRecords.
 
-Today: one process, Pillow decode, NumPy hashes. The fast CPU path (a process pool,
-JPEG draft decoding) and the GPU path plug in here behind the same function, so the
-engine does not change when they arrive.
+Which machinery runs is decided here, per run, from ``config.hashing``:
+
+- fewer files than ``parallel_min_files``, or less than ``parallel_min_mb`` of them
+  while no worker pool is running yet (or one core, or a daemonic process such as a
+  Celery prefork worker, which may not start children): this process, one file at a time;
+- else a process pool over the cores (hashing/parallel.py) and, when ``gpu`` is "auto"
+  or "on" and a GPU passes its checks (hashing/gpu_pipeline.py), the GPU's JPEG engines
+  and CuPy kernels beside it. "on" without a usable GPU logs one warning line and runs
+  on the CPU; "auto" says nothing unless a GPU is there but fails its self-check.
+
+Every way yields the same thing: (records, errors) per ``config.batch_size`` files, in
+path order, each batch as soon as it is complete.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+import logging
+import multiprocessing
+import os
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ..catalog.base import ImageRecord
 from ..config import Config
-from ..decode.cpu import PhotoError, decode
+from ..decode.cpu import PhotoError
 from ..files import FileError, chunked
-from .codes import ALGORITHM_VERSION
-from .cpu import hash_gray
+from . import parallel
+from .records import record_for
+
+if TYPE_CHECKING:
+    from .gpu_pipeline import GpuProcess
+
+__all__ = ["hash_paths", "record_for", "Progress", "gpu_status"]
 
 #: progress(phase, done, total)
 Progress = Callable[[str, int, int], None]
 
+log = logging.getLogger(__name__)
 
-def record_for(path: str, max_pixels: int) -> ImageRecord:
-    """Decode and hash one file (raises PhotoError)."""
-    photo = decode(Path(path), max_pixels)
-    exif = photo.exif
-    return ImageRecord(
-        path=path, checksum=photo.file.sha256, size_bytes=photo.file.size_bytes,
-        mtime_ns=photo.file.mtime_ns, width=photo.width, height=photo.height, format=photo.format,
-        orientation=photo.orientation, camera=exif.camera,
-        taken_at=exif.taken_at.isoformat() if exif.taken_at else None, subsec=exif.subsec,
-        exif_tags=exif.tag_count, codes=hash_gray(photo.gray), hash_version=ALGORITHM_VERSION,
-    )
+_WARNED: set[str] = set()
+#: How the last run in this process was split: {"files", "workers", "gpu", "gpu_hashed"}
+#: (for benchmarks and logs; "gpu_hashed" counts the files the GPU decoded and hashed).
+LAST_RUN: dict[str, int | bool] = {}
+#: Cores left to the main process and the GPU process (reading, decoding) beside the pool.
+_CORES_FOR_GPU = 3
+
+
+def gpu_status() -> tuple[bool, str | None]:
+    """(usable, why not): runs the GPU checks once per process (CuPy, device, self-check,
+    nvImageCodec) without hashing anything."""
+    from .gpu_pipeline import load_gpu
+
+    engine, reason = load_gpu()
+    return engine is not None, reason
 
 
 def hash_paths(paths: Sequence[str], config: Config,
@@ -42,13 +63,101 @@ def hash_paths(paths: Sequence[str], config: Config,
     rest go on. Each batch is yielded as soon as it is done so the caller can commit
     it: a run killed halfway keeps every finished batch.
     """
+    paths = list(paths)
+    settings = config.hashing
+    small = len(paths) < max(2, settings.parallel_min_files) or (
+        not parallel.pool_running() and not _big_enough(paths, settings.parallel_min_mb << 20))
+    if small or multiprocessing.current_process().daemon:
+        yield from _in_process(paths, config, progress)
+        return
+    gpu = _gpu_process(settings.gpu) if settings.gpu != "off" else None
+    if gpu is not None and not gpu.in_use.acquire(blocking=False):
+        gpu = None  # another run of this process has the GPU: this one uses the CPU
+    try:
+        yield from _parallel(paths, config, progress, gpu)
+    finally:
+        if gpu is not None:
+            gpu.in_use.release()
+
+
+def _parallel(paths: list[str], config: Config, progress: Progress | None,
+              gpu: "GpuProcess | None") -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
+    settings = config.hashing
+    cores = parallel.cpu_count()
+    workers = settings.workers or (max(1, cores - _CORES_FOR_GPU) if gpu else cores)
+    if workers <= 1 and gpu is None:
+        yield from _in_process(paths, config, progress)
+        return
+    try:
+        pool = parallel.get_pool(workers)
+    except (OSError, RuntimeError, ValueError) as exc:
+        _warn_once("pool", f"cannot start hashing worker processes ({exc}); hashing in this process")
+        yield from _in_process(paths, config, progress)
+        return
+    # In-flight CPU files: every worker busy; beside the GPU a third of the workers stay
+    # free for the facts (SHA-256, EXIF) of the GPU's files, which must not queue behind
+    # whole-file decodes.
+    cpu_limit = workers + 2 if gpu is None else max(1, workers - max(2, workers // 3))
+    lookahead = 4 * workers + (4 * (settings.gpu_batch_size or 64) if gpu else 0)
+    scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead)
+    feeder = None
+    LAST_RUN.clear()
+    LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu is not None, gpu_hashed=0)
+    if gpu is not None:
+        from .gpu_pipeline import GpuFeeder
+
+        feeder = GpuFeeder(scheduler, gpu, settings.gpu_batch_size)
+        feeder.start()
+    try:
+        yield from scheduler.batches(progress)
+    finally:
+        scheduler.close()
+        if feeder is not None:
+            feeder.join()
+            LAST_RUN["gpu_hashed"] = feeder.hashed
+            log.info("hashed %d files, %d of them on the GPU", len(paths), feeder.hashed)
+
+
+def _big_enough(paths: list[str], min_bytes: int) -> bool:
+    """Whether the files weigh at least ``min_bytes`` (stats only as many as it takes)."""
+    total = 0
+    for path in paths:
+        if total >= min_bytes:
+            break
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return len(paths) > 1 and total >= min_bytes
+
+
+def _gpu_process(mode: str) -> "GpuProcess | None":
+    from .gpu_pipeline import load_gpu
+
+    engine, reason = load_gpu()
+    if engine is None:
+        # "auto" stays quiet when there is simply no GPU stack; a broken one is worth a line.
+        quiet = reason is not None and reason.startswith(("CuPy is not installed", "no CUDA device"))
+        if mode == "on" or not quiet:
+            _warn_once("gpu", f"GPU hashing unavailable ({reason}); hashing on the CPU")
+    return engine
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
+
+
+def _in_process(paths: list[str], config: Config,
+                progress: Progress | None) -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
     done = 0
-    for batch in chunked(list(paths), config.batch_size):
+    for batch in chunked(paths, config.batch_size):
         records: list[ImageRecord] = []
         errors: list[FileError] = []
         for path in batch:
             try:
-                records.append(record_for(path, config.max_pixels))
+                records.append(record_for(path, config.max_pixels, config.hashing.draft))
             except PhotoError as exc:
                 errors.append(FileError(exc.path, exc.reason))
             done += 1

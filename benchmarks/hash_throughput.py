@@ -1,0 +1,280 @@
+"""Photos per second: imagehash, our CPU path on all cores, our GPU path; and how often
+their codes agree, in one run.
+
+Makes camera-like JPEGs from real photos (the sample catalog's originals, or --sources):
+12 MP (4000x3000, quality 92, about 3.5 MB like a camera's) and 2 MP (1920x1080), each
+cropped to the aspect, resized, and given a little noise when upscaled so it compresses
+like a photo. ``--distinct`` different photos are made per size and
+hard-linked up to ``--files`` (decoding a copy costs what decoding any photo costs);
+all are read once first so every contender reads from memory. Then, per size:
+
+- imagehash 4.3, all four hashes (wHash at image_scale=64, as ours), one process;
+- ``hash_paths`` on the CPU: a process pool over all cores, full decode (the default),
+  and with JPEG draft decoding (``--drafts``);
+- ``hash_paths`` with the GPU: nvImageCodec on the JPEG engines + CuPy kernels in the
+  GPU process, the process pool beside it (skipped when no GPU is usable); and the GPU
+  process alone, fed directly (what the engines and kernels do without the facts);
+- agreement with the full CPU decode (whose codes are imagehash's on the same pixels,
+  checked here too): share of photos whose four codes are identical, per-hash shares,
+  and the largest difference in bits.
+
+Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
+           [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
+           [--noise 10] [--sources DIR ...] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lumina_plugin.config import Config  # noqa: E402
+from lumina_plugin.hashing import parallel, pipeline  # noqa: E402
+from lumina_plugin.hashing.pipeline import hash_paths  # noqa: E402
+from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
+
+SIZES = {"12": (4000, 3000), "2": (1920, 1080)}
+
+
+def _sources(dirs: list[str]) -> list[Path]:
+    if not dirs:
+        sample = ROOT / "sample_catalog"
+        return sorted(p for p in sample.rglob("*.jpg") if "exports" not in p.parts and "backup" not in p.parts)
+    found = []
+    for d in dirs:
+        found += sorted(p for p in Path(d).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return found
+
+
+def _make(job: tuple[str, str, tuple[int, int], int, int, int]) -> int:
+    """One camera-like JPEG: the source cropped to the target's aspect (the crop slides
+    with ``variant``: centre, top-left, bottom-right), resized, with +-``noise`` levels of
+    uniform noise when upscaled (so a small source compresses like a camera photo, about
+    3.5 MB at 12 MP for noise 10, not like a smooth gradient), saved at quality 92."""
+    src, dest, size, seed, variant, noise = job
+    with Image.open(src) as im:
+        rgb = im.convert("RGB")
+    w, h = rgb.size
+    aspect = size[0] / size[1]
+    cw, ch = (int(h * aspect), h) if w / h > aspect else (w, int(w / aspect))
+    frac = (0.5, 0.0, 1.0)[variant % 3]
+    x0, y0 = int((w - cw) * frac), int((h - ch) * frac)
+    upscale = size[0] > cw
+    rgb = rgb.crop((x0, y0, x0 + cw, y0 + ch)).resize(
+        size, Image.Resampling.BICUBIC if upscale else Image.Resampling.LANCZOS)
+    arr = np.asarray(rgb, dtype=np.int16)
+    if upscale:
+        rng = np.random.default_rng(seed)
+        arr = arr + rng.integers(-noise, noise + 1, size=arr.shape, dtype=np.int16)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=92)
+    Path(dest).write_bytes(buf.getvalue())
+    return len(buf.getvalue())
+
+
+def make_library(out: Path, sources: list[Path], size: tuple[int, int], distinct: int, files: int,
+                 pool: ProcessPoolExecutor, noise: int) -> tuple[list[str], list[str], float]:
+    """(distinct photo paths, all paths (hard links of those), mean MB per photo)."""
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(sources[n % len(sources)]), str(out / f"IMG_{n:04d}.jpg"), size, n, n // len(sources), noise)
+            for n in range(distinct)]
+    sizes = list(pool.map(_make, jobs))
+    originals = [j[1] for j in jobs]
+    paths = []
+    for n in range(files):
+        original = originals[n % distinct]
+        if n < distinct:
+            paths.append(original)
+            continue
+        link = out / f"IMG_{n:04d}_copy.jpg"
+        try:
+            os.link(original, link)
+        except OSError:
+            link.write_bytes(Path(original).read_bytes())
+        paths.append(str(link))
+    for p in paths:  # into the page cache
+        Path(p).read_bytes()
+    return originals, paths, float(np.mean(sizes)) / 1e6
+
+
+def time_imagehash(paths: list[str]) -> tuple[float, np.ndarray]:
+    import imagehash
+
+    codes = []
+    with Image.open(paths[0]) as img:  # imports and first-call costs out of the timing
+        imagehash.phash(img), imagehash.whash(img, image_scale=64)
+    start = time.perf_counter()
+    for p in paths:
+        with Image.open(p) as img:
+            img.load()
+            hs = [imagehash.average_hash(img), imagehash.dhash(img), imagehash.phash(img),
+                  imagehash.whash(img, image_scale=64)]
+        codes.append([int(str(h), 16) for h in hs])
+    return time.perf_counter() - start, np.array(codes, dtype=np.uint64)
+
+
+def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, np.ndarray], dict]:
+    """Hash ``paths`` once to warm up (pool, GPU) on a few files, then time the whole run."""
+    config = Config(batch_size=256, hashing=settings)
+    list(hash_paths(paths[:48], config))
+    start = time.perf_counter()
+    out: dict[str, np.ndarray] = {}
+    errors = 0
+    for records, errs in hash_paths(paths, config):
+        errors += len(errs)
+        out.update((r.path, r.codes) for r in records)
+    elapsed = time.perf_counter() - start
+    assert not errors and len(out) == len(paths), f"{errors} errors"
+    return elapsed, out, dict(pipeline.LAST_RUN)
+
+
+def time_gpu_process(paths: list[str], batch: int = 64) -> tuple[float, int] | None:
+    """The GPU process alone (read, decode, hash; no SHA-256/EXIF, no CPU share):
+    (seconds, files it hashed), or None without a usable GPU."""
+    from lumina_plugin.hashing.gpu_pipeline import load_gpu
+
+    proc, _ = load_gpu()
+    if proc is None:
+        return None
+    proc.send(("batch", 999_999, [(i, p) for i, p in enumerate(paths[:batch])]))  # first-use costs
+    proc.results.recv()
+    hashed, sent, inflight, start = 0, 0, 0, time.perf_counter()
+    while sent < len(paths) or inflight:
+        while inflight < 3 and sent < len(paths):
+            proc.send(("batch", 1_000_000 + sent, [(i, p) for i, p in enumerate(paths[sent:sent + batch], sent)]))
+            sent, inflight = sent + batch, inflight + 1
+        _, _, rows = proc.results.recv()
+        inflight -= 1
+        hashed += sum(codes is not None for _, codes, _, _ in rows)
+    return time.perf_counter() - start, hashed
+
+
+def agreement(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], keys: list[str]) -> dict:
+    ref = np.stack([reference[k] for k in keys])
+    got = np.stack([other[k] for k in keys])
+    bits = np.vectorize(lambda a, b: bin(int(a) ^ int(b)).count("1"), otypes=[int])(ref, got)
+    return {"photos": len(keys), "all_four_equal": float((bits.sum(axis=1) == 0).mean()),
+            "per_hash_equal": [float(x) for x in (bits == 0).mean(axis=0)],
+            "max_bits": [int(x) for x in bits.max(axis=0)]}
+
+
+def _draft_codes(job: tuple[str, int]) -> list[int]:
+    from lumina_plugin.hashing.records import record_for
+    return [int(c) for c in record_for(job[0], 250_000_000, job[1]).codes]
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "pillow": Image.__version__, "numpy": np.__version__,
+            "cores": parallel.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        model = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        info["cpu"] = model[0].split(":", 1)[1].strip() if model else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    usable, reason = pipeline.gpu_status()
+    info["gpu_usable"], info["gpu_reason"] = usable, reason
+    if usable:
+        import cupy
+        info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1200, help="photos per size for the GPU run")
+    parser.add_argument("--cpu-files", type=int, default=320, help="photos per size for the CPU runs")
+    parser.add_argument("--distinct", type=int, default=96)
+    parser.add_argument("--imagehash-files", type=int, default=16)
+    parser.add_argument("--sizes", default="12,2")
+    parser.add_argument("--drafts", default="1,2,4,8", help="draft settings to time and compare ('' for none)")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--noise", type=int, default=10, help="+- levels added when upscaling a source")
+    parser.add_argument("--sources", nargs="*", default=[])
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    drafts = [int(d) for d in args.drafts.split(",") if d]
+    info = machine()
+    print(json.dumps(info))
+    results: dict = {"machine": info, "sizes": {}}
+    sources = _sources(args.sources)
+    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(parallel.cpu_count()) as makers:
+        for key in args.sizes.split(","):
+            size = SIZES[key]
+            t0 = time.perf_counter()
+            originals, paths, mb = make_library(Path(tmp) / key, sources, size, args.distinct,
+                                                max(args.files, args.cpu_files), makers, args.noise)
+            print(f"\n== {key} MP: {size[0]}x{size[1]} q92, {mb:.2f} MB each, {args.distinct} distinct, "
+                  f"{len(paths)} files (made in {time.perf_counter() - t0:.1f} s)")
+            rows, agree = [], {}
+            base = dict(workers=args.workers)
+            cpu_paths = paths[: args.cpu_files]
+
+            seconds, ih = time_imagehash(originals[: args.imagehash_files])
+            rows.append(("imagehash 4.3, 4 hashes, 1 process", args.imagehash_files, seconds, {}))
+
+            seconds, full, stats = run(cpu_paths, HashingSettings(gpu="off", **base))
+            rows.append(("ours, CPU pool, full decode (default)", len(cpu_paths), seconds, stats))
+            reference = {p: full[p] for p in originals if p in full}
+            keys = sorted(reference)
+            ih_keys = originals[: args.imagehash_files]
+            agree["imagehash vs ours (CPU full)"] = agreement(
+                dict(zip(ih_keys, ih)), reference, [k for k in ih_keys if k in reference])
+
+            for d in drafts:
+                seconds, got, stats = run(cpu_paths, HashingSettings(gpu="off", draft=d, **base))
+                rows.append((f"ours, CPU pool, draft={d}", len(cpu_paths), seconds, stats))
+                agree[f"CPU draft={d} vs full"] = agreement(reference, got, keys)
+
+            if info["gpu_usable"]:
+                alone = time_gpu_process(paths)
+                if alone is not None:
+                    rows.append(("GPU process alone (no SHA/EXIF, no CPU share)", len(paths), alone[0],
+                                 {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
+                seconds, got, stats = run(paths, HashingSettings(gpu="on", **base))
+                rows.append(("ours, GPU engines + CPU pool (default)", len(paths), seconds, stats))
+                agree["GPU vs CPU full"] = agreement(reference, got, keys)
+                if drafts:
+                    d = min(drafts, key=lambda d: abs(d - 2))
+                    seconds, got, stats = run(paths, HashingSettings(gpu="on", draft=d, **base))
+                    rows.append((f"ours, GPU engines + CPU pool, draft={d}", len(paths), seconds, stats))
+
+            ref_rate = rows[0][1] / rows[0][2]
+            print(f"{'contender':46} {'files':>6} {'seconds':>8} {'img/s':>8} {'vs imagehash':>13}  split")
+            for name, n, seconds, stats in rows:
+                split = f"GPU {stats['gpu_hashed']}/{n}, {stats['workers']} workers" if stats.get("gpu") else \
+                    (f"{stats['workers']} workers" if stats else "")
+                print(f"{name:46} {n:6d} {seconds:8.2f} {n / seconds:8.1f} {n / seconds / ref_rate:12.1f}x  {split}")
+            for name, a in agree.items():
+                print(f"agreement {name:32} all four equal {a['all_four_equal']:6.1%}  per hash "
+                      f"{' '.join(f'{x:.1%}' for x in a['per_hash_equal'])}  max bits {a['max_bits']}"
+                      f"  ({a['photos']} photos)")
+            gpu_rows = [r for r in rows if "GPU engines" in r[0]]
+            if gpu_rows:
+                rate = gpu_rows[0][1] / gpu_rows[0][2]
+                print(f"100,000 photos of this size at {rate:.0f} img/s: {100_000 / rate / 60:.1f} minutes")
+            results["sizes"][key] = {
+                "size": size, "mb": mb, "files": len(paths),
+                "rows": [{"name": n_, "files": f, "seconds": s, "img_per_s": f / s, "stats": st}
+                         for n_, f, s, st in rows],
+                "agreement": agree}
+    parallel.shutdown_pool()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

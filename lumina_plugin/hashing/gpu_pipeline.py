@@ -1,0 +1,247 @@
+"""The GPU's share of a run, seen from the main process.
+
+The decoding and hashing happen in the GPU process (hashing/gpu_worker.py, which says
+why it is a process). Here :class:`GpuFeeder` claims batches of files from the run's
+:class:`~.parallel.Scheduler`, sends them to that process, and meanwhile has the CPU pool
+probe their facts (SHA-256, EXIF, size: everything but the pixels). When the codes come
+back it joins them to the facts in ImageRecords. Everything the GPU did not take, or
+that the facts contradict, goes to the CPU pool whole:
+
+    claim a batch --> GPU process: read (threads), decode (engines), hash (kernels) --> codes --\\
+                 \\--> CPU pool: facts ----------------------------------------------------------+--> records
+
+At most ``_IN_FLIGHT`` batches are out at a time, so the GPU process reads the next
+batches while it decodes one, and memory stays bounded. If the GPU process fails or
+dies, one warning is logged and every file it held goes to the CPU: the run finishes.
+
+:func:`load_gpu` starts the GPU process once per main process (lazily) and keeps it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import CancelledError, Future
+from typing import Any
+
+from ..decode.cpu import PhotoFacts
+from ..files import FileError
+from .parallel import Scheduler
+from .records import record_from
+
+log = logging.getLogger(__name__)
+
+#: Photos per batch when HashingSettings.gpu_batch_size is 0.
+DEFAULT_BATCH = 64
+#: Batches sent to the GPU process and not yet answered.
+_IN_FLIGHT = 3
+#: Files per facts task sent to the pool.
+_FACTS_CHUNK = 8
+#: Seconds the GPU process may take to start (CuPy import, kernel compile, self-check).
+_START_TIMEOUT = 120.0
+
+
+class GpuProcess:
+    """The GPU process and its two pipes; one run at a time may use it."""
+
+    def __init__(self) -> None:
+        from . import gpu_worker
+
+        methods = multiprocessing.get_all_start_methods()
+        # Never fork a process that may hold a CUDA context; the forkserver never does.
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        req_r, self.requests = ctx.Pipe(duplex=False)
+        self.results, res_w = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=gpu_worker.serve, args=(req_r, res_w), daemon=True,
+                                   name="lumina-gpu")
+        self.process.start()
+        req_r.close()
+        res_w.close()
+        self.device = ""
+        self.in_use = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.batch_ids = itertools.count()
+
+    def handshake(self) -> str | None:
+        """Wait for the process's self-report: None when ready, else why it is unusable."""
+        if not self.results.poll(_START_TIMEOUT):
+            self.stop()
+            return "the GPU process did not start in time"
+        try:
+            kind, detail = self.results.recv()
+        except (EOFError, OSError):
+            return "the GPU process died while starting"
+        if kind != "ready":
+            self.process.join(5)
+            return str(detail)
+        self.device = str(detail)
+        return None
+
+    def send(self, message: Any) -> None:
+        with self.send_lock:
+            self.requests.send(message)
+
+    def stop(self) -> None:
+        try:
+            self.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+_PROCESS: GpuProcess | None = None
+_REASON: str | None = None
+_LOADED = False
+_LOAD_LOCK = threading.Lock()
+
+
+def load_gpu() -> tuple[GpuProcess | None, str | None]:
+    """(the GPU process, None) when CuPy, a device, nvImageCodec and the kernels' self-check
+    are all good; else (None, the reason in a few words). Decided once per process."""
+    global _PROCESS, _REASON, _LOADED
+    with _LOAD_LOCK:
+        if not _LOADED:
+            _LOADED = True
+            import importlib.util
+
+            if importlib.util.find_spec("cupy") is None:  # no need to start a process to know
+                _REASON = "CuPy is not installed"
+            else:
+                try:
+                    proc = GpuProcess()
+                    _REASON = proc.handshake()
+                    _PROCESS = proc if _REASON is None else None
+                except Exception as exc:  # cannot even start it: the CPU does the work
+                    _REASON = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _PROCESS, _REASON
+
+
+def _unload(reason: str) -> None:
+    """Forget a GPU process that failed: later runs use the CPU and say why."""
+    global _PROCESS, _REASON
+    with _LOAD_LOCK:
+        proc, _PROCESS, _REASON = _PROCESS, None, reason
+    if proc is not None:
+        proc.stop()
+
+
+class GpuFeeder:
+    """The GPU's share of one :class:`Scheduler` run, on two threads of its own."""
+
+    def __init__(self, scheduler: Scheduler, proc: GpuProcess, batch_size: int) -> None:
+        self.sched = scheduler
+        self.proc = proc
+        self.batch = max(1, batch_size or DEFAULT_BATCH)
+        self.slots = threading.Semaphore(_IN_FLIGHT)
+        self.lock = threading.Lock()
+        self.out: dict[int, dict[int, tuple[Future, int]]] = {}  # batch id -> index -> facts
+        self.sent_all = threading.Event()
+        self.failed = threading.Event()
+        self.hashed = 0  # files decoded and hashed on the GPU
+        self.threads = [threading.Thread(target=self._feed, name="lumina-gpu-feed", daemon=True),
+                        threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self, timeout: float = 60.0) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            if self.failed.is_set():
+                return
+            self.failed.set()
+            orphans = sorted(i for batch in self.out.values() for i in batch)
+            self.out.clear()
+        log.warning("GPU hashing stopped (%s); the CPU takes the rest", reason)
+        _unload(reason)
+        self.sched.submit_full(orphans)
+
+    # -- claim and send --
+    def _feed(self) -> None:
+        try:
+            while not self.failed.is_set():
+                if not self.slots.acquire(timeout=0.1):
+                    continue
+                claimed = self.sched.claim(self.batch)
+                if not claimed:
+                    self.slots.release()
+                    if self.sched.all_claimed():
+                        return
+                    self.sched.wait(0.05)
+                    continue
+                facts: dict[int, tuple[Future, int]] = {}
+                for start in range(0, len(claimed), _FACTS_CHUNK):
+                    chunk = claimed[start:start + _FACTS_CHUNK]
+                    fut = self.sched.submit_facts(chunk)
+                    facts.update((i, (fut, pos)) for pos, i in enumerate(chunk))
+                batch_id = next(self.proc.batch_ids)
+                with self.lock:  # registered before sending: a failure from here on finds it
+                    failed = self.failed.is_set()
+                    if not failed:
+                        self.out[batch_id] = facts
+                if failed:
+                    self.sched.submit_full(claimed)
+                    return
+                try:
+                    self.proc.send(("batch", batch_id, [(i, self.sched.paths[i]) for i in claimed]))
+                except (OSError, ValueError) as exc:
+                    self._fail(f"cannot send work to the GPU process: {exc}")
+        finally:
+            self.sent_all.set()
+
+    # -- receive and join to the facts --
+    def _collect(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    idle = not self.out
+                if self.failed.is_set() or (idle and self.sent_all.is_set()):
+                    return
+                if not self.proc.results.poll(0.1):
+                    if not self.proc.process.is_alive():
+                        raise EOFError
+                    continue
+                message = self.proc.results.recv()
+                if message[0] == "failed":
+                    self._fail(str(message[1]))
+                    return
+                _, batch_id, rows = message
+                with self.lock:
+                    facts = self.out.pop(batch_id, None)
+                if facts is None:  # an answer for a run that was closed: nobody waits for it
+                    continue
+                self._deliver(rows, facts)
+                self.slots.release()
+        except (EOFError, OSError):
+            self._fail("the GPU process died")
+        except CancelledError:  # the run was closed: the facts it waited for were cancelled
+            pass
+
+    def _deliver(self, rows: list[tuple], facts: dict[int, tuple[Future, int]]) -> None:
+        cpu: list[int] = []
+        for index, codes, size, orientation in rows:
+            fut, pos = facts[index]
+            info = fut.result()[pos]
+            if isinstance(info, FileError):
+                self.sched.put(index, info)
+            elif codes is None or not _agrees(info, size, orientation):
+                cpu.append(index)
+            else:
+                self.sched.put(index, record_from(self.sched.paths[index], info, codes))
+                self.hashed += 1
+        self.sched.submit_full(cpu)
+
+
+def _agrees(info: PhotoFacts, size: tuple[int, int], orientation: int) -> bool:
+    """Whether the GPU process saw the file as the facts describe it (it may have changed)."""
+    stored = (info.height, info.width) if info.orientation in (5, 6, 7, 8) else (info.width, info.height)
+    return (info.format == "JPEG" and info.mode == "RGB" and not info.progressive
+            and stored == tuple(size) and info.orientation == orientation)

@@ -1,0 +1,216 @@
+"""The GPU process: reads JPEGs, decodes them on the JPEG engines, hashes them with CuPy.
+
+Why a process of its own: nvImageCodec's ``decode`` gives up and takes back Python's
+GIL many times per batch. Beside busy Python threads (the host's, the scheduler's, the
+worker pool's result thread) each take-back waits for the running thread's switch
+interval: measured on the GPU machine, one spinning thread cut 12 MP decoding from
+about 1,000 to 36 photos/s. Here the GIL has no other heavy user: reader threads mostly
+wait on the disk, and this process's switch interval is short.
+
+Protocol over two pipes (hashing/gpu_pipeline.py is the other end):
+    -> ("ready", device name) | ("unusable", reason)       once, at start
+    <- ("batch", id, [(index, path), ...])                   work; None = stop
+    -> ("done", id, [(index, codes | None, (w, h), orientation), ...])   in request order
+    -> ("failed", reason)                                    then it exits
+``codes`` is None for a file the engines did not take (not a whole baseline colour JPEG,
+refused, a size the kernels do not reproduce): the CPU decodes it.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from PIL import Image
+
+from ..decode.cpu import MAX_FILE_BYTES, _orientation
+from ..decode.gpu import GpuJpegDecoder, gpu_jpeg_size
+
+_READERS = 4
+
+
+class _Job:
+    __slots__ = ("index", "data", "size", "orientation")
+
+    def __init__(self, index: int, data: bytes, size: tuple[int, int], orientation: int) -> None:
+        self.index, self.data, self.size, self.orientation = index, data, size, orientation
+
+
+def _read(index: int, path: str) -> _Job | None:
+    """The file's bytes, stored size and EXIF orientation, if the engines can take it."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+    size = gpu_jpeg_size(data) if 0 < len(data) <= MAX_FILE_BYTES else None
+    if size is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.mode != "RGB" or im.size != size:
+                return None
+            orientation = _orientation(im)
+    except Exception:  # Pillow cannot read it: the CPU will say why
+        return None
+    return _Job(index, data, size, orientation)
+
+
+def load_engine() -> tuple[Any, GpuJpegDecoder, int, str]:
+    """(hasher, decoder, bytes of pixels a batch may hold, device name); raises with the
+    reason when CuPy, a device, the kernels' self-check or nvImageCodec is missing."""
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("CuPy is not installed") from None
+    try:
+        devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device: CuPy raises its CUDA runtime error
+        raise RuntimeError(f"no CUDA device is visible ({str(exc).splitlines()[0]})") from None
+    if devices < 1:
+        raise RuntimeError("no CUDA device is visible")
+    from .gpu import GpuHasher, self_check
+
+    hasher = GpuHasher()
+    problem = self_check(hasher)
+    if problem:
+        raise RuntimeError(f"the GPU kernels disagree with NumPy: {problem}")
+    try:
+        decoder = GpuJpegDecoder()
+    except ImportError:
+        raise RuntimeError("nvImageCodec is not installed (pip install nvidia-nvimgcodec-cu12)") from None
+    free, _total = cupy.cuda.runtime.memGetInfo()
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    # Three batches of pixels at most are alive (two read ahead, one decoded): a share of
+    # the free memory each, so memory stays bounded whatever the library's size.
+    return hasher, decoder, int(min(free * 0.5, 24 << 30) // 3), name
+
+
+def serve(requests: Connection, results: Connection) -> None:
+    """The GPU process's main loop (the target of its multiprocessing.Process).
+
+    Each batch is cut into parts that fit the memory share; a part is decoded on one
+    CUDA stream and its kernels queued on another, so they run while the engines decode
+    the next part. At most two parts are on the device at a time; batches are answered
+    in request order as soon as all their parts are hashed.
+    """
+    sys.setswitchinterval(0.0005)
+    try:
+        hasher, decoder, batch_bytes, name = load_engine()
+    except Exception as exc:
+        results.send(("unusable", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+        return
+    results.send(("ready", name))
+    readers = ThreadPoolExecutor(_READERS, thread_name_prefix="lumina-gpu-read")
+    streams = (hasher.cp.cuda.Stream(non_blocking=True), hasher.cp.cuda.Stream(non_blocking=True))
+    pending: deque[tuple[int, list[tuple[int, str]], list[Future]]] = deque()
+    unanswered: deque[_Batch] = deque()
+    queued: deque[tuple[_Batch, tuple]] = deque()  # parts whose codes are not fetched yet
+
+    def settle(keep: int) -> None:
+        while len(queued) > keep:
+            batch, part = queued.popleft()
+            batch.finish(hasher, part)
+        while unanswered and unanswered[0].complete and not any(b is unanswered[0] for b, _ in queued):
+            results.send(unanswered.popleft().message())
+
+    try:
+        while True:
+            # Take every waiting request, so their files are read while this one decodes.
+            while (not pending and not queued and not unanswered) or requests.poll():
+                message = requests.recv()
+                if message is None:
+                    return
+                _, batch_id, items = message
+                pending.append((batch_id, items, [readers.submit(_read, i, p) for i, p in items]))
+            if not pending:  # nothing to overlap with: answer what is queued now
+                settle(0)
+                continue
+            batch_id, items, reads = pending.popleft()
+            batch = _Batch(batch_id, items)
+            unanswered.append(batch)
+            for jobs in split_batch(_gpu_jobs(reads), batch_bytes):
+                part = batch.decode(hasher, decoder, streams, jobs)
+                if part is not None:
+                    queued.append((batch, part))
+                settle(1)  # the older part's kernels ran while this one decoded
+            batch.complete = True
+            settle(1)
+    except (EOFError, OSError, KeyboardInterrupt):  # the main process went away
+        return
+    except Exception as exc:
+        try:
+            results.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+        except OSError:
+            pass
+    finally:
+        readers.shutdown(wait=False, cancel_futures=True)
+
+
+def _gpu_jobs(reads: list[Future]) -> list[_Job]:
+    from .gpu import GpuHasher
+
+    return [job for job in (f.result() for f in reads)
+            if job is not None and GpuHasher.supports(job.size[0], job.size[1], job.orientation)]
+
+
+class _Batch:
+    """One requested batch: its answer rows, filled part by part."""
+
+    def __init__(self, batch_id: int, items: list[tuple[int, str]]) -> None:
+        self.batch_id = batch_id
+        self.rows: dict[int, tuple] = {i: (i, None, None, None) for i, _ in items}
+        self.order = [i for i, _ in items]
+        self.complete = False  # all its parts decoded
+
+    def decode(self, hasher: Any, decoder: GpuJpegDecoder, streams: tuple[Any, Any],
+               part: list[_Job]) -> tuple | None:
+        """Decode ``part`` on the first stream, queue its kernels on the second; the
+        handle for :meth:`finish` (None when the engines took none of it)."""
+        cp = hasher.cp
+        decode_stream, hash_stream = streams
+        images = decoder.decode([job.data for job in part], decode_stream.ptr)
+        jobs, arrays = [], []
+        with decode_stream:
+            for job, image in zip(part, images):
+                if image is None:
+                    continue
+                array = cp.asarray(image)
+                if array.ndim == 3 and array.shape[2] >= 3 and array.shape[:2] == (job.size[1], job.size[0]):
+                    jobs.append(job)
+                    arrays.append(array)
+            decoded = decode_stream.record()
+        if not jobs:
+            return None
+        hash_stream.wait_event(decoded)
+        with hash_stream:
+            queued = hasher.hash_async([(array, job.orientation) for job, array in zip(jobs, arrays)])
+        return jobs, images, arrays, queued  # the images live until their kernels are done
+
+    def finish(self, hasher: Any, part: tuple) -> None:
+        """Wait for a part's kernels and record its codes."""
+        jobs, _images, _arrays, queued = part
+        for job, row in zip(jobs, hasher.finish(queued)):
+            self.rows[job.index] = (job.index, [int(c) for c in row], job.size, job.orientation)
+
+    def message(self) -> tuple:
+        return ("done", self.batch_id, [self.rows[i] for i in self.order])
+
+
+def split_batch(jobs: list[_Job], budget: int) -> list[list[_Job]]:
+    """Cut a batch, in order, so that each part's decoded RGB pixels fit ``budget`` bytes
+    (a part holds at least one photo, however large)."""
+    parts: list[list[_Job]] = [[]]
+    used = 0
+    for job in jobs:
+        need = job.size[0] * job.size[1] * 3
+        if parts[-1] and used + need > budget:
+            parts.append([])
+            used = 0
+        parts[-1].append(job)
+        used += need
+    return [p for p in parts if p]

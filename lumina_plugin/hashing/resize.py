@@ -1,0 +1,206 @@
+"""Pillow's LANCZOS resize of 8-bit gray images, bit for bit, in NumPy: the reference the
+CuPy kernels (hashing/gpu.py) are checked against, and the tables they run on.
+
+Why this is exact. Pillow (``libImaging/Resample.c``) resizes in two passes, rows first,
+rounding to uint8 in between. Each output pixel is ``clip8((1 << 21) + sum(p[i] * k[i]))``
+in int32 where the ``k`` are the filter weights in fixed point with 22 fraction bits
+(``PRECISION_BITS``) and ``clip8(v) = clamp(v >> 22, 0, 255)``. The weights are computed
+once per (input size, output size) in float64 with libm's ``sin``; we compute them with
+the same operations in the same order (Python floats are IEEE doubles and ``math.sin``
+is the same libm), so they are the same integers. The sums are integers below 2**31,
+so float64 matrix products (or int32 loops on a GPU) give them exactly, in any order.
+
+Also here: Pillow's RGB -> L conversion and the EXIF orientation as an index map, so
+a kernel can read the upright picture straight from the stored pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Final
+
+import numpy as np
+
+PRECISION_BITS: Final[int] = 22
+_HALF: Final[int] = 1 << (PRECISION_BITS - 1)
+_ONE: Final[int] = 1 << PRECISION_BITS
+#: LANCZOS support (Pillow's ``struct filter LANCZOS = {lanczos_filter, 3.0}``).
+_SUPPORT: Final[float] = 3.0
+
+#: The thumbnails the four hashes are computed from, (width, height), in ALGORITHMS order.
+THUMB_SIZES: Final[tuple[tuple[int, int], ...]] = ((8, 8), (9, 8), (32, 32), (64, 64))
+#: Where each thumbnail starts in the flat row of all four (row-major each).
+THUMB_OFFSETS: Final[tuple[int, ...]] = (0, 64, 136, 1160)
+THUMB_BYTES: Final[int] = 5256
+#: Each thumbnail's first column in the concatenation of the four row passes.
+COLUMN_OFFSETS: Final[tuple[int, ...]] = (0, 8, 17, 49)
+COLUMNS: Final[int] = 113
+
+
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x = x * math.pi
+    return math.sin(x) / x
+
+
+def _lanczos(x: float) -> float:
+    if -3.0 <= x < 3.0:
+        return _sinc(x) * _sinc(x / 3)
+    return 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Pillow's ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` for a whole-image box.
+
+    Returns (first input index per output (int32), number of taps per output (int32),
+    the int32 weights of each output). Cached: a library has few distinct sizes.
+    """
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = _SUPPORT * filterscale
+    ss = 1.0 / filterscale
+    starts = np.empty(out_size, np.int32)
+    counts = np.empty(out_size, np.int32)
+    weights: list[np.ndarray] = []
+    for xx in range(out_size):
+        center = 0.0 + (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        k = [_lanczos((x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        ww = 0.0
+        for w in k:
+            ww += w
+        if ww != 0.0:
+            k = [w / ww for w in k]
+        fixed = [int(-0.5 + w * _ONE) if w < 0 else int(0.5 + w * _ONE) for w in k]
+        starts[xx], counts[xx] = xmin, xmax
+        weights.append(np.array(fixed, dtype=np.int32))
+    return starts, counts, tuple(weights)
+
+
+@functools.lru_cache(maxsize=64)
+def dense_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The weights as an (in_size, out_size) float64 matrix (zero outside each window)."""
+    starts, counts, weights = coefficients(in_size, out_size)
+    dense = np.zeros((in_size, out_size), np.float64)
+    for j, (s, n, k) in enumerate(zip(starts, counts, weights)):
+        dense[s:s + n, j] = k
+    dense.flags.writeable = False
+    return dense
+
+
+def _clip8(acc: np.ndarray) -> np.ndarray:
+    # acc holds exact integers (< 2**31 in magnitude); >> floors, as C's on int32.
+    return np.clip(acc.astype(np.int64) >> PRECISION_BITS, 0, 255).astype(np.uint8)
+
+
+def resize_rows(gray: np.ndarray, width: int) -> np.ndarray:
+    """Pillow's horizontal pass: (H, W) uint8 -> (H, width) uint8."""
+    return _clip8(gray.astype(np.float64) @ dense_weights(gray.shape[1], width) + _HALF)
+
+
+def resize_columns(gray: np.ndarray, height: int) -> np.ndarray:
+    """Pillow's vertical pass: (H, W) uint8 -> (height, W) uint8."""
+    return _clip8(dense_weights(gray.shape[0], height).T @ gray.astype(np.float64) + _HALF)
+
+
+def vertical_first(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+    """Whether the installed Pillow runs the column pass first for this resize.
+
+    Pillow 13 does when the height shrinks by more than twice as many pixels as the
+    width (tall images: phone screenshots, vertical panoramas); Pillow 12 and older
+    always run the rows first. The two orders round differently, so we follow the
+    Pillow that is installed (found once by a probe, not by its version number).
+    """
+    (width, height), (w, h) = in_size, out_size
+    return _pillow_has_vertical_first() and height - h > 0 and height - h > (width - w) * 2
+
+
+@functools.lru_cache(maxsize=1)
+def _pillow_has_vertical_first() -> bool:
+    from PIL import Image
+
+    probe = np.random.default_rng(5).integers(0, 256, (200, 16), dtype=np.uint8)
+    pillow = np.asarray(Image.fromarray(probe, "L").resize((8, 8), Image.Resampling.LANCZOS))
+    return bool(np.array_equal(pillow, resize_rows(resize_columns(probe, 8), 8)))
+
+
+def resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``Image.fromarray(gray).resize(size, LANCZOS)``, as an array, bit for bit."""
+    width, height = size
+    need_rows, need_columns = width != gray.shape[1], height != gray.shape[0]
+    out = gray
+    if need_columns and vertical_first((gray.shape[1], gray.shape[0]), size):
+        out = resize_columns(out, height)
+        return resize_rows(out, width) if need_rows else out
+    if need_rows:  # Pillow skips a pass whose size does not change
+        out = resize_rows(out, width)
+    if need_columns:
+        out = resize_columns(out, height)
+    return out if out is not gray else gray.copy()
+
+
+def thumbnails(gray: np.ndarray) -> np.ndarray:
+    """The four hash thumbnails of an (H, W) uint8 image, flat: shape (THUMB_BYTES,) uint8."""
+    return np.concatenate([resize(gray, size).ravel() for size in THUMB_SIZES])
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's ``convert("L")`` of (H, W, 3) uint8 RGB: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16."""
+    p = rgb.astype(np.uint32)
+    return ((p[..., 0] * 19595 + p[..., 1] * 38470 + p[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def orientation_map(orientation: int, width: int, height: int) -> tuple[int, int, tuple[int, ...]]:
+    """How to read the upright picture from stored pixels of size (width, height).
+
+    Returns (upright width, upright height, (a, b, c, d, e, f)) such that the upright
+    pixel (x, y) is the stored pixel (x' = a*x + b*y + c, y' = d*x + e*y + f): the
+    transposes of ``ImageOps.exif_transpose`` for EXIF orientations 1-8.
+    """
+    w1, h1 = width - 1, height - 1
+    maps = {
+        1: (1, 0, 0, 0, 1, 0),        # as stored
+        2: (-1, 0, w1, 0, 1, 0),      # FLIP_LEFT_RIGHT
+        3: (-1, 0, w1, 0, -1, h1),    # ROTATE_180
+        4: (1, 0, 0, 0, -1, h1),      # FLIP_TOP_BOTTOM
+        5: (0, 1, 0, 1, 0, 0),        # TRANSPOSE
+        6: (0, 1, 0, -1, 0, h1),      # ROTATE_270
+        7: (0, -1, w1, -1, 0, h1),    # TRANSVERSE
+        8: (0, -1, w1, 1, 0, 0),      # ROTATE_90
+    }
+    params = maps.get(orientation, maps[1])
+    if orientation in (5, 6, 7, 8):
+        return height, width, params
+    return width, height, params
+
+
+def upright(stored: np.ndarray, orientation: int) -> np.ndarray:
+    """The upright picture of stored (H, W[, C]) pixels, through :func:`orientation_map`."""
+    height, width = stored.shape[:2]
+    uw, uh, (a, b, c, d, e, f) = orientation_map(orientation, width, height)
+    ys, xs = np.mgrid[0:uh, 0:uw]
+    return stored[d * xs + e * ys + f, a * xs + b * ys + c]
+
+
+def row_tables(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four row passes of an image ``width`` wide as one table of COLUMNS outputs:
+    (first input column, taps, offset into the weights, weights), all int32."""
+    return _tables([coefficients(width, w) for w, _ in THUMB_SIZES])
+
+
+def column_tables(height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four column passes of an image ``height`` high as one table of 112 output rows."""
+    return _tables([coefficients(height, h) for _, h in THUMB_SIZES])
+
+
+def _tables(parts: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    starts = np.concatenate([p[0] for p in parts]).astype(np.int32)
+    counts = np.concatenate([p[1] for p in parts]).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+    weights = np.concatenate([w for p in parts for w in p[2]]).astype(np.int32)
+    return starts, counts, offsets, weights

@@ -1,0 +1,160 @@
+"""The GPU path on a GPU: CuPy kernels equal to the CPU bit for bit on the same pixels,
+nvImageCodec decoding close to libjpeg, and hash_paths with the GPU giving the CPU's
+records (codes of GPU-decoded JPEGs within a few bits). Skipped without CuPy and a
+device; run on the GPU machine (docs/gpu.md says how)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+cupy = pytest.importorskip("cupy")
+try:
+    _DEVICES = cupy.cuda.runtime.getDeviceCount()
+except Exception:  # no driver
+    _DEVICES = 0
+if _DEVICES < 1:
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+from lumina_plugin.config import Config  # noqa: E402
+from lumina_plugin.decode.cpu import probe  # noqa: E402
+from lumina_plugin.hashing import resize  # noqa: E402
+from lumina_plugin.hashing.codes import hamming  # noqa: E402
+from lumina_plugin.hashing.gpu import GpuHasher, self_check  # noqa: E402
+from lumina_plugin.hashing.pipeline import hash_paths  # noqa: E402
+from lumina_plugin.hashing.records import record_for  # noqa: E402
+from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
+PHOTOS = sorted(p for p in SAMPLE_DIR.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
+MAX_PIXELS = Config().max_pixels
+
+
+@pytest.fixture(scope="module")
+def hasher() -> GpuHasher:
+    return GpuHasher()
+
+
+def stored_rgb(path: Path) -> tuple[np.ndarray, int]:
+    """Pillow's decode of the stored (un-rotated) pixels as RGB, and the EXIF orientation."""
+    with Image.open(path) as im:
+        im.load()
+        return np.asarray(im.convert("RGB")), probe(path, MAX_PIXELS).orientation
+
+
+def test_self_check_passes(hasher: GpuHasher) -> None:
+    assert self_check(hasher) is None
+
+
+def test_kernels_equal_pillow_and_cpu_codes_on_every_sample_photo(hasher: GpuHasher) -> None:
+    images = [stored_rgb(p) for p in PHOTOS]
+    thumbs = cupy.asnumpy(hasher.thumbnails([(cupy.asarray(rgb), o) for rgb, o in images]))
+    for path, row in zip(PHOTOS, thumbs):
+        with Image.open(path) as im:
+            gray = ImageOps.exif_transpose(im).convert("L")
+        want = np.concatenate([np.asarray(gray.resize(s, Image.Resampling.LANCZOS)).ravel()
+                               for s in resize.THUMB_SIZES])
+        np.testing.assert_array_equal(row, want, err_msg=str(path))
+    codes = hasher.hash([(cupy.asarray(rgb), o) for rgb, o in images])
+    np.testing.assert_array_equal(codes, np.stack([record_for(str(p), MAX_PIXELS).codes for p in PHOTOS]))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_kernels_turn_camera_sized_photos_like_the_cpu(hasher: GpuHasher, make_photo, orientation: int) -> None:
+    path = make_photo(f"o{orientation}.jpg", size=(4000, 3000), orientation=orientation, quality=92)
+    rgb, o = stored_rgb(path)
+    assert o == orientation
+    codes = hasher.hash([(cupy.asarray(rgb), o)])
+    np.testing.assert_array_equal(codes[0], record_for(str(path), MAX_PIXELS).codes)
+
+
+def test_kernels_on_the_noisy_camera_photo(hasher: GpuHasher, big_photo: Path) -> None:
+    rgb, o = stored_rgb(big_photo)
+    np.testing.assert_array_equal(hasher.hash([(cupy.asarray(rgb), o)])[0], record_for(str(big_photo), MAX_PIXELS).codes)
+
+
+# -- nvImageCodec and the whole pipeline -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Camera-sized baseline JPEGs and everything the GPU must hand to the CPU."""
+    pytest.importorskip("nvidia.nvimgcodec")
+    from conftest import write_photo
+
+    root = tmp_path_factory.mktemp("gpu_library")
+    sources = [p for p in PHOTOS if p.suffix.lower() == ".jpg" and "exports" not in p.parts][:10]
+    paths = [write_photo(root / f"cam{n:02d}.jpg", source=src, size=(2400, 1600), quality=92)
+             for n, src in enumerate(sources)]
+    paths.append(write_photo(root / "rot6.jpg", source=sources[0], size=(2400, 1600), orientation=6))
+    paths.append(write_photo(root / "rot3.jpg", source=sources[1], size=(1600, 1200), orientation=3))
+    with Image.open(paths[2]) as im:
+        im.save(root / "progressive.jpg", "JPEG", progressive=True, quality=92)
+        im.convert("L").save(root / "gray.jpg", "JPEG", quality=92)
+        im.convert("CMYK").save(root / "cmyk.jpg", "JPEG", quality=92)
+        im.save(root / "lossless.png")
+        im.save(root / "web.webp", quality=90)
+    (root / "truncated.jpg").write_bytes(paths[3].read_bytes()[:50_000])
+    (root / "empty.jpg").write_bytes(b"")
+    extra = ["progressive.jpg", "gray.jpg", "cmyk.jpg", "lossless.png", "web.webp", "truncated.jpg", "empty.jpg"]
+    return [str(p) for p in paths] + [str(root / name) for name in extra]
+
+
+def test_gpu_decoded_pixels_are_close_to_libjpeg(library: list[str]) -> None:
+    from lumina_plugin.decode.gpu import GpuJpegDecoder
+
+    decoder = GpuJpegDecoder()
+    files = [Path(p).read_bytes() for p in library[:4]]
+    images = decoder.decode(files)
+    assert all(img is not None for img in images)
+    for path, img in zip(library[:4], images):
+        gpu = cupy.asnumpy(cupy.asarray(img))
+        with Image.open(path) as im:
+            cpu = np.asarray(im.convert("RGB"))
+        assert gpu.shape == cpu.shape
+        diff = np.abs(gpu.astype(int) - cpu)
+        print(f"{Path(path).name}: max {diff.max()} mean {diff.mean():.3f} levels")
+        assert diff.max() <= 16
+
+
+def test_hash_paths_on_the_gpu_gives_the_cpus_records(library: list[str]) -> None:
+    on = Config(batch_size=4, hashing=HashingSettings(gpu="on", gpu_batch_size=3, workers=2, parallel_min_mb=0))
+    off = Config(batch_size=4, hashing=HashingSettings(gpu="off", parallel_min_files=10**6))
+    got, want = list(hash_paths(library, on)), list(hash_paths(library, off))
+    from lumina_plugin.hashing.pipeline import LAST_RUN
+    # the whole baseline colour JPEGs are shared out between the GPU and the CPU pool
+    assert LAST_RUN["gpu"] and 1 <= LAST_RUN["gpu_hashed"] <= 12
+    assert [len(r) + len(e) for r, e in got] == [len(r) + len(e) for r, e in want]
+    assert [e for _, e in got] == [e for _, e in want]  # truncated and empty: same errors
+    gpu_names = {f"cam{n:02d}.jpg" for n in range(10)} | {"rot6.jpg", "rot3.jpg"}
+    worst = 0
+    for (records, _), (expected, _) in zip(got, want):
+        for r, w in zip(records, expected):
+            assert (r.path, r.checksum, r.width, r.height, r.orientation, r.format, r.camera) == \
+                   (w.path, w.checksum, w.width, w.height, w.orientation, w.format, w.camera)
+            bits = [hamming(a, b) for a, b in zip(r.codes, w.codes)]
+            if Path(r.path).name in gpu_names:
+                worst = max(worst, *bits)
+            else:  # decoded by Pillow in the pool: identical
+                assert bits == [0, 0, 0, 0], r.path
+    print(f"GPU-decoded codes differ from the CPU's by at most {worst} bits")
+    assert worst <= 4
+
+
+def test_gpu_memory_stays_bounded_over_runs(library: list[str], tmp_path: Path) -> None:
+    many = []
+    for n in range(60):
+        dest = tmp_path / f"copy{n:02d}.jpg"
+        shutil.copyfile(library[n % 10], dest)
+        many.append(str(dest))
+    cfg = Config(batch_size=16, hashing=HashingSettings(gpu="on", gpu_batch_size=8, workers=2, parallel_min_mb=0))
+    list(hash_paths(many, cfg))
+    free_after_one = cupy.cuda.runtime.memGetInfo()[0]
+    for _ in range(3):
+        list(hash_paths(many, cfg))
+    assert cupy.cuda.runtime.memGetInfo()[0] > free_after_one - (512 << 20)
