@@ -213,7 +213,8 @@ class Engine:
         ids, codes = self._import(paths, report, store=True)
         if len(ids):
             self.progress("searching", 0, 1)
-            pairs = query_pairs(self.index.ids, self.index.codes, ids, codes, self.config.thresholds.radii())
+            pairs = query_pairs(self.index.ids, self.index.codes, ids, codes, self.config.thresholds.radii(),
+                                **self.config.index.search_options())
             self.catalog.replace_pairs(ids, pairs.a, pairs.b, pairs.dist, None)
             self.progress("searching", 1, 1)
         self._regroup(report, *self.catalog.pairs(), dry_run=False)
@@ -232,7 +233,7 @@ class Engine:
             ids = np.concatenate([ids[keep], new_ids])
             codes = np.concatenate([codes[keep], new_codes])
         self.progress("comparing", 0, 1)
-        pairs = all_pairs(ids, codes, self.config.thresholds.radii())
+        pairs = all_pairs(ids, codes, self.config.thresholds.radii(), **self.config.index.search_options())
         self.progress("comparing", 1, 1)
         if not dry_run:
             self.catalog.replace_pairs(None, pairs.a, pairs.b, pairs.dist, None)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import faiss
 import numpy as np
 import pytest
 
-from lumina_plugin.index.search import Pairs, all_pairs, query_pairs
+from lumina_plugin.index import gpu, search
+from lumina_plugin.index.search import BACKENDS, Pairs, all_pairs, pick_backend, query_pairs
+from lumina_plugin.settings.index import BACKENDS as SETTINGS_BACKENDS
+from lumina_plugin.settings.index import IndexSettings
 
 N = 5000
 PLANTED = 200
@@ -90,14 +94,18 @@ def select(ref: Pairs, radii: Sequence[int]) -> Pairs:
     return Pairs(ref.a[keep], ref.b[keep], ref.dist[keep])
 
 
+CPU_BACKENDS = ["auto", "faiss", "mih"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("radii", [(4, 6, 8, -1), (0, 0, 0, 0), (-1, -1, -1, 8), (8, -1, 3, 5)])
-def test_all_pairs_matches_brute_force(data, reference, radii) -> None:  # type: ignore[no-untyped-def]
+def test_all_pairs_matches_brute_force(data, reference, radii, backend) -> None:  # type: ignore[no-untyped-def]
     ids, codes = data
     want = select(reference, radii)
     for k, r in enumerate(radii):  # the data has pairs on both sides of each active radius
         if r >= 0:
             assert (reference.dist[:, k] == r).any() and (reference.dist[:, k] == r + 1).any()
-    got = all_pairs(ids, codes, radii)
+    got = all_pairs(ids, codes, radii, backend=backend)
     assert len(got) >= 30
     assert_pairs_equal(got, want)
 
@@ -106,13 +114,15 @@ def test_chunking_and_threads_do_not_change_the_result(data) -> None:  # type: i
     ids, codes = data
     radii = (4, 6, 8, -1)
     threads = faiss.omp_get_max_threads()
-    got = all_pairs(ids, codes, radii, chunk=777, faiss_threads=1)
+    got = all_pairs(ids, codes, radii, chunk=777, faiss_threads=1, backend="faiss")
     assert faiss.omp_get_max_threads() == threads
     assert_pairs_equal(got, all_pairs(ids, codes, radii))
+    assert_pairs_equal(all_pairs(ids, codes, radii, backend="mih", pair_chunk=100), got)
 
 
+@pytest.mark.parametrize("backend", ["faiss", "mih"])  # ("auto" is one of them)
 @pytest.mark.parametrize("radii", [(4, 6, 8, -1), (8, -1, 3, 5)])
-def test_query_pairs_matches_brute_force(data, radii) -> None:  # type: ignore[no-untyped-def]
+def test_query_pairs_matches_brute_force(data, radii, backend) -> None:  # type: ignore[no-untyped-def]
     ids, codes = data
     rng = np.random.default_rng(7)
     order = rng.permutation(N)
@@ -124,7 +134,7 @@ def test_query_pairs_matches_brute_force(data, radii) -> None:  # type: ignore[n
     q_codes[-50:, 0] ^= np.uint64(1)  # "re-imported" with slightly different codes
     i_codes = codes[index_rows].copy()
     i_codes[:50] = rng.integers(0, 2**64, size=(50, 4), dtype=np.uint64)  # stale entries
-    got = query_pairs(ids[index_rows], i_codes, q_ids, q_codes, radii, chunk=300)
+    got = query_pairs(ids[index_rows], i_codes, q_ids, q_codes, radii, chunk=300, backend=backend, pair_chunk=999)
 
     union_ids = np.concatenate([ids[index_rows[50:]], q_ids])
     union_codes = np.concatenate([codes[index_rows[50:]], q_codes])
@@ -169,3 +179,63 @@ def test_bad_arguments() -> None:
         all_pairs(np.array([1, 1, 2]), codes, (1, 1, 1, 1))
     with pytest.raises(ValueError):
         all_pairs(np.arange(2), codes, (1, 1, 1, 1))
+    with pytest.raises(ValueError, match="backend"):
+        all_pairs(np.arange(3), codes, (1, 1, 1, 1), backend="cuda")
+
+
+def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU rule: the multi-index join at the engine's radii, FAISS where MIH cannot win."""
+    monkeypatch.setattr(gpu, "cupy_module", lambda: None)
+    for radius in (0, 3, 6, 8, 10):
+        assert pick_backend("auto", radius, 1_000_000) == "mih"
+    assert pick_backend("auto", 24, 1_000_000) == "faiss"  # too many probes for any plan
+    assert pick_backend("auto", 10, 10_000_000, queries=256) == "faiss"  # sorting 10M > 256 scans
+    assert pick_backend("auto", 6, 10_000_000, queries=1_000_000) == "mih"
+    assert pick_backend("faiss", 6, 10**6) == "faiss" and pick_backend("mih", 30, 10) == "mih"
+
+
+def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """No GPU, or a GPU whose self-check failed: the same pairs from the CPU, and a warning."""
+    if gpu.cupy_module() is not None:
+        pytest.skip("this machine has a CuPy GPU: tests/test_index_gpu.py covers it")
+    ids, codes = data
+    radii = (4, 6, 8, -1)
+    want = all_pairs(ids, codes, radii, backend="faiss")
+    search._warned.clear()
+    for backend in ("gpu", "faiss-gpu"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lumina_plugin.index.search"):
+            assert_pairs_equal(all_pairs(ids, codes, radii, backend=backend), want)
+        assert any(backend in r.getMessage() and "CPU" in r.getMessage() for r in caplog.records)
+
+
+def test_a_gpu_failing_its_self_check_is_not_used(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(gpu, "cupy_module", lambda: object())  # "a GPU is present"...
+    monkeypatch.setattr(gpu, "gpu_problem", lambda device=0: "mih_join disagrees with the CPU join")  # ...but wrong
+    search._warned.clear()
+    assert pick_backend("auto", 6, 10**6) == "mih"  # auto: quietly the CPU
+    with caplog.at_level(logging.WARNING):
+        assert pick_backend("gpu", 6, 10**6) == "mih"
+    assert "disagrees" in caplog.text
+
+
+def test_settings_options_reach_the_search(data) -> None:  # type: ignore[no-untyped-def]
+    ids, codes = data
+    settings = IndexSettings(backend="mih", threads=1, pair_chunk=500)
+    assert settings.search_options()["faiss_threads"] == 1
+    assert_pairs_equal(all_pairs(ids, codes, (8, 10, 10, 8), **settings.search_options()),
+                       all_pairs(ids, codes, (8, 10, 10, 8), backend="faiss"))
+    assert set(BACKENDS) == set(SETTINGS_BACKENDS)
+    with pytest.raises(ValueError, match="backend"):
+        IndexSettings(backend="cuda")
+
+
+def test_huge_bucket_of_identical_frames() -> None:
+    """1,200 identical black frames among random codes: every pair, with a small pair_chunk."""
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 2**64, size=(2500, 4), dtype=np.uint64)
+    codes[:1200] = 0
+    ids = rng.permutation(10**6)[:2500].astype(np.int64)
+    for backend in ("faiss", "mih"):
+        got = all_pairs(ids, codes, (2, -1, 6, -1), backend=backend, pair_chunk=10_000)
+        assert len(got) == 1200 * 1199 // 2 and not got.dist[:, [0, 2]].any()

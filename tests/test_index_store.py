@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
 import os
 import signal
 import subprocess
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumina_plugin.index.store import CRASH_ENV, MANIFEST_NAME, HashIndex, IndexCorruptError
+from lumina_plugin.index.store import CRASH_ENV, MANIFEST_NAME, MERGE_FANOUT, HashIndex, IndexCorruptError
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = Path(__file__).with_name("_index_writer.py")
@@ -287,3 +289,112 @@ def test_crash_after_manifest_during_compact(populated) -> None:  # type: ignore
     assert len(segment_files(d)) == 3  # two old ones not yet deleted, the compacted one listed
     assert_reopens(d, rows)
     assert segment_files(d) == listed(d) and len(listed(d)) == 1
+
+
+def _mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory map (not a copy in process memory)."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return isinstance(base, mmap.mmap)
+
+
+def test_compacted_index_is_served_from_a_memory_map(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    rows: dict[int, np.ndarray] = {}
+    with HashIndex.open(tmp_path) as index:
+        for _ in range(3):
+            ids, codes = batch(rng, 500)
+            index.add(ids, codes)
+            put(rows, ids, codes)
+        assert not _mapped(index.codes)  # three segments: resolved into one array
+        index.compact()
+        assert _mapped(index.codes) and _mapped(index.ids)
+        assert_state(index, rows)
+    with HashIndex.open(tmp_path) as again:
+        assert _mapped(again.codes) and not again.codes.flags.writeable
+        assert_state(again, rows)
+    seg = tmp_path / next(iter(listed(tmp_path)))
+    assert seg.stat().st_size == 32 + 40 * len(rows)  # header + 8 bytes per id and per code
+
+
+def test_segment_rows_are_sorted_by_id(tmp_path: Path) -> None:
+    ids = np.array([50, 7, 30, -2], np.int64)
+    codes = np.arange(16, dtype=np.uint64).reshape(4, 4)
+    with HashIndex.open(tmp_path) as index:
+        index.add(ids, codes)
+    data = (tmp_path / next(iter(listed(tmp_path)))).read_bytes()
+    np.testing.assert_array_equal(np.frombuffer(data, "<i8", 4, 32), [-2, 7, 30, 50])
+    assert_reopens(tmp_path, {int(i): c for i, c in zip(ids, codes)})
+
+
+def test_many_small_writes_are_merged(tmp_path: Path) -> None:
+    """Batch after batch (with replacements and removals): the segment count stays bounded by the
+    size-tiered merges, and the contents always equal a plain dict's."""
+    rng = np.random.default_rng(12)
+    rows: dict[int, np.ndarray] = {}
+    index = HashIndex.open(tmp_path)
+    most = 0
+    for step in range(150):
+        if step % 7 == 6 and rows:
+            gone = rng.choice(sorted(rows), min(len(rows), 5), replace=False)
+            index.remove(gone)
+            for i in gone:
+                del rows[int(i)]
+        else:
+            ids, codes = batch(rng, int(rng.integers(1, 30)), (0, 3000))
+            index.add(ids, codes)
+            put(rows, ids, codes)
+        most = max(most, len(listed(tmp_path)))
+        if step % 25 == 0:
+            assert_state(index, rows)
+            assert_reopens(tmp_path, rows)
+    assert_state(index, rows)
+    assert_reopens(tmp_path, rows)
+    assert most <= 3 * MERGE_FANOUT and segment_files(tmp_path) == listed(tmp_path)
+
+
+def test_segment_of_another_version_is_refused(tmp_path: Path) -> None:
+    """A segment whose header says another algorithm version is never mixed in (even with a
+    matching checksum in the manifest)."""
+    with HashIndex.open(tmp_path, version=1) as index:
+        index.add(np.array([1, 2]), np.ones((2, 4), np.uint64))
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    seg = tmp_path / manifest["segments"][0]["name"]
+    data = bytearray(seg.read_bytes())
+    data[8:16] = (2).to_bytes(8, "little")
+    seg.write_bytes(bytes(data))
+    manifest["segments"][0]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="bad header"):
+        HashIndex.open(tmp_path, version=1)
+
+
+def test_incremental_search_add_and_delete(tmp_path: Path) -> None:
+    """On import a batch is searched against the index, then added; a deleted photo disappears
+    from every search at once, and after reopening."""
+    rng = np.random.default_rng(13)
+    radii = (6, 6, 6, 6)
+    ids, codes = batch(rng, 3000, (0, 10**6))
+    with HashIndex.open(tmp_path) as index:
+        index.add(ids, codes)
+    near = rng.choice(len(ids), 40, replace=False)
+    q_ids = np.arange(10**6, 10**6 + 40, dtype=np.int64)
+    q_codes = codes[near] ^ np.uint64(0b1011)  # 3 bits away from an indexed photo
+    with HashIndex.open(tmp_path) as index:
+        found = index.search(q_ids, q_codes, radii)
+        assert set(zip(found.a.tolist(), found.b.tolist())) >= set(zip(ids[near].tolist(), q_ids.tolist()))
+        assert (found.dist.min(axis=1) <= 6).all()
+        index.add(q_ids, q_codes)
+        gone = ids[near[:10]]
+        index.remove(gone)
+        again = index.search(q_ids[:20], q_codes[:20] ^ np.uint64(1 << 40), radii)
+        assert not np.isin(again.a, gone).any() and not np.isin(again.b, gone).any()
+        assert len(again) >= 10  # the other 10 indexed originals, and the batch's own old entries
+        everything = index.pairs(radii)
+        assert not np.isin(everything.a, gone).any() and not np.isin(everything.b, gone).any()
+    with HashIndex.open(tmp_path) as reopened:
+        assert not reopened.contains(gone).any()
+        np.testing.assert_array_equal(reopened.pairs(radii).a, everything.a)

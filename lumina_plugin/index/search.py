@@ -1,27 +1,46 @@
-"""Radius search over hash codes with FAISS binary indexes (CPU): candidate pairs of images.
+"""Radius search over hash codes: candidate pairs of images, whichever backend finds them.
 
-FAISS finds, per algorithm, every pair within that algorithm's radius (``IndexBinaryFlat`` with
-``range_search``, queries in chunks so the result lists stay bounded). The candidates of all
-algorithms are united, then all four distances of each candidate are computed with NumPy, so the
-grouping step can apply any rule over the four hashes without searching again.
+Per algorithm (column of codes) a *join* finds every pair of rows within that algorithm's radius,
+streamed in chunks; the pairs of all algorithms are united, then all four distances of each pair
+are computed with NumPy, so the grouping step can apply any rule over the four hashes without
+searching again. The backends, all exact (tests check each against brute force):
+
+- ``"faiss"``: FAISS ``IndexBinaryFlat.range_search`` on the CPU (brute force);
+- ``"mih"``: the multi-index join of :mod:`.mih` in NumPy on the CPU;
+- ``"gpu"``: the CuPy kernels of :mod:`.gpu` (multi-index join, or brute force for a small batch);
+- ``"faiss-gpu"``: FAISS ``GpuIndexBinaryFlat`` k-NN, completed on the CPU where k was too small;
+- ``"auto"`` (default): ``"gpu"`` when CuPy sees a GPU that passes its self-check, else whichever
+  of ``"mih"`` and ``"faiss"`` the cost models predict faster for that column's radius and size.
+
+A GPU backend that is missing or fails its self-check falls back to the CPU with a warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
 
-from ..hashing.codes import ALGORITHMS, codes_to_bytes
+from ..hashing.codes import ALGORITHMS
+from . import flat, gpu, mih
+from ._arrays import has_duplicates, isin, sorted_unique
 
-__all__ = ["Pairs", "all_pairs", "query_pairs", "DEFAULT_CHUNK"]
+__all__ = ["BACKENDS", "DEFAULT_CHUNK", "Pairs", "all_pairs", "pick_backend", "query_pairs", "radius_join"]
+
+log = logging.getLogger(__name__)
 
 _NCODES = len(ALGORITHMS)
-#: Queries per ``range_search`` call: bounds FAISS's per-call result buffers.
-DEFAULT_CHUNK = 65_536
+#: Queries per FAISS ``range_search`` call: bounds FAISS's per-call result buffers.
+DEFAULT_CHUNK = flat.DEFAULT_QUERIES
+BACKENDS = ("auto", "faiss", "mih", "gpu", "faiss-gpu")
+#: Multi-index joins are chosen over FAISS only when predicted this many times faster: the cost
+#: model assumes uniform codes, and real libraries cluster.
+_MIH_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -47,12 +66,13 @@ class Pairs:
 
 def _check(ids: np.ndarray, codes: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     ids = np.asarray(ids)
-    ids = ids.astype(np.int64) if ids.size else np.empty(0, np.int64)
+    ids = ids.astype(np.int64, copy=False) if ids.size else np.empty(0, np.int64)
     codes = np.asarray(codes)
-    codes = codes.astype(np.uint64).reshape(-1, _NCODES) if codes.size else np.empty((0, _NCODES), np.uint64)
+    # No copy when the codes are already uint64 (an index's memory-mapped array, say).
+    codes = codes.astype(np.uint64, copy=False).reshape(-1, _NCODES) if codes.size else np.empty((0, _NCODES), np.uint64)
     if ids.ndim != 1 or len(codes) != len(ids):
         raise ValueError(f"{what}: {ids.shape} ids do not match codes of shape {codes.shape}")
-    if len(np.unique(ids)) != len(ids):
+    if has_duplicates(ids):
         raise ValueError(f"{what}: image ids must be unique")
     return ids, codes
 
@@ -78,45 +98,106 @@ def _threads(n: int | None) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _candidates(codes: np.ndarray, first_query: int, radii: list[int], chunk: int) -> np.ndarray:
-    """Row pairs (i, j), i < j, as unique keys ``i * n + j``, within radius on some algorithm.
+def _usable(backend: str, device: int) -> str:
+    """``backend``, or the CPU choice ("auto") with a warning when a GPU backend cannot be used."""
+    if backend == "gpu":
+        problem = gpu.gpu_problem(device)
+    elif backend == "faiss-gpu":
+        problem = flat.gpu_flat_problem(device)
+    else:
+        return backend
+    if problem is None:
+        return backend
+    if (backend, problem) not in _warned:  # once per process, not once per column and call
+        _warned.add((backend, problem))
+        log.warning("index search: backend %r unusable (%s); using the CPU", backend, problem)
+    return "auto"
 
-    Rows ``first_query:`` are the queries; pairs of two rows before ``first_query`` are never
-    produced. Query blocks are added to the FAISS index last block first, and each block is
-    searched right after it is added, so it meets only itself, later blocks and the rows before
-    ``first_query``: each pair of queries is compared once, not twice.
+
+_warned: set[tuple[str, str]] = set()
+
+
+def pick_backend(backend: str, radius: int, n: int, queries: int | None = None, *, device: int = 0) -> str:
+    """The concrete backend ("faiss", "mih", "gpu" or "faiss-gpu") for one column's join.
+
+    ``backend`` as asked; ``n`` rows of which ``queries`` are queries (None: all pairs). "auto"
+    takes the GPU when it passes its self-check (quietly skipped when there is no CuPy or GPU),
+    else compares the CPU cost models.
     """
-    n = len(codes)
-    starts = list(range(first_query, n, chunk))[::-1]
-    # FAISS numbers rows in the order they were added: map its labels back to our rows.
-    row_of = np.concatenate([np.arange(first_query)] + [np.arange(q0, min(q0 + chunk, n)) for q0 in starts])
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto" and gpu.cupy_module() is not None and gpu.gpu_problem(device) is None:
+        return "gpu"
+    backend = _usable(backend, device)
+    if backend != "auto":
+        return backend
+    fast = mih.estimate_seconds(mih.choose_plan(radius, n, queries), n, queries)
+    return "mih" if fast * _MIH_MARGIN < flat.estimate_seconds(n, queries) else "faiss"
+
+
+def radius_join(
+    x: np.ndarray,
+    radius: int,
+    *,
+    first_query: int = 0,
+    backend: str = "auto",
+    chunk: int = DEFAULT_CHUNK,
+    pair_chunk: int = mih.DEFAULT_CHUNK,
+    device: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield row pairs ``(i, j)`` (int64 NumPy arrays, ``i < j``) of one column of codes within
+    ``radius`` bits, every pair exactly once, chunk by chunk.
+
+    ``x``: uint64 (n,). Rows ``first_query:`` are queries; pairs of two earlier rows are left out
+    (0: all pairs). ``chunk``: queries per FAISS call; ``pair_chunk``: candidate pairs per NumPy
+    step (``"mih"``) or pairs per kernel launch (``"gpu"``): they bound the working memory.
+    """
+    n = len(x)
+    if radius < 0 or n < 2 or first_query >= n:
+        return
+    queries = None if first_query == 0 else n - first_query
+    chosen = pick_backend(backend, radius, n, queries, device=device)
+    log.debug("index search: %s join of %d codes (%s queries) at radius %d", chosen, n, queries or "all", radius)
+    if chosen == "faiss":
+        yield from flat.range_join(x, radius, first_query=first_query, chunk=chunk)
+    elif chosen == "mih":
+        yield from mih.join(x, radius, first_query=first_query, chunk=pair_chunk)
+    elif chosen == "faiss-gpu":
+        yield from flat.knn_join(x, radius, first_query=first_query, device=device)
+    else:
+        # The GPU multi-index join; it runs brute force itself where that is predicted faster
+        # (a small batch against a large index, a large radius).
+        capacity = max(pair_chunk, 1 << 16)
+        for i, j in gpu.mih_join(x, radius, first_query=first_query, device=device, capacity=capacity):
+            yield i.get(), j.get()
+
+
+def _search(
+    column: Callable[[int], np.ndarray], n: int, first_query: int, radii: list[int], opts: dict[str, Any],
+    threads: int | None,
+) -> np.ndarray:
+    """Unique row-pair keys ``i * n + j`` (i < j) within radius on at least one algorithm.
+
+    ``column(k)`` gives algorithm k's codes of all n rows: one column is in memory at a time.
+    """
     keys: list[np.ndarray] = []
-    for k, radius in enumerate(radii):
-        if radius < 0:
-            continue
-        base = codes_to_bytes(codes[:, k])
-        index = faiss.IndexBinaryFlat(64)
-        if first_query:
-            index.add(base[:first_query])
-        for q0 in starts:
-            q1 = min(q0 + chunk, n)
-            index.add(base[q0:q1])
-            # FAISS keeps hits with distance < radius: the +1 makes our radius inclusive.
-            lims, _, labels = index.range_search(base[q0:q1], radius + 1)
-            rows = np.repeat(np.arange(q0, q1, dtype=np.int64), np.diff(lims.astype(np.int64)))
-            hits = row_of[labels.astype(np.int64)]
-            keep = rows != hits
-            lo, hi = np.minimum(rows[keep], hits[keep]), np.maximum(rows[keep], hits[keep])
-            keys.append(np.unique(lo * n + hi))
+    with _threads(threads):
+        for k, radius in enumerate(radii):
+            if radius < 0:
+                continue
+            parts = [i * n + j for i, j in radius_join(column(k), radius, first_query=first_query, **opts)]
+            if parts:
+                keys.append(np.concatenate(parts))  # each pair once per column already
     if not keys:
         return np.empty(0, np.int64)
-    return np.unique(np.concatenate(keys))
+    return sorted_unique(np.concatenate(keys))
 
 
-def _pairs_from_keys(ids: np.ndarray, codes: np.ndarray, keys: np.ndarray) -> Pairs:
+def _pairs_from_keys(ids: np.ndarray, codes_of: Callable[[np.ndarray], np.ndarray], keys: np.ndarray) -> Pairs:
+    """Pairs of ids from row-pair keys; ``codes_of(rows)`` gives the (len(rows), 4) codes."""
     n = len(ids)
     i, j = keys // n, keys % n
-    dist = np.bitwise_count(codes[i] ^ codes[j]).astype(np.uint8, copy=False)
+    dist = np.bitwise_count(codes_of(i) ^ codes_of(j)).astype(np.uint8, copy=False)
     a, b = np.minimum(ids[i], ids[j]), np.maximum(ids[i], ids[j])
     order = np.lexsort((b, a))
     return Pairs(a[order], b[order], np.ascontiguousarray(dist[order]))
@@ -129,20 +210,24 @@ def all_pairs(
     *,
     chunk: int = DEFAULT_CHUNK,
     faiss_threads: int | None = None,
+    backend: str = "auto",
+    pair_chunk: int = mih.DEFAULT_CHUNK,
+    device: int = 0,
 ) -> Pairs:
     """Every pair of distinct images within ``radii[k]`` bits on at least one algorithm ``k``.
 
     ``ids``: unique int64 (n,); ``codes``: uint64 (n, 4) in ``ALGORITHMS`` order; ``radii``: four
     inclusive Hamming radii, a negative one disabling that algorithm. ``faiss_threads`` sets FAISS's
-    thread count for this call only (None: leave it as it is).
+    thread count for this call only (None: leave it as it is). ``backend``, ``pair_chunk`` and
+    ``device``: see :func:`radius_join`; every backend gives the same pairs.
     """
     ids, codes = _check(ids, codes, "all_pairs")
     radii = _check_radii(radii)
     if len(ids) < 2:
         return Pairs.empty()
-    with _threads(faiss_threads):
-        keys = _candidates(codes, 0, radii, chunk)
-    return _pairs_from_keys(ids, codes, keys)
+    opts = {"backend": backend, "chunk": chunk, "pair_chunk": pair_chunk, "device": device}
+    keys = _search(lambda k: np.ascontiguousarray(codes[:, k]), len(ids), 0, radii, opts, faiss_threads)
+    return _pairs_from_keys(ids, lambda rows: codes[rows], keys)
 
 
 def query_pairs(
@@ -154,6 +239,9 @@ def query_pairs(
     *,
     chunk: int = DEFAULT_CHUNK,
     faiss_threads: int | None = None,
+    backend: str = "auto",
+    pair_chunk: int = mih.DEFAULT_CHUNK,
+    device: int = 0,
 ) -> Pairs:
     """Pairs between a new batch and the indexed images, and pairs within the batch.
 
@@ -166,9 +254,21 @@ def query_pairs(
     radii = _check_radii(radii)
     if len(query_ids) == 0:
         return Pairs.empty()
-    keep = ~np.isin(index_ids, query_ids)
-    ids = np.concatenate([index_ids[keep], query_ids])
-    codes = np.concatenate([index_codes[keep], query_codes])
-    with _threads(faiss_threads):
-        keys = _candidates(codes, int(keep.sum()), radii, chunk)
-    return _pairs_from_keys(ids, codes, keys)
+    # Rows: the index's rows not re-queried (kept), then the queries. Codes are gathered one
+    # column at a time, so the index's (possibly memory-mapped) codes are never copied whole.
+    kept = np.flatnonzero(~isin(index_ids, query_ids))
+    n0 = len(kept)
+    ids = np.concatenate([index_ids[kept], query_ids])
+
+    def column(k: int) -> np.ndarray:
+        return np.concatenate([index_codes[kept, k], query_codes[:, k]])
+
+    def codes_of(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), _NCODES), np.uint64)
+        old = rows < n0
+        out[old] = index_codes[kept[rows[old]]]
+        out[~old] = query_codes[rows[~old] - n0]
+        return out
+
+    opts = {"backend": backend, "chunk": chunk, "pair_chunk": pair_chunk, "device": device}
+    return _pairs_from_keys(ids, codes_of, _search(column, len(ids), n0, radii, opts, faiss_threads))

@@ -5,8 +5,15 @@ One directory holds one index of (image id, four 64-bit codes)::
     manifest.json            {"format", "version", "generation", "segments": [{name, count, ...}]}
     seg-<gen>-<random>.bin   one file per write; never modified once written
 
-A segment holds tombstones (ids removed) and rows (ids and their codes). The live set is what
-applying the listed segments in order gives, each segment's tombstones before its rows.
+A segment holds tombstones (ids removed) and rows (ids and their codes, sorted by id). The live
+set is what applying the listed segments in order gives, each segment's tombstones before its rows.
+
+Memory: segments are memory-mapped, not read. A compacted index (one segment, no tombstones) is
+served straight from the map: ``ids`` and ``codes`` are read-only views of the file, so the index
+costs its codes' size in page cache and nothing more. Otherwise the live rows are resolved once
+into one array (8 bytes per id and per code). Small segments are merged as they accumulate
+(size-tiered: ``MERGE_FANOUT`` segments of one size class at the tail become one), so a catalog
+built batch by batch keeps a few dozen segments, each row rewritten about once per size class.
 
 Crash safety: a write (1) creates and fsyncs a new segment, then (2) writes the manifest to a
 unique temp file, fsyncs it, ``os.replace``-s it over ``manifest.json`` and fsyncs the directory.
@@ -29,147 +36,46 @@ import json
 import os
 import secrets
 import signal
-import struct
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..hashing.codes import ALGORITHM_VERSION, ALGORITHMS
+from ._arrays import has_duplicates, sorted_unique
+from .search import Pairs, all_pairs, query_pairs
+from .segments import (
+    FORMAT,
+    MANIFEST_NAME,
+    NCODES,
+    IndexCorruptError,
+    Segment,
+    empty_state,
+    encode_segment,
+    fsync_dir,
+    read_manifest,
+    read_segment,
+    resolve,
+    write_durable,
+)
 
-__all__ = ["HashIndex", "IndexCorruptError", "CRASH_ENV"]
+__all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorruptError"]
 
-MANIFEST_NAME = "manifest.json"
-_FORMAT = 1
-_MAGIC = b"LUMIDXS1"
-# magic, algorithm version, number of tombstones, number of rows; then the payload:
-# tombstone ids <i8, row ids <i8, row codes <u8 (rows, 4). 32 bytes keeps the payload 8-aligned.
-_HEADER = struct.Struct("<8sQQQ")
-_NCODES = len(ALGORITHMS)
+#: This many tail segments of one size class (rows + tombstones, in powers of this number) are
+#: merged into one.
+MERGE_FANOUT = 10
 
 #: Test hook: set to "before-manifest" (segment written, manifest not replaced) or
 #: "after-manifest" (manifest replaced, old files not yet deleted) to SIGKILL the process there.
 CRASH_ENV = "LUMINA_DEDUP_TEST_CRASH_AT"
 
 
-class IndexCorruptError(Exception):
-    """A file the manifest relies on is unreadable, missing, truncated or fails its checksum."""
-
-
 def _crash_point(name: str) -> None:
     """Die abruptly at a named point of the write path when :data:`CRASH_ENV` asks (tests only)."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-
-
-@dataclass(frozen=True)
-class _Segment:
-    name: str
-    count: int
-    tombstones: int
-    sha256: str
-
-
-_Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # (tombstone ids, row ids, row codes)
-
-
-def _empty_state() -> tuple[np.ndarray, np.ndarray]:
-    return np.empty(0, np.int64), np.empty((0, _NCODES), np.uint64)
-
-
-def _latest(ids: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    """Positions of each id's last occurrence (by segment, then position), ordered by id."""
-    order = np.lexsort((np.arange(len(ids)), seg, ids))
-    ordered = ids[order]
-    return order[np.append(ordered[1:] != ordered[:-1], True)]
-
-
-def _resolve(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
-    """Live (ids, codes), sorted by id, of segments applied in order (tombstones before rows).
-
-    Done in one vectorised pass rather than segment by segment, so opening an index of many small
-    segments costs O(N log N), not O(segments * N).
-    """
-    if not parts:
-        return _empty_state()
-    row_ids = np.concatenate([p[1] for p in parts])
-    row_codes = np.concatenate([p[2] for p in parts]).reshape(-1, _NCODES)
-    row_seg = np.concatenate([np.full(len(p[1]), s, np.int64) for s, p in enumerate(parts)])
-    pick = _latest(row_ids, row_seg)
-    ids, codes, seg = row_ids[pick], row_codes[pick], row_seg[pick]
-
-    tomb_ids = np.concatenate([p[0] for p in parts])
-    if tomb_ids.size and ids.size:
-        tomb_seg = np.concatenate([np.full(len(p[0]), s, np.int64) for s, p in enumerate(parts)])
-        t_pick = _latest(tomb_ids, tomb_seg)
-        t_ids, t_seg = tomb_ids[t_pick], tomb_seg[t_pick]
-        pos = np.minimum(np.searchsorted(t_ids, ids), len(t_ids) - 1)
-        # A tombstone kills rows of earlier segments only: its own segment's rows come after it.
-        dead = (t_ids[pos] == ids) & (t_seg[pos] > seg)
-        ids, codes = ids[~dead], codes[~dead]
-    return np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(codes, np.uint64)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "xb") as f:  # "x": never overwrite another writer's file
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _encode_segment(version: int, tombs: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> bytes:
-    header = _HEADER.pack(_MAGIC, version, len(tombs), len(ids))
-    return b"".join(
-        (header, tombs.astype("<i8").tobytes(), ids.astype("<i8").tobytes(), codes.astype("<u8").tobytes())
-    )
-
-
-def _read_segment(path: Path, seg: _Segment) -> _Part:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IndexCorruptError(f"index segment {path} is listed in the manifest but missing") from None
-    if hashlib.sha256(data).hexdigest() != seg.sha256:
-        raise IndexCorruptError(f"index segment {path} fails its SHA-256 checksum (damaged or truncated)")
-    magic, _version, n_tomb, n_rows = _HEADER.unpack_from(data) if len(data) >= _HEADER.size else (b"", 0, 0, 0)
-    size = _HEADER.size + 8 * (n_tomb + n_rows + _NCODES * n_rows)
-    if magic != _MAGIC or len(data) != size or (n_rows, n_tomb) != (seg.count, seg.tombstones):
-        raise IndexCorruptError(f"index segment {path} has a bad header for its manifest entry")
-    off = _HEADER.size
-    tombs = np.frombuffer(data, "<i8", n_tomb, off).astype(np.int64)
-    ids = np.frombuffer(data, "<i8", n_rows, off + 8 * n_tomb).astype(np.int64)
-    codes = np.frombuffer(data, "<u8", _NCODES * n_rows, off + 8 * (n_tomb + n_rows)).astype(np.uint64)
-    return tombs, ids, codes.reshape(n_rows, _NCODES)
-
-
-def _read_manifest(directory: Path) -> dict[str, object] | None:
-    """The parsed manifest, or None when the index has never been written."""
-    path = directory / MANIFEST_NAME
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        doc = json.loads(raw)
-        if doc["format"] != _FORMAT:
-            raise ValueError(f"unknown format {doc['format']!r}")
-        doc["segments"] = [
-            _Segment(str(s["name"]), int(s["count"]), int(s["tombstones"]), str(s["sha256"])) for s in doc["segments"]
-        ]
-        doc["version"], doc["generation"] = int(doc["version"]), int(doc["generation"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise IndexCorruptError(f"index manifest {path} is unreadable: {err}") from None
-    return doc
 
 
 def _as_ids(ids: object) -> np.ndarray:
@@ -197,9 +103,9 @@ class HashIndex:
         #: caller must re-add every image's codes from its catalog.
         self.rebuilt_for_version_change = False
         self._generation = 0
-        self._segments: list[_Segment] = []  # segments of our version, in manifest order
+        self._segments: list[Segment] = []  # segments of our version, in manifest order
         self._listed: list[str] = []  # every segment name the manifest on disk lists
-        self._ids, self._codes = _empty_state()
+        self._ids, self._codes = empty_state()
         self._closed = False
 
     @classmethod
@@ -211,7 +117,7 @@ class HashIndex:
         """
         index = cls(directory, version)
         index.directory.mkdir(parents=True, exist_ok=True)
-        index._load(_read_manifest(index.directory))
+        index._load(read_manifest(index.directory))
         index._delete_unlisted()
         return index
 
@@ -244,10 +150,22 @@ class HashIndex:
         pos = np.minimum(np.searchsorted(self._ids, query), len(self._ids) - 1)
         return self._ids[pos] == query
 
+    def search(self, ids: np.ndarray, codes: np.ndarray, radii: Sequence[int], **options: Any) -> Pairs:
+        """Pairs between a batch and the live rows, and within the batch (see :func:`query_pairs`;
+        ``options`` are its keyword options). The import path searches a batch, then adds it; a
+        removed image is gone from every later search at once."""
+        self._check_open()
+        return query_pairs(self._ids, self._codes, ids, codes, radii, **options)
+
+    def pairs(self, radii: Sequence[int], **options: Any) -> Pairs:
+        """Every pair of live images within the radii (see :func:`all_pairs`): Find Duplicates."""
+        self._check_open()
+        return all_pairs(self._ids, self._codes, radii, **options)
+
     def refresh(self) -> None:
         """Reload from disk if another ``HashIndex`` object has written since we last looked."""
         self._check_open()
-        doc = _read_manifest(self.directory)
+        doc = read_manifest(self.directory)
         if (doc["generation"] if doc else 0) != self._generation:
             self._load(doc)
 
@@ -258,13 +176,14 @@ class HashIndex:
         if ids.size == 0:
             return
         codes = np.asarray(codes)
-        if codes.shape != (len(ids), _NCODES):
-            raise ValueError(f"{len(ids)} ids need codes of shape ({len(ids)}, {_NCODES}), got {codes.shape}")
+        if codes.shape != (len(ids), NCODES):
+            raise ValueError(f"{len(ids)} ids need codes of shape ({len(ids)}, {NCODES}), got {codes.shape}")
         codes = codes.astype(np.uint64)
-        if len(np.unique(ids)) != len(ids):
+        if has_duplicates(ids):
             raise ValueError("duplicate image ids within one batch")
         self.refresh()
-        self._commit(ids[self.contains(ids)], ids, codes, replace_all=False)
+        self._commit(ids[self.contains(ids)], ids, codes, keep=len(self._segments))
+        self._merge_tail()
 
     def remove(self, ids: np.ndarray) -> None:
         """Remove images; ids that are not live are ignored (nothing is written if none are)."""
@@ -273,9 +192,10 @@ class HashIndex:
         if ids.size == 0:
             return
         self.refresh()
-        tombs = np.unique(ids[self.contains(ids)])
+        tombs = sorted_unique(ids[self.contains(ids)])
         if tombs.size:
-            self._commit(tombs, *_empty_state(), replace_all=False)
+            self._commit(tombs, *empty_state(), keep=len(self._segments))
+            self._merge_tail()
 
     def compact(self) -> None:
         """Rewrite the live rows as one segment and delete every older file."""
@@ -287,12 +207,12 @@ class HashIndex:
         )
         if compact and self._listed == [s.name for s in segs]:
             return
-        self._commit(np.empty(0, np.int64), self._ids, self._codes, replace_all=True)
+        self._commit(np.empty(0, np.int64), self._ids, self._codes, keep=0)
 
     def close(self) -> None:
         """Drop the in-memory arrays; nothing needs flushing (every write is durable on return)."""
         self._closed = True
-        self._ids, self._codes = _empty_state()
+        self._ids, self._codes = empty_state()
 
     def __enter__(self) -> HashIndex:
         return self
@@ -310,9 +230,9 @@ class HashIndex:
     def _load(self, doc: dict[str, object] | None) -> None:
         if doc is None:
             self._generation, self._segments, self._listed = 0, [], []
-            self._set_state(*_empty_state())
+            self._set_state(*empty_state())
             return
-        segments: list[_Segment] = doc["segments"]  # type: ignore[assignment]
+        segments: list[Segment] = doc["segments"]  # type: ignore[assignment]
         self._generation = doc["generation"]  # type: ignore[assignment]
         self._listed = [s.name for s in segments]
         if doc["version"] != self.version:
@@ -320,30 +240,32 @@ class HashIndex:
             # the next write so that opening with a wrong version by mistake destroys nothing.
             self.rebuilt_for_version_change = True
             self._segments = []
-            self._set_state(*_empty_state())
+            self._set_state(*empty_state())
             return
-        parts = [_read_segment(self.directory / s.name, s) for s in segments]
+        parts = [read_segment(self.directory / s.name, s, self.version) for s in segments]
         self._segments = list(segments)
-        self._set_state(*_resolve(parts))
+        self._set_state(*resolve(parts))
 
     def _set_state(self, ids: np.ndarray, codes: np.ndarray) -> None:
         ids.flags.writeable = False
         codes.flags.writeable = False
         self._ids, self._codes = ids, codes
 
-    def _commit(self, tombs: np.ndarray, ids: np.ndarray, codes: np.ndarray, *, replace_all: bool) -> None:
-        """Write one segment (if it has content), then swap the manifest to list it."""
+    def _commit(self, tombs: np.ndarray, ids: np.ndarray, codes: np.ndarray, *, keep: int) -> None:
+        """Write one segment (if it has content), then swap the manifest to list the first ``keep``
+        segments and it: ``keep`` = all (a batch), 0 (compaction) or a tail's start (a merge)."""
         generation = self._generation + 1
-        new: list[_Segment] = []
+        new: list[Segment] = []
         if tombs.size or ids.size:
-            data = _encode_segment(self.version, tombs, ids, codes)
+            data = encode_segment(self.version, tombs, ids, codes)
             name = f"seg-{generation:010d}-{secrets.token_hex(6)}.bin"
-            _write_durable(self.directory / name, data)
-            new.append(_Segment(name, len(ids), len(tombs), hashlib.sha256(data).hexdigest()))
+            write_durable(self.directory / name, data)
+            new.append(Segment(name, len(ids), len(tombs), hashlib.sha256(data).hexdigest()))
         _crash_point("before-manifest")
-        segments = new if replace_all else self._segments + new
+        appended = keep == len(self._segments)
+        segments = self._segments[:keep] + new
         doc = {
-            "format": _FORMAT,
+            "format": FORMAT,
             "version": self.version,
             "generation": generation,
             "algorithms": list(ALGORITHMS),
@@ -351,7 +273,7 @@ class HashIndex:
         }
         tmp = self.directory / f"{MANIFEST_NAME}.{secrets.token_hex(6)}.tmp"
         try:
-            _write_durable(tmp, json.dumps(doc, indent=1).encode())
+            write_durable(tmp, json.dumps(doc, indent=1).encode())
             os.replace(tmp, self.directory / MANIFEST_NAME)
         except BaseException:
             # The old manifest is still in force: the new files are garbage, not state.
@@ -359,15 +281,46 @@ class HashIndex:
             for s in new:
                 (self.directory / s.name).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         _crash_point("after-manifest")
         self._generation, self._segments = generation, segments
         self._listed = [s.name for s in segments]
-        if replace_all:
-            self._set_state(ids.copy(), codes.copy())
-        else:
-            self._set_state(*_resolve([(np.empty(0, np.int64), self._ids, self._codes), (tombs, ids, codes)]))
+        if appended:
+            self._set_state(*resolve([(np.empty(0, np.int64), self._ids, self._codes), (tombs, ids, codes)]))
+        elif keep == 0:  # compacted: serve the live rows from the new file's memory map
+            self._set_state(*resolve([read_segment(self.directory / s.name, s, self.version) for s in new]))
+        # (a merge of tail segments changes files, not the live rows)
         self._delete_unlisted()
+
+    def _merge_start(self) -> int | None:
+        """Where the tail of segments to merge starts, or None: the longest tail whose segments
+        are all of the last segment's size class or smaller, once it has ``MERGE_FANOUT`` of them."""
+
+        def size_class(seg: Segment) -> int:
+            size, level = seg.count + seg.tombstones, 0
+            while size >= MERGE_FANOUT:
+                size, level = size // MERGE_FANOUT, level + 1
+            return level
+
+        segs = self._segments
+        if len(segs) < MERGE_FANOUT:
+            return None
+        top, start = size_class(segs[-1]), len(segs)
+        while start > 0 and size_class(segs[start - 1]) <= top:
+            start -= 1
+        return start if len(segs) - start >= MERGE_FANOUT else None
+
+    def _merge_tail(self) -> None:
+        """Merge tail segments while :meth:`_merge_start` asks for it (each merge one atomic commit).
+
+        The merged segment holds the tail's live rows and all its tombstones, which still apply to
+        the segments before it (none are needed when the tail is the whole index).
+        """
+        while (start := self._merge_start()) is not None:
+            parts = [read_segment(self.directory / s.name, s, self.version) for s in self._segments[start:]]
+            ids, codes = resolve(parts)
+            tombs = sorted_unique(np.concatenate([p[0] for p in parts])) if start else np.empty(0, np.int64)
+            self._commit(tombs, ids, codes, keep=start)
 
     def _delete_unlisted(self) -> None:
         """Delete segments the manifest does not list and temp manifests: leftovers of crashes."""
@@ -377,4 +330,7 @@ class HashIndex:
             stale_segment = name.startswith("seg-") and name.endswith(".bin") and name not in listed
             stale_tmp = name.startswith(MANIFEST_NAME + ".") and name.endswith(".tmp")
             if stale_segment or stale_tmp:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # still mapped (Windows): the next open deletes it
+                    pass

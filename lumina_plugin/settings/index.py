@@ -7,8 +7,45 @@ Fields must have defaults and simple types (bool, int, float, str, tuple of str)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+#: The values ``backend`` takes (lumina_plugin.index.search.BACKENDS, repeated here so that
+#: reading the configuration does not import FAISS).
+BACKENDS = ("auto", "faiss", "mih", "gpu", "faiss-gpu")
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    pass
+    """How pairs are searched (every backend returns the same pairs; only time and memory differ).
+
+    ``backend``: "auto" (a GPU that passes its self-check, else the faster CPU join for each
+    radius), "faiss" (FAISS range search, CPU), "mih" (multi-index join, CPU), "gpu" (CuPy
+    kernels) or "faiss-gpu" (FAISS GpuIndexBinaryFlat); a GPU backend that is missing or fails
+    its self-check falls back to the CPU with a warning.
+    """
+
+    backend: str = "auto"
+    #: FAISS CPU threads; 0 = FAISS's default (all cores).
+    threads: int = 0
+    #: Candidate pairs checked per step (CPU) or pairs written per kernel launch (GPU): bounds the
+    #: search's working memory (about 40 bytes a pair on the CPU, 8 on the GPU).
+    pair_chunk: int = 262_144
+    #: CUDA device for the GPU backends.
+    gpu_device: int = 0
+
+    def __post_init__(self) -> None:
+        from ..config import ConfigError  # a ValueError the CLI reports; imported late (cycle)
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"index.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.pair_chunk < 1:
+            raise ConfigError(f"index.pair_chunk must be at least 1, got {self.pair_chunk}")
+
+    def search_options(self) -> dict[str, Any]:
+        """Keyword options for ``all_pairs`` / ``query_pairs`` / ``HashIndex.search``."""
+        return {
+            "backend": self.backend,
+            "faiss_threads": self.threads or None,
+            "pair_chunk": self.pair_chunk,
+            "device": self.gpu_device,
+        }
