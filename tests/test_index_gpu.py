@@ -82,13 +82,17 @@ def test_small_joins_equal_brute_force(kind: str, radius: int, first_query: int)
         np.testing.assert_array_equal(got, want, err_msg=str(plan))
 
 
-@pytest.mark.parametrize("kind", ["uniform", "skewed"])
+@pytest.mark.parametrize("kind", ["near", "skewed"])
 def test_large_joins_agree(kind: str) -> None:
-    """300k codes at radius 6: GPU multi-index == GPU brute force == CPU multi-index."""
+    """300k codes at radius 6: GPU multi-index == GPU brute force == CPU multi-index.
+
+    (Uniform random codes have almost no pairs within 6 bits at this size: about 0.2
+    expected among 4.5e10 pairs, so the planted "near" set is what exercises the joins.)
+    """
     x = make_codes(kind, 300_000, seed=1)
     n = len(x)
     brute = keys(gpu.brute_join(x, 6), n)
-    assert len(brute) > (0 if kind == "uniform" else 100_000)
+    assert len(brute) > 50_000
     np.testing.assert_array_equal(keys(gpu.mih_join(x, 6), n), brute)
     np.testing.assert_array_equal(keys(gpu.mih_join(x, 6, plan=mih.make_plan(6, 7)), n), brute)
     np.testing.assert_array_equal(keys(mih.join(x, 6), n), brute)
