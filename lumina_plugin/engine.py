@@ -26,6 +26,7 @@ from .hashing.pipeline import hash_paths, record_for  # noqa: F401  (record_for:
 from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links
 from .hashing.codes import ALGORITHM_VERSION
 from .index import HashIndex, all_pairs, query_pairs
+from .index.search import pick_backend
 from .tagging import TagDiff, desired_state, diff_states
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class RunReport:
     run_id: int | None = None
     #: Image id -> path for the images a dry run's changes touch.
     paths: dict[str, str] = field(default_factory=dict)
+    #: The search backend that found the pairs ("mih", "faiss", "gpu"...), when one ran.
+    backend: str | None = None
 
     def changes(self) -> dict[str, list[dict[str, str]]]:
         """The tag changes of a dry run, by path, as ``--json`` shows them."""
@@ -72,6 +75,8 @@ class RunReport:
         }
         if self.diff is not None:
             out.update(self.diff.summary())
+        if self.backend is not None:
+            out["search_backend"] = self.backend
         return out
 
     def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
@@ -213,6 +218,7 @@ class Engine:
         ids, codes = self._import(paths, report, store=True)
         if len(ids):
             self.progress("searching", 0, 1)
+            report.backend = self._backend(len(self.index.ids), len(ids))
             pairs = query_pairs(self.index.ids, self.index.codes, ids, codes, self.config.thresholds.radii(),
                                 **self.config.index.search_options())
             self.catalog.replace_pairs(ids, pairs.a, pairs.b, pairs.dist, None)
@@ -233,6 +239,7 @@ class Engine:
             ids = np.concatenate([ids[keep], new_ids])
             codes = np.concatenate([codes[keep], new_codes])
         self.progress("comparing", 0, 1)
+        report.backend = self._backend(len(ids), None)
         pairs = all_pairs(ids, codes, self.config.thresholds.radii(), **self.config.index.search_options())
         self.progress("comparing", 1, 1)
         if not dry_run:
@@ -240,6 +247,12 @@ class Engine:
             crash_point("between-pairs-and-tags")
         self._regroup(report, pairs.a, pairs.b, pairs.dist, dry_run=dry_run)
         return report
+
+    def _backend(self, n: int, queries: int | None) -> str:
+        """Which backend the search will use (for the widest radius), to say so in the report."""
+        options = self.config.index.search_options()
+        return pick_backend(options["backend"], max(self.config.thresholds.radii()), max(n, 1), queries,
+                            device=options["device"])
 
     def remove_paths(self, paths: Sequence[str]) -> RunReport:
         """Photos gone from disk or from the host: forget them and regroup what remains."""

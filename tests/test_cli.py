@@ -70,6 +70,8 @@ def test_text_output_and_dry_run(tmp_path: Path, library: Path) -> None:
     proc = cli("find-duplicates", str(library), "--catalog", str(db), "--dry-run")
     assert proc.stdout.count("Group ") == len(EXPECTED["groups"])
     assert "dry run: nothing written" in proc.stderr
+    assert any(line.startswith("search backend: ") and line.split(": ")[1] in {"faiss", "mih", "gpu", "faiss-gpu"}
+               for line in proc.stderr.splitlines())
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM image_tags").fetchone()[0] == 0
     cli("find-duplicates", str(library), "--catalog", str(db))

@@ -80,3 +80,5 @@ def print_report(report: RunReport, as_json: bool) -> None:
                f"groups +{s.get('groups_added', 0)} -{s.get('groups_removed', 0)}")
     print(f"{s['groups']} groups, {s['duplicates']} duplicates; {s['files']} files seen, {s['hashed']} hashed, "
           f"{s['unchanged']} unchanged, {s['errors']} errors; {changes} ({tail})", file=sys.stderr)
+    if report.backend:
+        print(f"search backend: {report.backend}", file=sys.stderr)
