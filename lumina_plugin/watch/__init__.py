@@ -1,1 +1,19 @@
-"""Background folder watching: observer, readiness of files, batches, durable queue."""
+"""Background folder watching: observer, readiness of files, batches, durable queue.
+
+``lumina-dedup watch`` and any host run :class:`WatchService`; each module has one job:
+
+- :mod:`.observer`  watchdog observer whose handler only enqueues; inotify limits
+- :mod:`.readiness` when a file is complete; temporary and hidden names
+- :mod:`.batcher`   debounced batches of operations (N files or S seconds)
+- :mod:`.queue`     the durable queue file beside the catalog
+- :mod:`.scan`      the start-up (and periodic) comparison of folders and catalog
+- :mod:`.host`      the PluginHost it fires events on; what a batch did
+- :mod:`.service`   the loop that ties them together
+- :mod:`.testing`   a kit for tests and benchmarks on real files
+"""
+
+from .errors import WatchError
+from .host import BatchResult
+from .service import WatchService
+
+__all__ = ["BatchResult", "WatchError", "WatchService"]

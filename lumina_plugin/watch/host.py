@@ -1,0 +1,88 @@
+"""How the watcher meets its host: which folders, which PluginHost, what a batch did.
+
+The watcher is one more event source for the host contract: it fires the same
+``images_removed`` / ``images_moved`` / ``images_imported`` events a host fires, so a
+host embedding it and the ``lumina-dedup watch`` command share one path. What a batch
+did is read back from the plugins' answers (our plugin answers with the engine's
+report: files hashed, unchanged, errors).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from lumina_hooks import HostContext, PluginHost
+
+from .errors import WatchError
+
+#: The name the watcher's own host gives itself in the HostContext.
+HOST_NAME = "lumina-dedup watch"
+
+
+def check_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Absolute, existing folders, sorted; a folder inside another given one is dropped.
+
+    Raises WatchError naming the first folder that does not exist or is a file."""
+    out: list[str] = []
+    for given in roots:
+        path = os.path.abspath(os.fspath(given))
+        if not os.path.exists(path):
+            raise WatchError(f"{path}: no such folder")
+        if not os.path.isdir(path):
+            raise WatchError(f"{path}: not a folder (watch the folder that holds it)")
+        out.append(path)
+    if not out:
+        raise WatchError("no folder to watch: give one or more, or set [watch] folders in the configuration")
+    kept: list[str] = []
+    for path in sorted(out, key=len):
+        if not any(path == k or path.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            kept.append(path)
+    return sorted(kept)
+
+
+def default_host(catalog: str | os.PathLike[str], config: Mapping[str, Any] | None = None) -> PluginHost:
+    """The host the watcher fires events on when none is given: the plugins of the
+    ``lumina`` entry points, and ours even where autoloading is off (without it the
+    watcher would import nothing). A plugin blocked by ``LUMINA_BLOCK_PLUGINS`` stays off."""
+    from .. import plugin as dedup_plugin
+
+    host = PluginHost(HostContext(name=HOST_NAME, catalog=os.fspath(catalog), config=dict(config or {})))
+    if not host.pm.is_registered(dedup_plugin) and not host.pm.is_blocked("dedup"):
+        host.register(dedup_plugin, name="dedup")
+    return host
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; :meth:`as_json` is the watcher's ``--json`` line."""
+
+    number: int
+    imported: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    hashed: int = 0
+    unchanged: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    started_at: float = 0.0    # time.time()
+    committed_at: float = 0.0  # time.time(), once every event of the batch returned
+    backlog: int = 0           # operations still waiting
+
+    def count(self, answers: Iterable[Any] | None) -> None:
+        """Add up the plugins' answers to an images-imported event (reports with a summary)."""
+        for answer in answers or []:
+            if not isinstance(answer, Mapping) or "summary" not in answer:
+                continue
+            summary = answer["summary"]
+            self.hashed += int(summary.get("hashed", 0))
+            self.unchanged += int(summary.get("unchanged", 0))
+            self.errors += [dict(e) for e in answer.get("errors", [])]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"batch": self.number, "committed_at": round(self.committed_at, 6),
+                "seconds": round(self.committed_at - self.started_at, 3),
+                "imported": len(self.imported), "hashed": self.hashed, "unchanged": self.unchanged,
+                "removed": len(self.removed), "moved": len(self.moved), "errors": self.errors,
+                "backlog": self.backlog, "paths": self.imported,
+                "moves": [list(m) for m in self.moved], "removed_paths": self.removed}

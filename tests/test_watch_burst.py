@@ -1,0 +1,49 @@
+"""10,000 photos dropped at once: every one imported exactly once, in full batches.
+
+A separate ``cp -r`` process copies a folder of 10,000 real, distinct JPEGs into the
+watched folder while the watcher (real inotify observer, real catalog, our plugin
+through a PluginHost) runs. If the kernel's event queue overflows on the way, the
+watcher must notice and rescan; either way the end state is checked, not the path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lumina_plugin.config import Config
+from lumina_plugin.settings.watch import WatchSettings
+from lumina_plugin.watch.service import WatchService
+from lumina_plugin.watch.testing import WatcherThread, distinct_photos, photo_sources
+
+COUNT = 10_000
+BATCH = 256
+
+
+@pytest.mark.slow
+def test_ten_thousand_files_dropped_at_once_are_imported_exactly_once_in_full_batches(
+        tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    staging = tmp_path / "staging"
+    distinct_photos(staging, COUNT, photo_sources(sample_dir), size=(48, 36), tiles=3)
+    watched, catalog = tmp_path / "in", tmp_path / "catalog.db"
+    watched.mkdir()
+    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3)
+    service = WatchService([watched], catalog, Config(), settings)
+    with WatcherThread(service) as w:
+        subprocess.run(["cp", "-r", str(staging), str(watched / "card")], check=True)
+        w.wait_hashed(COUNT, timeout=600)
+    assert w.errors() == []
+    assert w.hashed() == COUNT  # nothing hashed twice
+    with sqlite3.connect(catalog) as conn:
+        paths = [p for (p,) in conn.execute("SELECT source_path FROM images")]
+    assert len(paths) == len(set(paths)) == COUNT
+    assert set(paths) == {str(watched / "card" / p.name) for p in staging.iterdir()}
+    sizes = [len(b.imported) for b in w.batches if b.imported]
+    full = sum(size == BATCH for size in sizes)
+    assert full >= COUNT // BATCH - 2, sizes  # a stream of full batches...
+    assert len(sizes) <= COUNT // BATCH + 6, sizes  # ...not thousands of small imports
