@@ -6,12 +6,9 @@ held for a whole run so two processes never interleave their runs on one catalog
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import sqlite3
-import time
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -22,6 +19,7 @@ import numpy as np
 from ..config import TagNames
 from ..hashing.codes import ALGORITHMS, code_to_hex, hex_to_code
 from .._faults import crash_point
+from .._lockfile import LockFile, LockHeld
 from ._tags import TagStore, now as _now
 from .base import (CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile,
                    taken_timestamp)
@@ -66,33 +64,17 @@ class SqliteCatalog(TagStore):
             raise CatalogError(f"{self.path}: not a usable catalog ({exc})") from None
 
     # -- process lock ---------------------------------------------------------------
-    def _acquire_lock(self, timeout: float):
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fh = open(lock_path, "a+")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "unknown"
-                    fh.close()
-                    raise CatalogLockedError(
-                        f"{self.path}: catalog is in use by another process (pid {holder}); "
-                        "try again when it has finished") from None
-                time.sleep(0.1)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        return fh
+    def _acquire_lock(self, timeout: float) -> LockFile:
+        try:
+            return LockFile(self.path.with_name(self.path.name + ".lock"), timeout)
+        except LockHeld as held:
+            raise CatalogLockedError(
+                f"{self.path}: catalog is in use by another process (pid {held.holder}); "
+                "try again when it has finished") from None
 
     def _release_lock(self) -> None:
         if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
+            self._lock_fh.release()
             self._lock_fh = None
 
     def close(self) -> None:

@@ -17,14 +17,14 @@ watcher off the same catalog.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import Iterable, Sequence
 
+from .._lockfile import LockFile, LockHeld
 from .batcher import Op
 from .errors import WatchError
 
@@ -74,26 +74,16 @@ class DurableQueue:
             self._release_lock()
             raise WatchError(f"{self.path}: not a watch queue ({exc})") from None
 
-    def _take_lock(self) -> IO[str]:
-        fh = open(self.path.with_name(self.path.name + ".lock"), "a+")
+    def _take_lock(self) -> LockFile:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise WatchError(f"{self.path}: another watcher (pid {holder}) is already watching "
+            return LockFile(self.path.with_name(self.path.name + ".lock"))
+        except LockHeld as held:
+            raise WatchError(f"{self.path}: another watcher (pid {held.holder}) is already watching "
                              "for this catalog") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        return fh
 
     def _release_lock(self) -> None:
         if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+            self._lock.release()
             self._lock = None  # type: ignore[assignment]
 
     def close(self) -> None:
