@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .hashing.codes import ALGORITHMS
+from .settings import ConfigError
 from .settings.hashing import HashingSettings
 from .settings.index import IndexSettings
 from .settings.lumina import LuminaSettings
@@ -31,10 +32,6 @@ DEFAULT_EXTENSIONS = (
     # Pillow reads many DNGs (TIFF inside); other RAW formats need a RAW decoder (not yet).
     ".dng",
 )
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import ConfigError
+
 GPU_MODES = ("auto", "on", "off")
 #: 0 = full decode; N > 0 = JPEG luma-only DCT-domain decoding at scale 1/N (see ``draft``).
 DRAFT_SCALES = (0, 1, 2, 4, 8)
@@ -41,7 +43,6 @@ class HashingSettings:
     parallel_min_mb: int = 32
 
     def __post_init__(self) -> None:
-        from ..config import ConfigError  # late: config imports this module
 
         if self.gpu not in GPU_MODES:
             raise ConfigError(f"hashing.gpu must be one of {', '.join(GPU_MODES)}, got {self.gpu!r}")

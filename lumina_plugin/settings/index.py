@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import ConfigError
+
 #: The values ``backend`` takes (lumina_plugin.index.search.BACKENDS, repeated here so that
 #: reading the configuration does not import FAISS).
 BACKENDS = ("auto", "faiss", "mih", "gpu", "faiss-gpu")
@@ -34,7 +36,6 @@ class IndexSettings:
     gpu_device: int = 0
 
     def __post_init__(self) -> None:
-        from ..config import ConfigError  # a ValueError the CLI reports; imported late (cycle)
 
         if self.backend not in BACKENDS:
             raise ConfigError(f"index.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
