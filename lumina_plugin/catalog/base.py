@@ -28,6 +28,19 @@ class CatalogError(Exception):
     """The catalog cannot be used (locked by another process, wrong schema, unreadable)."""
 
 
+#: What a person can decide about photos (``Catalog.add_decision``).
+DECISIONS = ("not-duplicate", "duplicate", "keeper")
+
+
+def check_decision(kind: str, paths: Sequence[str]) -> None:
+    """Refuse a decision of an unknown kind or with the wrong number of distinct photos."""
+    if kind not in DECISIONS:
+        raise CatalogError(f"unknown decision {kind!r} (one of {', '.join(DECISIONS)})")
+    want = 1 if kind == "keeper" else 2
+    if len(paths) != want or len(set(paths)) != want:
+        raise CatalogError(f"decision {kind!r} takes {want} different photo path(s)")
+
+
 class CatalogLockedError(CatalogError):
     """Another process holds the catalog."""
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import psycopg
 
 from ..config import TagNames
-from .base import CatalogError, GroupRow, TagDiff, TagState
+from .base import DECISIONS, CatalogError, GroupRow, TagDiff, TagState, check_decision
 
 
 def _now() -> datetime:
@@ -39,7 +39,7 @@ class PgTagStore:
 
     #: Marks the tags we created, so uninstall removes only those.
     TAG_DESCRIPTION = "Written by lumina-dedup"
-    DECISIONS = ("not-duplicate", "duplicate", "keeper")
+    DECISIONS = DECISIONS
 
     def _transaction(self) -> Any: ...  # provided by the catalog
 
@@ -257,11 +257,7 @@ class PgTagStore:
     # -- decisions ----------------------------------------------------------------------
     def add_decision(self, kind: str, paths: Sequence[str]) -> int:
         """Remember a person's decision about photos we hashed; returns its id."""
-        if kind not in self.DECISIONS:
-            raise CatalogError(f"unknown decision {kind!r} (one of {', '.join(self.DECISIONS)})")
-        want = 1 if kind == "keeper" else 2
-        if len(paths) != want or len(set(paths)) != want:
-            raise CatalogError(f"decision {kind!r} takes {want} different photo path(s)")
+        check_decision(kind, paths)
         with self._transaction():
             stored = self.stored_files(paths)
             missing = [p for p in paths if p not in stored or not stored[p].index_id]

@@ -21,7 +21,7 @@ from ..hashing.codes import ALGORITHMS, code_to_hex, hex_to_code
 from .._faults import crash_point
 from .._lockfile import LockFile, LockHeld
 from ._tags import TagStore, now as _now
-from .base import (CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile,
+from .base import (DECISIONS, CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile, check_decision,
                    taken_timestamp)
 
 _CHUNK = 500  # parameters per IN (...) query, under SQLite's limit
@@ -214,15 +214,11 @@ class SqliteCatalog(TagStore):
         return {r[1]: _info(r) for r in rows}
 
     # -- decisions -------------------------------------------------------------------
-    DECISIONS = ("not-duplicate", "duplicate", "keeper")
+    DECISIONS = DECISIONS
 
     def add_decision(self, kind: str, paths: Sequence[str]) -> int:
         """Remember a person's decision about catalogued photos; returns its id."""
-        if kind not in self.DECISIONS:
-            raise CatalogError(f"unknown decision {kind!r} (one of {', '.join(self.DECISIONS)})")
-        want = 1 if kind == "keeper" else 2
-        if len(paths) != want or len(set(paths)) != want:
-            raise CatalogError(f"decision {kind!r} takes {want} different photo path(s)")
+        check_decision(kind, paths)
         with self._transaction():
             stored = self.stored_files(paths)
             missing = [p for p in paths if p not in stored]
