@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .files import PHOTO_EXTENSIONS
 from .hashing.codes import ALGORITHMS
 from .settings import ConfigError
 from .settings.hashing import HashingSettings
@@ -26,12 +27,9 @@ from .settings.watch import WatchSettings
 CONFIG_FILE_NAME = "lumina-dedup.toml"
 
 #: Extensions we try to decode when walking folders (lower case, with dot).
-DEFAULT_EXTENSIONS = (
-    ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
-    ".heic", ".heif",
-    # Pillow reads many DNGs (TIFF inside); other RAW formats need a RAW decoder (not yet).
-    ".dng",
-)
+#: Every format the decoders read: JPEG, PNG, WebP, GIF, TIFF, BMP, the HEIF family
+#: (pillow-heif, optional) and camera RAWs (their embedded preview; docs/formats.md).
+DEFAULT_EXTENSIONS = PHOTO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ class KeeperWeights:
     """
 
     format_rank: Mapping[str, int] = field(default_factory=lambda: {
-        "RAW": 3, "DNG": 3, "TIFF": 3, "PNG": 3, "HEIF": 2, "JPEG": 2, "MPO": 2,
+        "RAW": 3, "DNG": 3, "TIFF": 3, "PNG": 3, "HEIF": 2, "AVIF": 2, "JPEG": 2, "MPO": 2,
         "WEBP": 1, "GIF": 1, "BMP": 1,
     })
 

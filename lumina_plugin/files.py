@@ -12,6 +12,20 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
+#: Camera RAW extensions (lower case, with dot); decode/raw.py hashes their embedded JPEG.
+#: The same list as grouping/relations.py uses to tell a RAW+JPEG pair.
+RAW_EXTENSIONS: frozenset[str] = frozenset({
+    ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw",
+})
+#: HEIF family (decode/heif.py): HEIC/HEIF through pillow-heif, AVIF through Pillow itself.
+HEIF_EXTENSIONS: frozenset[str] = frozenset({".heic", ".heif", ".hif", ".avif"})
+#: Every photo extension this package can decode, for a default extension list.
+PHOTO_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
+    *sorted(HEIF_EXTENSIONS), *sorted(RAW_EXTENSIONS),
+)
+
 
 @dataclass(frozen=True)
 class FileError:

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from . import heif, raw
 from .exif import ExifFacts, read_exif
+from .raw import RawImage
 
 #: Largest file we read into memory; camera RAWs and big TIFFs stay well under it.
 MAX_FILE_BYTES = 1 << 30
@@ -97,22 +99,77 @@ def decode(path: Path, max_pixels: int = 250_000_000, draft: int = 0) -> Decoded
 
     ``draft`` (JPEG only, see HashingSettings.draft): 0 decodes fully; N > 0 asks
     libjpeg for the luma only at 1/N size. ``width``/``height`` stay the full size.
+    A camera RAW is decoded from its embedded JPEG preview (decode/raw.py) and a
+    HEIC/HEIF through pillow-heif (decode/heif.py).
     """
     facts, data = read_file(path)
+    source = _raw_source(path, data, max_pixels)
+    if source is None:
+        return _decode_pixels(path, facts, data, max_pixels, draft)
+    if source.preview is None:  # LibRaw's pixels, already upright
+        assert source.image is not None
+        im = source.image
+        return DecodedPhoto(file=facts, format=source.format, width=im.width, height=im.height,
+                            orientation=source.orientation, mode=im.mode, exif=source.exif,
+                            gray=to_gray(im))
+    return _decode_pixels(path, facts, source.preview.jpeg, max_pixels, draft,
+                          fmt=source.format, orientation=source.orientation, exif=source.exif)
+
+
+def _decode_pixels(path: Path, facts: FileFacts, data: bytes, max_pixels: int, draft: int,
+                   fmt: str | None = None, orientation: int | None = None,
+                   exif: ExifFacts | None = None) -> DecodedPhoto:
+    """Decode ``data`` (the file, or a RAW's preview: then ``fmt``, ``orientation`` and
+    ``exif`` are the RAW's, not the preview's)."""
     with _opened(path, data, max_pixels) as im:
-        fmt = im.format or "UNKNOWN"
+        fmt = fmt or im.format or "UNKNOWN"
         mode = im.mode
-        orientation = _orientation(im)
+        orientation = _orientation(im) if orientation is None else orientation
         width, height = _displayed_size(im.size, orientation)
-        if draft and fmt == "JPEG" and mode in ("RGB", "L"):
+        if draft and im.format == "JPEG" and mode in ("RGB", "L"):
             im.draft("L", (max(1, im.width // draft), max(1, im.height // draft)))
         im.load()
-        upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+        upright = im.transpose(_TRANSPOSE[orientation]) if orientation != 1 else im
         gray = to_gray(upright)
     return DecodedPhoto(
-        file=facts, format=fmt, width=width, height=height,
-        orientation=orientation, mode=mode, exif=read_exif(data), gray=gray,
+        file=facts, format=fmt, width=width, height=height, orientation=orientation,
+        mode=mode, exif=_exif_of(data, im) if exif is None else exif, gray=gray,
     )
+
+
+#: How a viewer turns stored pixels for each EXIF orientation (as ImageOps.exif_transpose
+#: does); applied by value because a RAW's preview takes the RAW's orientation, not its own.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_of(data: bytes, im: Image.Image) -> ExifFacts:
+    """The file's EXIF facts; when exifread finds none, those of the EXIF block the
+    decoder found (exifread misses the EXIF of HEICs written by libheif 1.x and of AVIFs)."""
+    facts = read_exif(data)
+    payload = im.info.get("exif")
+    if facts.tag_count == 0 and isinstance(payload, bytes) and len(payload) > 8:
+        facts = read_exif(payload[6:] if payload.startswith(b"Exif\x00\x00") else payload)
+    return facts
+
+
+def _raw_source(path: Path | str, data: bytes, max_pixels: int) -> RawImage | None:
+    """The RAW's preview or pixels (None: not a RAW); registers the HEIF opener a HEIC
+    needs. Either's failure becomes a PhotoError naming the file."""
+    container = raw.identify(path, data)
+    if container is None:
+        try:
+            heif.prepare(data)
+        except heif.HeifUnavailable as exc:
+            raise PhotoError(path, str(exc)) from None
+        return None
+    try:
+        return raw.open_raw(container, data, max_pixels)
+    except raw.RawError as exc:
+        raise PhotoError(path, f"{container.name} RAW: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -136,16 +193,26 @@ def probe(path: Path, max_pixels: int = 250_000_000) -> PhotoFacts:
 
     The same refusals as :func:`decode` that the header can tell (not a file, not an
     image, too many pixels); a file whose pixels are broken passes here and fails
-    where it is decoded.
+    where it is decoded. A RAW is described by its preview (size as displayed with the
+    RAW's orientation), as the GPU decodes it; one without a usable preview is decoded
+    by LibRaw here.
     """
     facts, data = read_file(path)
-    with _opened(path, data, max_pixels) as im:
-        orientation = _orientation(im)
+    source = _raw_source(path, data, max_pixels)
+    if source is not None and source.preview is None:  # decoded by LibRaw already
+        assert source.image is not None
+        return PhotoFacts(file=facts, format=source.format, width=source.image.width,
+                          height=source.image.height, orientation=source.orientation,
+                          mode=source.image.mode, exif=source.exif, progressive=False)
+    pixels = data if source is None or source.preview is None else source.preview.jpeg
+    with _opened(path, pixels, max_pixels) as im:
+        orientation = _orientation(im) if source is None else source.orientation
         width, height = _displayed_size(im.size, orientation)
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         return PhotoFacts(
-            file=facts, format=im.format or "UNKNOWN", width=width, height=height,
-            orientation=orientation, mode=im.mode, exif=read_exif(data), progressive=progressive,
+            file=facts, format=source.format if source else (im.format or "UNKNOWN"),
+            width=width, height=height, orientation=orientation, mode=im.mode,
+            exif=source.exif if source else _exif_of(data, im), progressive=progressive,
         )
 
 
@@ -209,7 +276,7 @@ def to_gray(im: Image.Image) -> Image.Image:
     """
     if im.mode.startswith("I;16") or im.mode == "I":
         pixels = (np.asarray(im, dtype=np.uint32) + 128) // 257
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))  # 2-D uint8: mode "L"
     return im.convert("L")
 
 
