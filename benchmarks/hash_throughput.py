@@ -20,7 +20,7 @@ all are read once first so every contender reads from memory. Then, per size:
 
 Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
            [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
-           [--noise 10] [--sources DIR ...] [--json OUT]
+           [--noise 10] [--sources DIR ...] [--json OUT] [--gpu-batch-size N] [--gpu-only]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def make_library(out: Path, sources: list[Path], size: tuple[int, int], distinct
             for n in range(distinct)]
     sizes = list(pool.map(_make, jobs))
     originals = [j[1] for j in jobs]
+    originals_and_copies = list(originals)
     paths = []
     for n in range(files):
         original = originals[n % distinct]
@@ -102,11 +103,12 @@ def make_library(out: Path, sources: list[Path], size: tuple[int, int], distinct
             continue
         link = out / f"IMG_{n:04d}_copy.jpg"
         try:
-            os.link(original, link)
+            os.link(original, link)  # shares the original's pages in the page cache
         except OSError:
             link.write_bytes(Path(original).read_bytes())
+            originals_and_copies.append(str(link))
         paths.append(str(link))
-    for p in paths:  # into the page cache
+    for p in originals_and_copies:  # into the page cache
         Path(p).read_bytes()
     return originals, paths, float(np.mean(sizes)) / 1e6
 
@@ -143,7 +145,7 @@ def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, n
 
 
 def time_gpu_process(paths: list[str], batch: int = 64) -> tuple[float, int] | None:
-    """The GPU process alone (read, decode, hash; no SHA-256/EXIF, no CPU share):
+    """The GPU process alone (read, checksum, decode, hash; no EXIF, no CPU share):
     (seconds, files it hashed), or None without a usable GPU."""
     from lumina_plugin.hashing.gpu_pipeline import load_gpu
 
@@ -159,7 +161,7 @@ def time_gpu_process(paths: list[str], batch: int = 64) -> tuple[float, int] | N
             sent, inflight = sent + batch, inflight + 1
         _, _, rows = proc.results.recv()
         inflight -= 1
-        hashed += sum(codes is not None for _, codes, _, _ in rows)
+        hashed += sum(row[1] is not None for row in rows)
     return time.perf_counter() - start, hashed
 
 
@@ -202,6 +204,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="12,2")
     parser.add_argument("--drafts", default="1,2,4,8", help="draft settings to time and compare ('' for none)")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="time only the default GPU path on --files (plus the CPU reference for agreement)")
     parser.add_argument("--noise", type=int, default=10, help="+- levels added when upscaling a source")
     parser.add_argument("--sources", nargs="*", default=[])
     parser.add_argument("--json", type=Path, default=None)
@@ -220,42 +225,46 @@ def main() -> None:
             print(f"\n== {key} MP: {size[0]}x{size[1]} q92, {mb:.2f} MB each, {args.distinct} distinct, "
                   f"{len(paths)} files (made in {time.perf_counter() - t0:.1f} s)")
             rows, agree = [], {}
-            base = dict(workers=args.workers)
-            cpu_paths = paths[: args.cpu_files]
+            base = dict(workers=args.workers, gpu_batch_size=args.gpu_batch_size)
+            cpu_paths = originals if args.gpu_only else paths[: args.cpu_files]
 
-            seconds, ih = time_imagehash(originals[: args.imagehash_files])
-            rows.append(("imagehash 4.3, 4 hashes, 1 process", args.imagehash_files, seconds, {}))
+            if not args.gpu_only:
+                seconds, ih = time_imagehash(originals[: args.imagehash_files])
+                rows.append(("imagehash 4.3, 4 hashes, 1 process", args.imagehash_files, seconds, {}))
 
             seconds, full, stats = run(cpu_paths, HashingSettings(gpu="off", **base))
             rows.append(("ours, CPU pool, full decode (default)", len(cpu_paths), seconds, stats))
             reference = {p: full[p] for p in originals if p in full}
             keys = sorted(reference)
-            ih_keys = originals[: args.imagehash_files]
-            agree["imagehash vs ours (CPU full)"] = agreement(
-                dict(zip(ih_keys, ih)), reference, [k for k in ih_keys if k in reference])
+            if not args.gpu_only:
+                ih_keys = originals[: args.imagehash_files]
+                agree["imagehash vs ours (CPU full)"] = agreement(
+                    dict(zip(ih_keys, ih)), reference, [k for k in ih_keys if k in reference])
 
-            for d in drafts:
+            for d in ([] if args.gpu_only else drafts):
                 seconds, got, stats = run(cpu_paths, HashingSettings(gpu="off", draft=d, **base))
                 rows.append((f"ours, CPU pool, draft={d}", len(cpu_paths), seconds, stats))
                 agree[f"CPU draft={d} vs full"] = agreement(reference, got, keys)
 
             if info["gpu_usable"]:
-                alone = time_gpu_process(paths)
+                alone = None if args.gpu_only else time_gpu_process(paths)
                 if alone is not None:
-                    rows.append(("GPU process alone (no SHA/EXIF, no CPU share)", len(paths), alone[0],
+                    rows.append(("GPU process alone (no EXIF, no CPU share)", len(paths), alone[0],
                                  {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
                 seconds, got, stats = run(paths, HashingSettings(gpu="on", **base))
                 rows.append(("ours, GPU engines + CPU pool (default)", len(paths), seconds, stats))
                 agree["GPU vs CPU full"] = agreement(reference, got, keys)
-                if drafts:
+                if drafts and not args.gpu_only:
                     d = min(drafts, key=lambda d: abs(d - 2))
                     seconds, got, stats = run(paths, HashingSettings(gpu="on", draft=d, **base))
                     rows.append((f"ours, GPU engines + CPU pool, draft={d}", len(paths), seconds, stats))
 
-            ref_rate = rows[0][1] / rows[0][2]
+            ref_rate = rows[0][1] / rows[0][2]  # imagehash's (the CPU pool's with --gpu-only)
             print(f"{'contender':46} {'files':>6} {'seconds':>8} {'img/s':>8} {'vs imagehash':>13}  split")
             for name, n, seconds, stats in rows:
-                split = f"GPU {stats['gpu_hashed']}/{n}, {stats['workers']} workers" if stats.get("gpu") else \
+                split = f"GPU {stats['gpu_hashed']}/{n}, {stats['workers']} workers" + (
+                    f", GPU waited {stats['gpu_window_wait_s']:.2f} s on the window"
+                    if "gpu_window_wait_s" in stats else "") if stats.get("gpu") else \
                     (f"{stats['workers']} workers" if stats else "")
                 print(f"{name:46} {n:6d} {seconds:8.2f} {n / seconds:8.1f} {n / seconds / ref_rate:12.1f}x  {split}")
             for name, a in agree.items():

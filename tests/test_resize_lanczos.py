@@ -142,7 +142,7 @@ def test_median_ties_are_resolved_like_the_cpu(pattern: str) -> None:
 
 
 def test_gpu_batches_are_cut_to_the_memory_share() -> None:
-    jobs = [_Job(i, b"", (4000, 3000), 1) for i in range(10)]
+    jobs = [_Job(i, b"", (4000, 3000), 1, (0, 0, "")) for i in range(10)]
     parts = split_batch(jobs, budget=3 * 4000 * 3000 * 3)
     assert [len(p) for p in parts] == [3, 3, 3, 1]
     assert [j.index for p in parts for j in p] == list(range(10))

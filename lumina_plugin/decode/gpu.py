@@ -20,55 +20,21 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-#: SOF markers of the JPEGs the hardware engines decode: baseline and extended sequential.
-_GPU_SOF = (0xC0, 0xC1)
-#: Markers that start a frame of any other kind (progressive, lossless, arithmetic...).
-_OTHER_SOF = (0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+from .jpeg_header import read_jpeg_header
 
 
 def gpu_jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as stored when ``data`` is a whole JPEG the engines take, else None.
 
-    Walks the marker segments to the frame header (SOF) and the first scan (SOS), then
-    checks that an end-of-image marker follows the scan: a truncated file goes to Pillow,
-    which refuses it, so both paths agree on what is an error. (Inside entropy-coded
-    data 0xFF is always stuffed, so the first FFD9 after the scan is the image's end;
-    searching from the file's end finds it at once, or within any trailer a phone
-    appends, such as a motion photo's video.) Cheap: no decode.
+    Baseline or extended sequential Huffman, 8-bit, three components, and an end-of-image
+    marker after the scan: a truncated file goes to Pillow, which refuses it, so both
+    paths agree on what is an error. Cheap: the header is walked, nothing is decoded
+    (decode/jpeg_header.py).
     """
-    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+    header = read_jpeg_header(data)
+    if header is None or not header.engine_ready:
         return None
-    pos, end = 2, len(data)
-    size: tuple[int, int] | None = None
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers
-            pos += 2
-            continue
-        if marker == 0xD9:  # end of image before any scan
-            return None
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if marker == 0xDA:  # start of scan: the frame must be known and the image complete
-            return size if size is not None and data.rfind(b"\xff\xd9") > pos else None
-        if marker in _GPU_SOF:
-            if pos + 10 > end:
-                return None
-            precision = data[pos + 4]
-            height = (data[pos + 5] << 8) | data[pos + 6]
-            width = (data[pos + 7] << 8) | data[pos + 8]
-            components = data[pos + 9]
-            if precision != 8 or components != 3 or width == 0 or height == 0:
-                return None
-            size = (width, height)
-        elif marker in _OTHER_SOF:
-            return None
-        pos += 2 + length
-    return None
+    return header.width, header.height
 
 
 class GpuJpegDecoder:

@@ -3,8 +3,9 @@
 The decoding and hashing happen in the GPU process (hashing/gpu_worker.py, which says
 why it is a process). Here :class:`GpuFeeder` claims batches of files from the run's
 :class:`~.parallel.Scheduler`, sends them to that process, and meanwhile has the CPU pool
-probe their facts (SHA-256, EXIF, size: everything but the pixels). When the codes come
-back it joins them to the facts in ImageRecords. Everything the GPU did not take, or
+probe their facts (EXIF, size, format: everything but the pixels and the checksum, which
+the GPU process computes from the bytes it decodes). When the codes come back it joins
+them to the facts in ImageRecords. Everything the GPU did not take, or
 that the facts contradict, goes to the CPU pool whole:
 
     claim a batch --> GPU process: read (threads), decode (engines), hash (kernels) --> codes --\\
@@ -23,10 +24,12 @@ import itertools
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import CancelledError, Future
+from dataclasses import replace
 from typing import Any
 
-from ..decode.cpu import PhotoFacts
+from ..decode.cpu import FileFacts, PhotoFacts
 from ..files import FileError
 from .parallel import Scheduler
 from .records import record_from
@@ -142,6 +145,7 @@ class GpuFeeder:
         self.sent_all = threading.Event()
         self.failed = threading.Event()
         self.hashed = 0  # files decoded and hashed on the GPU
+        self.window_wait = 0.0  # seconds the GPU had a free slot but no file it could claim
         self.threads = [threading.Thread(target=self._feed, name="lumina-gpu-feed", daemon=True),
                         threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
 
@@ -175,7 +179,11 @@ class GpuFeeder:
                     self.slots.release()
                     if self.sched.all_claimed():
                         return
+                    # The window is full: files before it (the CPU's, or a batch not
+                    # yet committed) hold the GPU back. Counted, so a run can tell.
+                    began = time.perf_counter()
                     self.sched.wait(0.05)
+                    self.window_wait += time.perf_counter() - began
                     continue
                 facts: dict[int, tuple[Future, int]] = {}
                 for start in range(0, len(claimed), _FACTS_CHUNK):
@@ -227,21 +235,25 @@ class GpuFeeder:
 
     def _deliver(self, rows: list[tuple], facts: dict[int, tuple[Future, int]]) -> None:
         cpu: list[int] = []
-        for index, codes, size, orientation in rows:
+        for index, codes, size, orientation, file in rows:
             fut, pos = facts[index]
             info = fut.result()[pos]
             if isinstance(info, FileError):
                 self.sched.put(index, info)
-            elif codes is None or not _agrees(info, size, orientation):
+            elif codes is None or file is None or not _agrees(info, size, orientation, file[0]):
                 cpu.append(index)
             else:
-                self.sched.put(index, record_from(self.sched.paths[index], info, codes))
+                path = self.sched.paths[index]
+                info = replace(info, file=FileFacts(path=path, size_bytes=file[0], mtime_ns=file[1],
+                                                    sha256=file[2]))
+                self.sched.put(index, record_from(path, info, codes))
                 self.hashed += 1
         self.sched.submit_full(cpu)
 
 
-def _agrees(info: PhotoFacts, size: tuple[int, int], orientation: int) -> bool:
+def _agrees(info: PhotoFacts, size: tuple[int, int], orientation: int, size_bytes: int) -> bool:
     """Whether the GPU process saw the file as the facts describe it (it may have changed)."""
     stored = (info.height, info.width) if info.orientation in (5, 6, 7, 8) else (info.width, info.height)
     return (info.format == "JPEG" and info.mode == "RGB" and not info.progressive
-            and stored == tuple(size) and info.orientation == orientation)
+            and stored == tuple(size) and info.orientation == orientation
+            and info.file.size_bytes == size_bytes)

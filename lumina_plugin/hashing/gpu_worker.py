@@ -10,14 +10,17 @@ wait on the disk, and this process's switch interval is short.
 Protocol over two pipes (hashing/gpu_pipeline.py is the other end):
     -> ("ready", device name) | ("unusable", reason)       once, at start
     <- ("batch", id, [(index, path), ...])                   work; None = stop
-    -> ("done", id, [(index, codes | None, (w, h), orientation), ...])   in request order
+    -> ("done", id, [(index, codes | None, (w, h), orientation, file | None), ...])   in request order
     -> ("failed", reason)                                    then it exits
 ``codes`` is None for a file the engines did not take (not a whole baseline colour JPEG,
-refused, a size the kernels do not reproduce): the CPU decodes it.
+refused, a size the kernels do not reproduce): the CPU decodes it. ``file`` is
+(bytes, mtime_ns, SHA-256 hex) of the bytes that were decoded, so the main process
+needs only the header facts of those files (decode/head.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 from collections import deque
@@ -28,36 +31,49 @@ from typing import Any
 from PIL import Image
 
 from ..decode.cpu import MAX_FILE_BYTES, _orientation
-from ..decode.gpu import GpuJpegDecoder, gpu_jpeg_size
+from ..decode.gpu import GpuJpegDecoder
+from ..decode.head import open_regular
+from ..decode.jpeg_header import read_jpeg_header
 
-_READERS = 4
+#: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
+_READERS = 6
 
 
 class _Job:
-    __slots__ = ("index", "data", "size", "orientation")
+    __slots__ = ("index", "data", "size", "orientation", "file")
 
-    def __init__(self, index: int, data: bytes, size: tuple[int, int], orientation: int) -> None:
+    def __init__(self, index: int, data: bytes, size: tuple[int, int], orientation: int,
+                 file: tuple[int, int, str]) -> None:
         self.index, self.data, self.size, self.orientation = index, data, size, orientation
+        self.file = file  # (bytes, mtime_ns, SHA-256 hex) of exactly the bytes decoded
 
 
 def _read(index: int, path: str) -> _Job | None:
-    """The file's bytes, stored size and EXIF orientation, if the engines can take it."""
+    """The file's bytes, stored size, EXIF orientation and checksum, if the engines can
+    take it. The header is read without Pillow (decode/jpeg_header.py says why); Pillow
+    is asked only for an orientation that header reader leaves open."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        opened = open_regular(path)
+        if opened is None:
+            return None
+        with opened[0] as fh:
+            data, st = fh.read(MAX_FILE_BYTES + 1), opened[1]
     except OSError:
         return None
-    size = gpu_jpeg_size(data) if 0 < len(data) <= MAX_FILE_BYTES else None
-    if size is None:
+    header = read_jpeg_header(data) if 0 < len(data) <= MAX_FILE_BYTES else None
+    if header is None or not header.engine_ready:
         return None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.mode != "RGB" or im.size != size:
-                return None
-            orientation = _orientation(im)
-    except Exception:  # Pillow cannot read it: the CPU will say why
-        return None
-    return _Job(index, data, size, orientation)
+    size, orientation = (header.width, header.height), header.orientation
+    if orientation is None:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if im.mode != "RGB" or im.size != size:
+                    return None
+                orientation = _orientation(im)
+        except Exception:  # Pillow cannot read it: the CPU will say why
+            return None
+    return _Job(index, data, size, orientation,
+                (len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest()))
 
 
 def load_engine() -> tuple[Any, GpuJpegDecoder, int, str]:
@@ -163,7 +179,7 @@ class _Batch:
 
     def __init__(self, batch_id: int, items: list[tuple[int, str]]) -> None:
         self.batch_id = batch_id
-        self.rows: dict[int, tuple] = {i: (i, None, None, None) for i, _ in items}
+        self.rows: dict[int, tuple] = {i: (i, None, None, None, None) for i, _ in items}
         self.order = [i for i, _ in items]
         self.complete = False  # all its parts decoded
 
@@ -195,7 +211,7 @@ class _Batch:
         """Wait for a part's kernels and record its codes."""
         jobs, _images, _arrays, queued = part
         for job, row in zip(jobs, hasher.finish(queued)):
-            self.rows[job.index] = (job.index, [int(c) for c in row], job.size, job.orientation)
+            self.rows[job.index] = (job.index, [int(c) for c in row], job.size, job.orientation, job.file)
 
     def message(self) -> tuple:
         return ("done", self.batch_id, [self.rows[i] for i in self.order])

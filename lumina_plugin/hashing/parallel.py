@@ -32,7 +32,8 @@ from typing import Callable, Iterator, Sequence
 
 from ..catalog.base import ImageRecord
 from ..config import Config
-from ..decode.cpu import PhotoError, PhotoFacts, probe
+from ..decode.cpu import PhotoError, PhotoFacts
+from ..decode.head import probe_head
 from ..files import FileError
 from .records import record_for
 
@@ -53,11 +54,12 @@ def full_task(path: str, max_pixels: int, draft: int) -> Outcome:
 
 
 def facts_task(paths: list[str], max_pixels: int) -> list[PhotoFacts | FileError]:
-    """Everything but the pixels of a few files whose pixels the GPU decodes."""
+    """Everything but the pixels and the checksum of a few files whose pixels the GPU
+    decodes (it checksums the bytes it decodes; decode/head.py)."""
     out: list[PhotoFacts | FileError] = []
     for path in paths:
         try:
-            out.append(probe(path, max_pixels))  # type: ignore[arg-type]
+            out.append(probe_head(path, max_pixels))
         except PhotoError as exc:
             out.append(FileError(exc.path, exc.reason))
     return out
@@ -229,7 +231,8 @@ class Scheduler:
             fut.add_done_callback(lambda f, i=i, counted=counted: self._full_done(f, i, counted))
 
     def submit_facts(self, indices: Sequence[int]) -> Future:
-        """Probe these files in the pool; the future gives one PhotoFacts or FileError each."""
+        """Probe these files' heads in the pool; the future gives one PhotoFacts (its
+        checksum possibly left empty, see :func:`facts_task`) or FileError each."""
         fut = self.pool.submit(facts_task, [self.paths[i] for i in indices], self.config.max_pixels)
         with self.cond:
             self.futures.add(fut)

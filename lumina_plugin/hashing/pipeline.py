@@ -98,7 +98,10 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     # free for the facts (SHA-256, EXIF) of the GPU's files, which must not queue behind
     # whole-file decodes.
     cpu_limit = workers + 2 if gpu is None else max(1, workers - max(2, workers // 3))
-    lookahead = 4 * workers + (4 * (settings.gpu_batch_size or 64) if gpu else 0)
+    # Beside the GPU the window must outlast the slowest CPU file: the GPU hashes a few
+    # thousand small photos a second, and may claim nothing past the window while one
+    # CPU file (slowed by everything else running) holds back the commits.
+    lookahead = 4 * workers + (16 * (settings.gpu_batch_size or 64) if gpu else 0)
     scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead)
     feeder = None
     LAST_RUN.clear()
@@ -115,6 +118,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
         if feeder is not None:
             feeder.join()
             LAST_RUN["gpu_hashed"] = feeder.hashed
+            LAST_RUN["gpu_window_wait_s"] = round(feeder.window_wait, 3)
             log.info("hashed %d files, %d of them on the GPU", len(paths), feeder.hashed)
 
 

@@ -1,0 +1,60 @@
+"""The facts of a photo whose pixels and checksum the GPU process reads: from its head.
+
+Beside the GPU, the CPU pool still gathers each photo's facts (format, mode, size,
+orientation, EXIF). Reading and checksumming the whole file for that repeated what the
+GPU process does anyway, so for a JPEG whose header segments all lie within the first
+:data:`HEAD_BYTES`, only that head is read and the checksum is left empty, for the GPU
+process's own (of the very bytes it decoded) to fill in. Anything else is probed whole.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from .cpu import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, _orientation, probe
+from .exif import read_exif
+from .jpeg_header import read_jpeg_header
+
+#: Header segments of camera JPEGs (EXIF with maker notes, XMP, ICC) fit well within this.
+HEAD_BYTES = 256 * 1024
+
+
+def open_regular(path: Path | str) -> tuple[BinaryIO, os.stat_result] | None:
+    """(the open file, its status) when ``path`` is a regular file of a size we read,
+    else None. Opened without blocking, so a FIFO or device named like a photo cannot
+    hang the reader; raises OSError when it cannot be opened at all."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    fh = os.fdopen(fd, "rb")
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= MAX_FILE_BYTES:
+        return fh, st
+    fh.close()
+    return None
+
+
+def probe_head(path: Path | str, max_pixels: int = 250_000_000) -> PhotoFacts:
+    """:func:`~.cpu.probe`'s facts with ``file.sha256`` empty, read from the file's head
+    when it is a JPEG whose header ends there; otherwise :func:`~.cpu.probe` itself.
+    Raises PhotoError like it."""
+    head = b""
+    try:
+        opened = open_regular(path)
+        if opened is not None:
+            with opened[0] as fh:
+                head, st = fh.read(HEAD_BYTES), opened[1]
+    except OSError:
+        pass
+    if not head or read_jpeg_header(head) is None:  # the full probe says what is wrong, if anything
+        return probe(Path(path), max_pixels)
+    with _opened(path, head, max_pixels) as im:
+        orientation = _orientation(im)
+        width, height = _displayed_size(im.size, orientation)
+        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+        return PhotoFacts(
+            file=FileFacts(path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256=""),
+            format=im.format or "UNKNOWN", width=width, height=height, orientation=orientation,
+            mode=im.mode, exif=read_exif(head), progressive=progressive,
+        )
