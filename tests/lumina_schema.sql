@@ -1,11 +1,17 @@
--- Lumina's tables as its lumina.db.connection.init_db() creates them (SQLAlchemy create_all
--- of lumina/db/models.py, package lumina 2.0.0), for test databases. Differences on purpose:
---   * images.clip_embedding vector(768) is left out: Debian has no pgvector package here.
---   * job_batches (no DDL in Lumina's repository), the image_statuses rows (init_db leaves the
---     table empty) and duplicate_pairs (a hand-run migration) are what a deployment adds by hand;
---     they follow ../shared/lumina-sandbox/fixups.sql and migrations/002_permanent_duplicate_pairs.sql.
+-- Lumina's tables exactly as its lumina.db.connection.init_db() creates them (SQLAlchemy create_all
+-- of lumina/db/models.py, package lumina 2.0.0): its 12 tables and nothing else, since that is all a
+-- deployment can be counted on to have. Checked against the real thing (docs/lumina.md, "Checked
+-- against the real Lumina"): pg_dump of a database built by init_db() and of this file differ only in
+-- images.clip_embedding, added at the end of this file where the server has pgvector.
+-- Not here, on purpose, because init_db() does not make them: job_batches (no DDL in Lumina's
+-- repository; the one test that needs it adds it, test_lumina_support.JOB_BATCHES) and duplicate_pairs
+-- (a migration nothing runs). The bridge must work without both.
+-- One addition that is data, not schema: the image_statuses rows (end of file). init_db() leaves that
+-- table empty and then no scan can store a photo (images.status_id is a foreign key to it), so any
+-- Lumina that holds a photo has them; the bridge never reads them.
 -- Column types are what SQLAlchemy emits: String -> VARCHAR, DateTime -> TIMESTAMP WITHOUT TIME ZONE,
--- Float -> DOUBLE PRECISION (image_tags.confidence). ORM defaults are client-side: no DEFAULTs here.
+-- Float -> DOUBLE PRECISION (image_tags.confidence). ORM defaults are client-side: no DEFAULTs here
+-- except the two server defaults models.py declares (images.status_id, images.processing_flags).
 
 CREATE TABLE jobs (
     id VARCHAR(255) PRIMARY KEY,
@@ -151,44 +157,23 @@ CREATE TABLE performance_snapshots (
     rate_mb_per_sec DOUBLE PRECISION, gpu_utilization DOUBLE PRECISION, gpu_memory_mb DOUBLE PRECISION
 );
 
--- What a deployment adds by hand (see the header).
-CREATE TABLE job_batches (
-    id TEXT PRIMARY KEY,
-    parent_job_id TEXT NOT NULL,
-    catalog_id UUID,
-    batch_number INTEGER NOT NULL,
-    total_batches INTEGER NOT NULL,
-    job_type TEXT NOT NULL,
-    work_items JSONB NOT NULL,
-    items_count INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'PENDING',
-    worker_id TEXT,
-    started_at TIMESTAMP,
-    completed_at TIMESTAMP,
-    processed_count INTEGER DEFAULT 0,
-    success_count INTEGER DEFAULT 0,
-    error_count INTEGER DEFAULT 0,
-    results JSONB,
-    error_message TEXT,
-    created_at TIMESTAMP NOT NULL DEFAULT NOW(),
-    updated_at TIMESTAMP NOT NULL DEFAULT NOW()
-);
-CREATE INDEX job_batches_parent ON job_batches (parent_job_id);
-
+-- The rows of Lumina's migrations/add_image_status_system.sql (see the header).
 INSERT INTO image_statuses (id, name, description, created_at) VALUES
     ('active', 'Active', 'Normal visible image', NOW()),
     ('rejected', 'Rejected', 'Rejected from burst/duplicate review', NOW()),
     ('archived', 'Archived', 'Manually archived by user', NOW()),
     ('flagged', 'Flagged', 'Flagged for review or special attention', NOW());
 
-CREATE TABLE duplicate_pairs (
-    catalog_id UUID NOT NULL REFERENCES catalogs(id) ON DELETE CASCADE,
-    image_1 TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    image_2 TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    hash_type TEXT NOT NULL,
-    distance INTEGER NOT NULL,
-    compared_at TIMESTAMP DEFAULT NOW(),
-    job_id TEXT,
-    PRIMARY KEY (catalog_id, image_1, image_2, hash_type),
-    CHECK (image_1 < image_2)
-);
+-- images.clip_embedding vector(768) (Lumina's CLIP search), where the server has pgvector: Debian's
+-- PostgreSQL does not ship it, and the bridge never reads the column. The type lives in public, so
+-- each test's own schema can use it.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+        CREATE EXTENSION IF NOT EXISTS vector SCHEMA public;
+        ALTER TABLE images ADD COLUMN clip_embedding public.vector(768);
+    END IF;
+EXCEPTION WHEN insufficient_privilege OR invalid_schema_name OR duplicate_object OR undefined_object THEN
+    RAISE NOTICE 'images.clip_embedding left out: %', SQLERRM;
+END
+$$;

@@ -76,7 +76,7 @@ def wait_for(check: Any, timeout: float) -> float:
 def worker_env(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real Celery worker of the Lumina-shaped app, our module included, consuming Lumina's
     queue and ours. Yields its settings (database, broker, queues, config home)."""
-    url, drop = make_lumina(pg_database)
+    url, drop = make_lumina(pg_database, job_batches=True)  # Lumina's scan_worker needs it
     home = tmp_path_factory.mktemp("worker")
     token = secrets.token_hex(3)
     env = {**os.environ, "LUMINA_TEST_DB": url, "LUMINA_TEST_BROKER": REDIS_URL,
@@ -219,3 +219,81 @@ def test_listener_catches_up_then_follows_scans(lumina: tuple[str, str], tmp_pat
     finally:
         stop.set()
         thread.join(40)
+
+
+def test_batch_task_without_job_batches(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lumina's init_db() never creates job_batches: a batch event then covers every image not
+    hashed yet, instead of failing on the missing table."""
+    from lumina_hooks.lumina import tasks
+    url, cid = lumina
+    assert query(url, "SELECT to_regclass('job_batches')")[0][0] is None
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    write_config(tmp_path / "config", url=url, redis_url=REDIS_URL)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    kept = scan_as_lumina(url, cid, sample_photos())
+    assert tasks.run_batch_imported(cid, str(uuid.uuid4()), None)["images"] == len(kept) == 38
+    assert groups_in(url) == expected_groups_in_lumina(kept)
+    assert tasks.run_batch_imported(cid, str(uuid.uuid4()), None) == {"images": 0}
+
+
+def test_busy_catalog_sends_scan_tasks_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch or scan task that finds another run holding the catalog retries later (freeing
+    the worker slot it shares with Lumina's own tasks) instead of failing."""
+    from lumina_hooks.lumina import tasks
+    from lumina_plugin.catalog.base import CatalogLockedError
+    calls: list[tuple[Any, ...]] = []
+
+    def busy(*args: Any) -> dict[str, Any]:
+        calls.append(args)
+        if len(calls) < 3:
+            raise CatalogLockedError("in use by another lumina-dedup run")
+        return {"images": 1}
+    monkeypatch.setattr(tasks, "run_batch_imported", busy)
+    monkeypatch.setattr(tasks, "run_scan_finished", busy)
+    assert tasks.batch_imported.apply(kwargs={"catalog_id": "c", "batch_id": "b"}).get() == {"images": 1}
+    assert len(calls) == 3
+    assert tasks.scan_finished.apply(kwargs={"catalog_id": "c"}).get() == {"images": 1}
+
+
+@pytest.mark.slow
+def test_find_duplicates_waits_for_a_busy_catalog(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pressed while another run holds the catalog longer than one open waits (10 s): the job
+    stays PROGRESS, says it is waiting, and runs once the catalog is free (seen failing on the
+    real Lumina before)."""
+    import psycopg
+    import redis
+    from lumina_hooks.lumina import bridge, tasks
+    from lumina_plugin.catalog.postgres import lock_key, split_url
+    url, cid = lumina
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    write_config(tmp_path / "config", url=url, redis_url=REDIS_URL)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    kept = scan_as_lumina(url, cid, sample_photos())
+    with psycopg.connect(split_url(url)[0], autocommit=True) as conn:
+        job = bridge.create_job(conn, cid, "detect_duplicates", {})
+    pubsub = redis.Redis.from_url(REDIS_URL).pubsub()
+    pubsub.subscribe(f"job:{job}:progress")
+    holder = psycopg.connect(split_url(url)[0], autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(cid),))
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(tasks.run_find_duplicates(cid, job)), daemon=True)
+    thread.start()
+    try:
+        time.sleep(11)  # past the first open's 10 s
+        assert thread.is_alive()
+        assert query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] == "PROGRESS"
+    finally:
+        holder.close()  # releases the lock
+    thread.join(60)
+    assert outcome["status"] == "completed" and outcome["duplicate_groups"] == 8
+    assert query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] == "SUCCESS"
+    phases = []
+    deadline = time.monotonic() + 2  # what was published meanwhile waits in the subscription
+    while time.monotonic() < deadline and "waiting" not in phases:
+        if (m := pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
+            phases.append(json.loads(m["data"]).get("progress", {}).get("phase"))
+    pubsub.close()
+    assert "waiting" in phases
+    assert groups_in(url) == expected_groups_in_lumina(kept)

@@ -57,6 +57,12 @@ def luminas_own(url: str) -> dict[str, Any]:
     }
 
 
+def psycopg_conn(url: str) -> Any:
+    import psycopg
+    from lumina_plugin.catalog.postgres import split_url
+    return psycopg.connect(split_url(url)[0], autocommit=True)
+
+
 def find(url: str, config: Config | None = None) -> RunReport:
     """Find Duplicates as the bridge runs it: hash what Lumina has that we have not, then group."""
     with Engine(url, config) as engine:
@@ -149,11 +155,18 @@ def test_show_in_lumina_survives_luminas_own_run(scanned: tuple[str, str, list[s
 
 def test_uninstall_removes_every_row_we_wrote(scanned: tuple[str, str, list[str]]) -> None:
     from lumina_plugin.catalog.postgres import uninstall
-    url, _, _ = scanned
+    from lumina_hooks.lumina import bridge
+    url, cid, _ = scanned
+    # A Find Duplicates job our router created, and one of Lumina's own.
+    with psycopg_conn(url) as conn:
+        bridge.create_job(conn, cid, "detect_duplicates", {"similarity_threshold": 5})
+        conn.execute("INSERT INTO jobs (id, catalog_id, job_type, status, parameters, created_at, updated_at)"
+                     " VALUES ('lumina-own', %s, 'detect_duplicates', 'SUCCESS', '{}', %s, %s)", (cid, now(), now()))
     before = luminas_own(url)
     find(url + "&show_in_lumina=1")
     removed = uninstall(url)
     assert removed["image_tags"] > 0 and removed["tags"] == 1 + len(Config().tags.roles()) and removed["tables"] == 8
+    assert removed["jobs"] == 1 and query(url, "SELECT id FROM jobs") == [("lumina-own",)]
     assert query(url, "SELECT count(*) FROM tags WHERE name LIKE 'lumina-dedup:%%'")[0][0] == 0
     assert query(url, "SELECT count(*) FROM pg_class WHERE relname LIKE 'lumina_dedup%%'")[0][0] == 0
     assert query(url, "SELECT * FROM images ORDER BY id") == before["images"]

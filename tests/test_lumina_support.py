@@ -57,16 +57,32 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
-def make_lumina(pg_database: str) -> tuple[str, Callable[[], None]]:
-    """A fresh, empty Lumina: its tables in a schema of their own, which the returned URL puts
-    first on the search path (a schema per test: isolated like a database, but much cheaper,
-    since each DROP DATABASE costs a checkpoint). Returns (URL, drop)."""
+#: job_batches as Lumina's scan uses it (no DDL exists in its repository; columns from the
+#: statements its coordinator runs, as ../shared/lumina-sandbox/fixups.sql has them). Only the
+#: Lumina-shaped scan_worker of the Celery test needs it; init_db() never makes it, so the
+#: bridge must work without it (test_batch_task_without_job_batches).
+JOB_BATCHES = """CREATE TABLE job_batches (
+    id TEXT PRIMARY KEY, parent_job_id TEXT NOT NULL, catalog_id UUID, batch_number INTEGER NOT NULL,
+    total_batches INTEGER NOT NULL, job_type TEXT NOT NULL, work_items JSONB NOT NULL,
+    items_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'PENDING', worker_id TEXT,
+    started_at TIMESTAMP, completed_at TIMESTAMP, processed_count INTEGER DEFAULT 0,
+    success_count INTEGER DEFAULT 0, error_count INTEGER DEFAULT 0, results JSONB, error_message TEXT,
+    created_at TIMESTAMP NOT NULL DEFAULT NOW(), updated_at TIMESTAMP NOT NULL DEFAULT NOW())"""
+
+
+def make_lumina(pg_database: str, job_batches: bool = False) -> tuple[str, Callable[[], None]]:
+    """A fresh, empty Lumina: the tables of its init_db() (``lumina_schema.sql``) in a schema of
+    their own, which the returned URL puts first on the search path (a schema per test: isolated
+    like a database, but much cheaper, since each DROP DATABASE costs a checkpoint), plus
+    ``job_batches`` if asked. Returns (URL, drop)."""
     import psycopg
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
         conn.execute(f'SET search_path TO "{schema}"')
         conn.execute(SCHEMA.read_text())
+        if job_batches:
+            conn.execute(JOB_BATCHES)
 
     def drop() -> None:
         with psycopg.connect(pg_database, autocommit=True) as conn:

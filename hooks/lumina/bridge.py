@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
-from lumina_plugin.catalog.postgres import lumina_database_url, split_url, unhashed_paths
+from lumina_plugin.catalog.postgres import JOB_ENGINE, lumina_database_url, split_url, unhashed_paths
 from lumina_plugin.config import Config
 from lumina_plugin.hashing.codes import ALGORITHM_VERSION
 from lumina_plugin.settings.lumina import LuminaSettings
@@ -81,11 +81,21 @@ def pending_paths(conn: Any, catalog_id: str) -> list[str]:
     return unhashed_paths(conn, catalog_id, ALGORITHM_VERSION)
 
 
-def batch_paths(conn: Any, catalog_id: str, batch_id: str) -> list[str]:
-    """The paths of a scan batch (``job_batches.work_items``) that Lumina stored image rows for."""
+def has_table(conn: Any, name: str) -> bool:
+    """Whether Lumina's database has this table (on the connection's search path)."""
+    return conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None
+
+
+def batch_paths(conn: Any, catalog_id: str, batch_id: str) -> list[str] | None:
+    """The paths of a scan batch (``job_batches.work_items``) that Lumina stored image rows for.
+
+    None where the batch cannot be read: Lumina's ``init_db()`` never creates ``job_batches``
+    (a deployment adds it by hand), so the caller falls back to every image not hashed yet."""
+    if not has_table(conn, "job_batches"):
+        return None
     row = conn.execute("SELECT work_items FROM job_batches WHERE id = %s", (batch_id,)).fetchone()
     if row is None:
-        return []
+        return None
     items = row[0] if isinstance(row[0], list) else json.loads(row[0] or "[]")
     paths = [str(p.get("path", p.get("file_path", ""))) if isinstance(p, dict) else str(p) for p in items]
     return [r[0] for r in conn.execute(
@@ -101,9 +111,10 @@ def create_job(conn: Any, catalog_id: str, job_type: str, parameters: dict[str, 
                job_id: str | None = None) -> str:
     """A ``jobs`` row of Lumina's shape (its id is the Celery task id), status PENDING."""
     job_id = job_id or str(uuid.uuid4())
+    # engine marks the row as ours, so `lumina-dedup lumina uninstall` can remove it.
     conn.execute("INSERT INTO jobs (id, catalog_id, job_type, status, parameters, created_at, updated_at)"
                  " VALUES (%s, %s, %s, 'PENDING', %s::jsonb, %s, %s)",
-                 (job_id, catalog_id, job_type, json.dumps(parameters), _now(), _now()))
+                 (job_id, catalog_id, job_type, json.dumps({"engine": JOB_ENGINE, **parameters}), _now(), _now()))
     return job_id
 
 

@@ -44,8 +44,7 @@ def start_find_duplicates(catalog_id: str, parameters: dict[str, Any] | None = N
         row = conn.execute("SELECT name FROM catalogs WHERE id = %s", (catalog_id,)).fetchone()
         if row is None:
             raise HTTPException(status_code=404, detail="Catalog not found")
-        job_id = bridge.create_job(conn, catalog_id, "detect_duplicates",
-                                   {"engine": "lumina-dedup", **(parameters or {})})
+        job_id = bridge.create_job(conn, catalog_id, "detect_duplicates", parameters or {})
     send_task(bridge.TASK_FIND, {"catalog_id": catalog_id, "job_id": job_id}, job_id, config.lumina.queue)
     return {"job_id": job_id, "task_id": job_id, "status": "pending",
             "message": f"Duplicate detection (lumina-dedup) started for catalog {row[0]}"}

@@ -10,13 +10,37 @@ functions are also plain callables (the listener runs them in-process).
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, Callable, TypeVar
 
 from celery import shared_task
+
+from lumina_plugin.catalog.base import CatalogLockedError
 
 from . import bridge
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Runs on one catalog never interleave (a PostgreSQL advisory lock); each open waits 10 s.
+#: A scan's batch and finish tasks that find the catalog busy (a long batch import) go back
+#: to our queue and try again, freeing the worker slot (Lumina's own tasks share it) ...
+LOCK_RETRY_S = 10
+LOCK_RETRIES = 180  # 30 minutes
+#: ... while Find Duplicates, which a person is watching, waits in place and says so.
+FIND_LOCK_WAIT_S = 1800.0
+
+
+def wait_for_catalog(call: Callable[[], T], on_wait: Callable[[str], None], wait_s: float) -> T:
+    """``call()``, again and again while another run holds the catalog, for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except CatalogLockedError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            on_wait(str(exc))
 
 
 def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str | None = None) -> dict[str, Any]:
@@ -24,7 +48,9 @@ def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str
     for every image we have not hashed yet: the catch-up)."""
     config = bridge.load_config()
     with bridge.connect(config.lumina) as conn:
-        paths = bridge.batch_paths(conn, catalog_id, batch_id) if batch_id else bridge.pending_paths(conn, catalog_id)
+        paths = bridge.batch_paths(conn, catalog_id, batch_id) if batch_id else None
+        if paths is None:  # no batch given, or Lumina has no job_batches table
+            paths = bridge.pending_paths(conn, catalog_id)
     if not paths:
         return {"images": 0}
     with bridge.make_host(catalog_id, config) as host:
@@ -51,9 +77,15 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
         bridge.update_job(conn, job_id, "PROGRESS")
         progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
         try:
-            paths = bridge.pending_paths(conn, catalog_id)
-            with bridge.make_host(catalog_id, config, progress) as host:
-                report = host.run_action(bridge.FIND_DUPLICATES, paths=paths)
+            def run() -> dict[str, Any]:
+                paths = bridge.pending_paths(conn, catalog_id)  # again after a wait: a scan may have added some
+                with bridge.make_host(catalog_id, config, progress) as host:
+                    return host.run_action(bridge.FIND_DUPLICATES, paths=paths, job_id=job_id)
+
+            def waiting(why: str) -> None:
+                bridge.update_job(conn, job_id, "PROGRESS")  # still running, not failed
+                progress("waiting", 0, 1, f"lumina-dedup: waiting for the catalog: {why}")
+            report = wait_for_catalog(run, waiting, FIND_LOCK_WAIT_S)
             summary = report.get("summary", {})
             total = conn.execute("SELECT count(*) FROM images WHERE catalog_id = %s", (catalog_id,)).fetchone()[0]
             result = {"status": "completed_with_errors" if summary.get("errors") else "completed",
@@ -70,14 +102,21 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     return result
 
 
-@shared_task(name=bridge.TASK_BATCH, ignore_result=True)
-def batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str | None = None) -> dict[str, Any]:
-    return run_batch_imported(catalog_id, batch_id, job_id)
+@shared_task(name=bridge.TASK_BATCH, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
+def batch_imported(self: Any, catalog_id: str, batch_id: str | None = None,
+                   job_id: str | None = None) -> dict[str, Any]:
+    try:
+        return run_batch_imported(catalog_id, batch_id, job_id)
+    except CatalogLockedError as exc:
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
 
 
-@shared_task(name=bridge.TASK_SCAN, ignore_result=True)
-def scan_finished(catalog_id: str, job_id: str | None = None) -> dict[str, Any]:
-    return run_scan_finished(catalog_id, job_id)
+@shared_task(name=bridge.TASK_SCAN, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
+def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict[str, Any]:
+    try:
+        return run_scan_finished(catalog_id, job_id)
+    except CatalogLockedError as exc:
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
 
 
 @shared_task(name=bridge.TASK_FIND, ignore_result=True)

@@ -39,6 +39,8 @@ SCHEMA_VERSION = 1
 #: Our tables, in an order that DROP can follow (children first).
 OUR_TABLES = ("lumina_dedup_undo", "lumina_dedup_runs", "lumina_dedup_members", "lumina_dedup_groups",
               "lumina_dedup_pairs", "lumina_dedup_decisions", "lumina_dedup_images", "lumina_dedup_meta")
+#: ``jobs.parameters->>'engine'`` of the Lumina job rows the bridge creates (Find Duplicates).
+JOB_ENGINE = "lumina-dedup"
 #: Query parameters of a catalog URL that are ours, not libpq's.
 _OUR_PARAMS = ("catalog", "show_in_lumina")
 #: Serialises schema creation between processes (any constant unlikely to clash).
@@ -368,13 +370,15 @@ def uninstall(url: str | None = None, settings: LuminaSettings | None = None,
               tags: TagNames | None = None) -> dict[str, int]:
     """Remove every row and tag the plugin wrote and drop its tables, in one transaction.
 
-    Lumina's own rows (images, its tags, its duplicate groups) are left as they are.
+    Lumina's own rows (images, its tags, its duplicate groups, its jobs) are left as they are.
+    Only tables that Lumina's ``init_db()`` creates are touched (no ``job_batches`` or
+    ``duplicate_pairs``: a deployment may lack them).
     """
     settings = settings or LuminaSettings()
     names = tags or TagNames()
     conninfo, _ = split_url(url or settings.url or lumina_database_url())
     ours = [names.parent, *names.roles().values()]
-    out = {"image_tags": 0, "tags": 0, "lumina_groups": 0, "tables": 0}
+    out = {"image_tags": 0, "tags": 0, "lumina_groups": 0, "jobs": 0, "tables": 0}
     with psycopg.connect(conninfo, autocommit=True, application_name="lumina-dedup") as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         if conn.execute("SELECT to_regclass('lumina_dedup_groups')").fetchone()[0] is not None:  # type: ignore[index]
@@ -388,6 +392,8 @@ def uninstall(url: str | None = None, settings: LuminaSettings | None = None,
             "DELETE FROM tags t WHERE t.name = ANY(%s) AND t.description = %s"
             " AND NOT EXISTS (SELECT 1 FROM image_tags it WHERE it.tag_id = t.id)",
             (ours, PgTagStore.TAG_DESCRIPTION)).rowcount
+        # The Find Duplicates jobs our router created (Lumina's job panel history).
+        out["jobs"] = conn.execute("DELETE FROM jobs WHERE parameters->>'engine' = %s", (JOB_ENGINE,)).rowcount
         for table in OUR_TABLES:
             if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None:  # type: ignore[index]
                 conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))

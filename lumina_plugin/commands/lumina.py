@@ -154,6 +154,6 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     config = _config(args)
     removed = uninstall(None, config.lumina, config.tags)
     print(f"removed {removed['image_tags']} image tag(s), {removed['tags']} tag(s), "
-          f"{removed['lumina_groups']} group(s) on Lumina's duplicates page and {removed['tables']} table(s)",
-          file=sys.stderr)
+          f"{removed['lumina_groups']} group(s) on Lumina's duplicates page, {removed['jobs']} Find Duplicates "
+          f"job(s) and {removed['tables']} table(s)", file=sys.stderr)
     return 0
