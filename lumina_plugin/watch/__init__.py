@@ -2,7 +2,9 @@
 
 ``lumina-dedup watch`` and any host run :class:`WatchService`; each module has one job:
 
-- :mod:`.observer`  watchdog observer whose handler only enqueues; inotify limits
+- :mod:`.observer`  watchdog observer whose handler only enqueues; checks and restarts
+- :mod:`.compat`    what the installed watchdog can do (3.0 to the newest)
+- :mod:`.inotify`   inotify limits and watches, read from ``/proc``
 - :mod:`.readiness` when a file is complete; temporary and hidden names
 - :mod:`.batcher`   debounced batches of operations (N files or S seconds)
 - :mod:`.queue`     the durable queue file beside the catalog

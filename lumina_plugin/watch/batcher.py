@@ -161,3 +161,33 @@ def phases(batch: Iterable[Op]) -> list[tuple[str, list[Op]]]:
     if imports:
         out.append((IMPORT, imports))
     return out
+
+
+class OpList:
+    """The operations one pass of the watcher's loop produced, in order, with their
+    imports indexed so that a file gone again before it was queued is simply withdrawn."""
+
+    def __init__(self) -> None:
+        self.items: list[Op | None] = []
+        self.imports: dict[str, int] = {}
+
+    def add(self, op: Op) -> None:
+        if op.kind == IMPORT:
+            if op.path in self.imports:
+                return
+            self.imports[op.path] = len(self.items)
+        else:  # the same folding as the batcher's
+            self.cancel_import(op.path)
+            if op.dest is not None:
+                self.cancel_import(op.dest)
+        self.items.append(op)
+
+    def cancel_import(self, path: str) -> bool:
+        index = self.imports.pop(path, None)
+        if index is None:
+            return False
+        self.items[index] = None
+        return True
+
+    def ops(self) -> list[Op]:
+        return [op for op in self.items if op is not None]

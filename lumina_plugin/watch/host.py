@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping
 
 from lumina_hooks import HostContext, PluginHost
 
+from ..config import Config
+from ..settings.hashing import HashingSettings
 from .errors import WatchError
 
 #: The name the watcher's own host gives itself in the HostContext.
@@ -52,6 +54,28 @@ def default_host(catalog: str | os.PathLike[str], config: Mapping[str, Any] | No
     if not host.pm.is_registered(dedup_plugin) and not host.pm.is_blocked("dedup"):
         host.register(dedup_plugin, name="dedup")
     return host
+
+
+#: [hashing] values for a process that runs for days: start the worker pool at once.
+_LONG_RUNNING_HASHING = {"parallel_min_mb": 0}
+
+
+def own_host_config(host_config: Mapping[str, Any], config: Config, warm_pool: bool) -> dict[str, Any]:
+    """The plugin's configuration for the watcher's own host: as given, plus the
+    ``[hashing]`` values that suit a long-running process (``warm_pool``), for each
+    key that this version has and that neither the file nor the host sets."""
+    out = {key: dict(value) if isinstance(value, Mapping) else value for key, value in host_config.items()}
+    if not warm_pool:
+        return out
+    hashing = dict(out.get("hashing", {}))
+    defaults = HashingSettings()
+    for key, value in _LONG_RUNNING_HASHING.items():
+        default = getattr(defaults, key, None)
+        if default is not None and key not in hashing and getattr(config.hashing, key, None) == default:
+            hashing[key] = value
+    if hashing:
+        out["hashing"] = hashing
+    return out
 
 
 @dataclass

@@ -16,6 +16,16 @@ A file seen being *written* (a modify event) where close events exist waits for 
 close, however long the writer pauses; only after ``write_timeout`` quiet seconds is
 it taken anyway (a stalled copy), and decoding then tells whether it is whole.
 Empty files are never taken.
+
+A metadata change (chmod, ``os.utime``, a copy tool setting the mtime after its close)
+is no write: no close follows it, so it is judged by stability. watchdog before 7.0
+reports it as a modification, like a write; there a modification is taken as a
+metadata change when the inode's ctime differs from its mtime. A write sets both to the
+same instant; chmod sets only the ctime and utime sets the mtime to another time. The
+mistakes this can make are both safe: a write read as a metadata change still needs
+``stable_seconds`` of quiet with an unchanged size and mtime (the polling rule), and an
+``os.utime()`` to the current time (``Path.touch()``) read as a write waits for
+``write_timeout`` before it is taken.
 """
 
 from __future__ import annotations
@@ -106,12 +116,16 @@ class Readiness:
     ``deleted``) and start-up scan results (``found``); :meth:`due` returns the files
     that became complete by the stability rules. ``close_events`` is False when the
     observer cannot report close-after-write (polling): then every file is judged by
-    stability alone. Not thread-safe: one thread (the service loop) drives it.
+    stability alone. ``attrib_events`` is False when metadata changes arrive as
+    modifications (watchdog before 7.0). Not thread-safe: one thread (the service
+    loop) drives it.
     """
 
     def __init__(self, close_events: bool, stable_seconds: float, write_timeout: float,
-                 clock: Callable[[], float] = time.monotonic, stat: Stat = os.stat) -> None:
+                 clock: Callable[[], float] = time.monotonic, stat: Stat = os.stat,
+                 attrib_events: bool = True) -> None:
         self.close_events = close_events
+        self.attrib_events = attrib_events
         self.stable = max(0.0, stable_seconds)
         self.write_timeout = max(self.stable, write_timeout)
         self.clock = clock
@@ -150,7 +164,11 @@ class Readiness:
         track.last_event = now
 
     def modified(self, path: str) -> None:
-        """Bytes were written (or, when polling, size or mtime changed)."""
+        """Bytes were written (or, when polling, size or mtime changed; or, without
+        attrib events, perhaps only metadata)."""
+        if self.close_events and not self.attrib_events and self._metadata_only(path):
+            self.attrib(path)
+            return
         now = self.clock()
         track = self._track(path, now)
         track.last_event = now
@@ -167,6 +185,22 @@ class Readiness:
         track.last_event = now
         if not track.writing:
             track.next_check = now + self.stable
+
+    def _metadata_only(self, path: str) -> bool:
+        """Whether the last change of ``path`` looks like metadata, not a write (see above)."""
+        try:
+            st = self.stat(path)
+        except OSError:
+            return False
+        return st.st_ctime_ns != st.st_mtime_ns
+
+    def forget_writes(self) -> None:
+        """Close events may have been lost (the observer was restarted): judge every
+        tracked file by stability from now on, until a new write is seen."""
+        now = self.clock()
+        for track in self._tracks.values():
+            if track.writing:
+                track.writing, track.next_check = False, now + self.stable
 
     def found(self, path: str, size: int, mtime_ns: int) -> None:
         """The start-up (or periodic) scan found a file to import; judged by stability."""

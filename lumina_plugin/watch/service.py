@@ -11,7 +11,9 @@ catalog committed the batch's hashes and tags.
 
 Start-up: operations a killed run left pending are replayed first; then the folders
 are compared with the catalog (:mod:`.scan`), and the same comparison runs again
-every ``rescan_seconds`` and whenever the kernel reports lost events.
+every ``rescan_seconds``, whenever the kernel reports lost events, and after the
+observer was restarted (it does not watch a new folder, or stopped watching a root:
+both happen with old watchdog releases, see :mod:`.compat`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from lumina_hooks import PluginHost
 
 from ..catalog.base import CatalogLockedError
 from ..config import Config
-from ..settings.hashing import HashingSettings
 from ..settings.watch import WatchSettings
-from .batcher import IMPORT, MOVE, REMOVE, Batcher, Op, phases
-from .host import BatchResult, check_roots, default_host
-from .observer import LostEventsAlarm, RawEvent, start_observer, stop_observer
+from . import compat
+from .batcher import IMPORT, MOVE, REMOVE, Batcher, Op, OpList, phases
+from .host import BatchResult, check_roots, default_host, own_host_config
+from .observer import LostEventsAlarm, RawEvent, Watch
 from .queue import DurableQueue, queue_path
 from .readiness import NameRules, Ready, Readiness
 from .scan import catch_up, printable, utf8
@@ -42,8 +44,6 @@ _WAKE = RawEvent("wake", "")
 _MAX_DRAIN = 20_000  # events handled between two looks at the batches
 #: After this many files in a row without a scan, rescan once the folders are quiet.
 _SETTLE_RESCAN = 500
-#: [hashing] values for a process that runs for days: start the worker pool at once.
-_LONG_RUNNING_HASHING = {"parallel_min_mb": 0}
 
 
 class WatchService:
@@ -93,6 +93,7 @@ class WatchService:
         self._since_scan = 0
         self._next_rescan = float("inf")
         self._bad_names: set[str] = set()
+        self.watch: Watch | None = None
 
     # -- control ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -112,14 +113,17 @@ class WatchService:
             host = default_host(self.catalog, self._own_host_config())
             host.startup()
         alarm = LostEventsAlarm().install()
-        observer = None
+        self.watch = watch = Watch(self.roots, self._events, self.settings.polling, self.settings.poll_interval,
+                                   self.watch_limit, self.settings.retry_seconds)
         try:
             self._queue.prune()
-            observer, close_events = start_observer(self.roots, self._events, self.settings.polling,
-                                                    self.settings.poll_interval, self.watch_limit)
-            self.mode = "inotify" if close_events else "polling"
-            log.info("watching %s (%s) for %s", ", ".join(self.roots), self.mode, self.catalog)
-            self.readiness = Readiness(close_events, self.settings.stable_seconds, self.settings.write_timeout)
+            watch.start()
+            self.mode = watch.mode
+            log.info("watching %s (%s, watchdog %s) for %s", ", ".join(self.roots), self.mode, compat.version(),
+                     self.catalog)
+            log.debug("%s", compat.describe())
+            self.readiness = Readiness(watch.close_events, self.settings.stable_seconds, self.settings.write_timeout,
+                                       attrib_events=compat.ATTRIB_EVENTS)
             replay = self._queue.pending()
             if replay:
                 log.info("resuming %d operations a previous run left unfinished", len(replay))
@@ -128,6 +132,7 @@ class WatchService:
                 self._recovered = True
             while not self._stop.is_set():
                 self._pump(self._timeout())
+                self._tend_watch()
                 if alarm.tripped.is_set():
                     alarm.tripped.clear()
                     log.warning("the kernel dropped file events (inotify queue overflow); rescanning %s",
@@ -153,30 +158,14 @@ class WatchService:
                     log.info("recovered from an interrupted run: regrouping the whole catalog")
                     host.scan_finished(self.roots, job_id="watch-recovery")
         finally:
-            if observer is not None:
-                stop_observer(observer)
+            watch.stop()
             alarm.remove()
             self._queue.close()
             if own_host:
                 host.shutdown()
 
     def _own_host_config(self) -> dict[str, Any]:
-        """The plugin's configuration for the watcher's own host: as given, plus the
-        ``[hashing]`` values that suit a long-running process (``warm_pool``), for each
-        key that this version has and that neither the file nor the host sets."""
-        config = {key: dict(value) if isinstance(value, Mapping) else value
-                  for key, value in self.host_config.items()}
-        if not self.settings.warm_pool:
-            return config
-        hashing = dict(config.get("hashing", {}))
-        defaults = HashingSettings()
-        for key, value in _LONG_RUNNING_HASHING.items():
-            default = getattr(defaults, key, None)
-            if default is not None and key not in hashing and getattr(self.config.hashing, key, None) == default:
-                hashing[key] = value
-        if hashing:
-            config["hashing"] = hashing
-        return config
+        return own_host_config(self.host_config, self.config, self.settings.warm_pool)
 
     # -- events -> operations ------------------------------------------------------------
     def _timeout(self) -> float:
@@ -184,7 +173,7 @@ class WatchService:
             return 0.0
         now = time.monotonic()
         times = [t for t in (self.batcher.deadline(), self.readiness.next_check() if self.readiness else None,
-                             self._next_rescan) if t is not None]
+                             self._next_rescan, self.watch.next_action() if self.watch else None) if t is not None]
         wait = min(times, default=now + 0.5) - now
         return min(0.5, max(0.0, wait))
 
@@ -192,7 +181,7 @@ class WatchService:
         """Handle the events that arrive within ``timeout`` seconds, then queue the
         operations they (and the stability checks) produced, in order."""
         assert self.readiness is not None
-        local = _OpList()
+        local = OpList()
         try:
             event = self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
             for _ in range(_MAX_DRAIN):
@@ -212,12 +201,12 @@ class WatchService:
         self._queue.drop(self.batcher.add_all(stored))
 
     @staticmethod
-    def _ready(item: Ready | None, local: "_OpList") -> None:
+    def _ready(item: Ready | None, local: "OpList") -> None:
         if item is not None:
             log.debug("%s: complete (%s, %d bytes)", item.path, item.how, item.size)
             local.add(Op(IMPORT, item.path))
 
-    def _on_event(self, event: RawEvent, local: "_OpList") -> None:
+    def _on_event(self, event: RawEvent, local: "OpList") -> None:
         readiness = self.readiness
         assert readiness is not None
         for name in (event.path, event.dest):
@@ -227,8 +216,13 @@ class WatchService:
         if event.is_dir:
             if event.kind == "moved" and event.dest:
                 readiness.moved_dir(event.path, event.dest)  # the files' own move events follow
+                self._folder_appeared(event.dest)
+            elif event.kind == "created":
+                self._folder_appeared(event.path)
             elif event.kind == "deleted":
                 if event.path in self.roots:
+                    if self.watch is not None and self.watch.false_root_deletion(event.path):
+                        return  # nothing is removed; the observer restarts later
                     log.warning("%s: the watched folder itself was removed", event.path)
                 readiness.deleted_dir(event.path)
                 prefix = event.path.rstrip(os.sep) + os.sep
@@ -268,10 +262,14 @@ class WatchService:
             readiness.deleted(path)
             self._forget(path, local)
 
+    def _folder_appeared(self, path: str) -> None:
+        if self.watch is not None and self.rules.wanted_dir(path):
+            self.watch.folder_appeared(path)
+
     def _wanted(self, path: str) -> bool:
         return path not in self._bad_names and self.rules.wanted(path)
 
-    def _forget(self, path: str, local: "_OpList") -> None:
+    def _forget(self, path: str, local: "OpList") -> None:
         """``path`` left: remove its catalog row, or just withdraw its pending import."""
         if path in self.known:
             local.add(Op(REMOVE, path))  # folding drops any pending import of it
@@ -279,20 +277,31 @@ class WatchService:
         else:
             self._cancel_import(path, local)
 
-    def _move(self, src: str, dest: str, local: "_OpList") -> None:
+    def _move(self, src: str, dest: str, local: "OpList") -> None:
         """Queue a move of a catalogued photo. ``known`` follows at once, so that a second
         rename before the batch is applied moves the row again instead of importing."""
         local.add(Op(MOVE, src, dest))
         self.known.discard(src)
         self.known.add(dest)
 
-    def _cancel_import(self, path: str, local: "_OpList") -> bool:
+    def _cancel_import(self, path: str, local: "OpList") -> bool:
         if local.cancel_import(path):
             return True
         op = self.batcher.cancel(path)
         if op is not None and self._queue is not None:
             self._queue.drop([op])
         return op is not None
+
+    # -- the observer ----------------------------------------------------------------------------
+    def _tend_watch(self) -> None:
+        """Let the observer check new folders and restart where needed; after a restart,
+        close events may have been lost and the rescan finds what happened meanwhile."""
+        assert self.watch is not None and self.readiness is not None
+        if self.watch.tend():
+            self.mode = self.watch.mode
+            self.readiness.close_events = self.watch.close_events
+            self.readiness.forget_writes()
+            self._scan_needed = True
 
     # -- the scan -----------------------------------------------------------------------------
     def _rescan(self) -> None:
@@ -312,7 +321,7 @@ class WatchService:
         if self._queue is not None:
             self._queue.prune()
         self.known = result.known
-        local = _OpList()
+        local = OpList()
         busy = set(self.readiness.paths())
         for path, (size, mtime_ns) in result.found.items():
             if path not in busy and not self.batcher.pending_import(path):
@@ -379,32 +388,3 @@ class WatchService:
         if self.on_batch is not None:
             self.on_batch(result)
 
-
-class _OpList:
-    """The operations one pass of the loop produced, in order, with their imports indexed
-    so that a file gone again before it was queued is simply withdrawn."""
-
-    def __init__(self) -> None:
-        self.items: list[Op | None] = []
-        self.imports: dict[str, int] = {}
-
-    def add(self, op: Op) -> None:
-        if op.kind == IMPORT:
-            if op.path in self.imports:
-                return
-            self.imports[op.path] = len(self.items)
-        else:  # the same folding as the batcher's
-            self.cancel_import(op.path)
-            if op.dest is not None:
-                self.cancel_import(op.dest)
-        self.items.append(op)
-
-    def cancel_import(self, path: str) -> bool:
-        index = self.imports.pop(path, None)
-        if index is None:
-            return False
-        self.items[index] = None
-        return True
-
-    def ops(self) -> list[Op]:
-        return [op for op in self.items if op is not None]
