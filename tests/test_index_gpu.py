@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lumina_plugin.index import flat, gpu, mih
+from lumina_plugin.index import flat, gpu, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, pick_backend, query_pairs
 
 pytestmark = [
@@ -64,6 +64,72 @@ def make_codes(kind: str, n: int, seed: int = 0) -> np.ndarray:
 def test_self_check_passes() -> None:
     assert gpu.gpu_problem() is None
     assert pick_backend("auto", 6, 10**6) == "gpu"
+    assert pick_backend("auto", 6, 10**7 + 1000, 1000) == "gpu"
+
+
+def lane_keys(chunks, q: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Sorted keys i * q + j of a lane join's (index row, query row) pairs; fails on a repeat."""
+    parts = []
+    for i, j in chunks:
+        i = i.get() if hasattr(i, "get") else i
+        j = j.get() if hasattr(j, "get") else j
+        assert i.dtype == np.int64 and j.dtype == np.int64
+        parts.append(i * q + j)
+    out = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    assert not (out[1:] == out[:-1]).any(), "a pair came out twice"
+    return out
+
+
+def numpy_brute_queries(x: np.ndarray, queries: np.ndarray, radius: int) -> np.ndarray:
+    q, out = len(queries), []
+    for s in range(0, len(x), 4096):
+        i, j = np.nonzero(np.bitwise_count(x[s : s + 4096, None] ^ queries[None, :]) <= radius)
+        out.append((i + s) * q + j)
+    return np.sort(np.concatenate(out))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "near", "skewed"])
+@pytest.mark.parametrize("radius", [0, 3, 6, 8, 10, 15])
+def test_lane_query_equals_brute_force(kind: str, radius: int) -> None:
+    """Query mode on the GPU (resident lane tables) == brute force == the CPU lane join."""
+    x = make_codes(kind, 40_000, seed=radius)
+    rng = np.random.default_rng(radius)
+    queries = make_codes(kind, 3000, seed=100 + radius)
+    queries[:1500] = x[rng.integers(0, len(x), 1500)] ^ (queries[:1500] & np.uint64(0x0101010101010101))
+    queries[1500:1510] = 0  # the skewed set's bucket of black frames
+    want = numpy_brute_queries(x, queries, radius)
+    tables = gpu_lanes.DeviceLanes.build(x)
+    np.testing.assert_array_equal(lane_keys(gpu_lanes.join(tables, queries, radius), len(queries)), want)
+    np.testing.assert_array_equal(lane_keys(lanes.join(x, queries, radius), len(queries)), want)
+    # the same tables, another batch, buffers of 100 pairs: ranges split (and grow) on overflow
+    np.testing.assert_array_equal(lane_keys(gpu_lanes.join(tables, queries[:700], radius, capacity=100), 700),
+                                  numpy_brute_queries(x, queries[:700], radius))
+
+
+def test_lane_query_at_scale() -> None:
+    """2M indexed codes (skewed, 1% black frames) and 1,000 near queries at radius 6: GPU == CPU."""
+    x = make_codes("skewed", 2_000_000, seed=7)
+    rng = np.random.default_rng(7)
+    queries = x[rng.integers(0, len(x), 1000)] ^ (np.uint64(1) << rng.integers(0, 64, 1000).astype(np.uint64))
+    want = lane_keys(lanes.join(x, queries, 6), 1000)
+    assert len(want) > 1000
+    got = lane_keys(gpu_lanes.join(gpu_lanes.DeviceLanes.build(x), queries, 6, capacity=1 << 16), 1000)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_query_pairs_on_the_gpu_as_the_engine_calls_it() -> None:
+    """The batch already added to the index (its ids queried again): GPU == CPU."""
+    rng = np.random.default_rng(8)
+    n, batch = 50_000, 1000
+    codes = np.stack([make_codes("near", n, seed=s) for s in range(4)], axis=1)
+    ids = np.arange(n, dtype=np.int64) * 3 + 1
+    rows = np.sort(rng.choice(n, batch, replace=False))
+    for radii in ((6, 6, 6, 6), (8, 10, 10, 8)):
+        cpu = query_pairs(ids, codes, ids[rows], codes[rows], radii, backend="mih")
+        dev = query_pairs(ids, codes, ids[rows], codes[rows], radii, backend="gpu")
+        assert len(cpu) > batch // 2
+        for name in ("a", "b", "dist"):
+            np.testing.assert_array_equal(getattr(dev, name), getattr(cpu, name))
 
 
 @pytest.mark.parametrize("kind", ["uniform", "near", "skewed"])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumina_plugin.index import gpu, mih
+from lumina_plugin.index import gpu, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, query_pairs
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
@@ -64,7 +64,7 @@ extern "C" void run_brute_join(unsigned grid, unsigned block, const u64* x, long
         });
     for (auto& th : threads) th.join();
 }
-// mih_join has no barrier: its threads run one after another.
+// mih_join and lane_query have no barrier: their threads run one after another.
 extern "C" void run_mih_join(unsigned grid, unsigned block, const u64* sx, const unsigned* sk,
                              const int* order, const unsigned char* isq, const long long* table,
                              long long pb, long long pe, const unsigned* flips, int nf, const u64* earlier,
@@ -74,6 +74,16 @@ extern "C" void run_mih_join(unsigned grid, unsigned block, const u64* sx, const
         for (unsigned t = 0; t < block; ++t) {
             blockIdx.x = b; threadIdx.x = t;
             mih_join(sx, sk, order, isq, table, pb, pe, flips, nf, earlier, ne, s, radius, qm, oi, oj, counter, cap);
+        }
+}
+extern "C" void run_lane_query(unsigned grid, unsigned block, const u64* x, const int* order, const int* starts,
+                               long long n, const u64* queries, const unsigned* flips, int nf, long long tb,
+                               long long te, int s, int radius, int* oi, int* oj, u64* counter, u64 cap) {
+    blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b)
+        for (unsigned t = 0; t < block; ++t) {
+            blockIdx.x = b; threadIdx.x = t;
+            lane_query(x, order, starts, n, queries, flips, nf, tb, te, s, radius, oi, oj, counter, cap);
         }
 }
 """
@@ -86,6 +96,9 @@ _SIGNATURES: dict[str, list[object]] = {
     "mih_join": [(_P, np.uint64), (_P, np.uint32), (_P, np.int32), (_P, np.uint8), (_P, np.int64),
                  np.int64, np.int64, (_P, np.uint32), np.int32, (_P, np.uint64), np.int32, np.int32,
                  np.int32, np.int32, (_P, np.int32), (_P, np.int32), (_P, np.uint64), np.uint64],
+    "lane_query": [(_P, np.uint64), (_P, np.int32), (_P, np.int32), np.int64, (_P, np.uint64), (_P, np.uint32),
+                   np.int32, np.int64, np.int64, np.int32, np.int32, (_P, np.int32), (_P, np.int32),
+                   (_P, np.uint64), np.uint64],
 }
 _CTYPE = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.uint64: ctypes.c_ulonglong}
 
@@ -139,7 +152,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 
     class RawModule:
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
-            assert code == gpu._SOURCE
+            assert code in (gpu._SOURCE, gpu_lanes._SOURCE)
 
         def get_function(self, name: str) -> _Kernel:
             return _Kernel(lib, name)
@@ -156,7 +169,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 def kernels_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     d = tmp_path_factory.mktemp("kernels")
     src = d / "kernels.cpp"
-    src.write_text(_SHIM + gpu._SOURCE + _WRAPPERS)
+    src.write_text(_SHIM + gpu._SOURCE + gpu_lanes._SOURCE + _WRAPPERS)
     so = d / "kernels.so"
     proc = subprocess.run(["g++", "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", str(src), "-o", str(so)],
                           capture_output=True, text=True)
@@ -170,11 +183,11 @@ def fake_gpu(kernels_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setattr(gpu, "cupy_module", lambda: cp)
     small = gpu._self_check_codes(840)  # the emulation is slow: a smaller self-check
     monkeypatch.setattr(gpu, "_self_check_codes", lambda n=840: small)
-    gpu._kernels.cache_clear()
-    gpu.gpu_problem.cache_clear()
+    for cached in (gpu._kernels, gpu_lanes._kernel, gpu.gpu_problem):
+        cached.cache_clear()
     yield
-    gpu._kernels.cache_clear()
-    gpu.gpu_problem.cache_clear()
+    for cached in (gpu._kernels, gpu_lanes._kernel, gpu.gpu_problem):
+        cached.cache_clear()
 
 
 def brute(x: np.ndarray, radius: int, first_query: int = 0) -> np.ndarray:
@@ -255,3 +268,80 @@ def test_a_wrong_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: pytest
     monkeypatch.setattr(gpu, "mih_join", lossy)
     problem = gpu.gpu_problem()
     assert problem is not None and "mih_join" in problem and "disagrees" in problem
+
+
+def lane_pairs(chunks) -> set[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """(index row, query row) pairs of a lane join, NumPy or emulated device; fails on a repeat."""
+    out: list[tuple[int, int]] = []
+    for i, j in chunks:
+        i, j = (np.asarray(a.get() if hasattr(a, "get") else a) for a in (i, j))
+        assert i.dtype == np.int64 and j.dtype == np.int64
+        out += list(zip(i.tolist(), j.tolist()))
+    assert len(out) == len(set(out)), "a pair came out twice"
+    return set(out)
+
+
+def batch(n: int, q: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An index with a bucket of identical codes and codes sharing lane 2 while far apart; queries
+    near copies of indexed codes at 0-16 bits, copies of the bucket, repeats and random codes."""
+    rng = np.random.default_rng(seed)
+    x = codes(n, seed)
+    x[n // 3 : n // 2] = (x[n // 3 : n // 2] & ~np.uint64(0xFFFF << 32)) | np.uint64(0x1234 << 32)
+    qs = rng.integers(0, 2**64, q, dtype=np.uint64, endpoint=False)
+    for t in range(q // 2):
+        bits = rng.choice(64, int(rng.integers(0, 17)), replace=False)
+        qs[t] = x[rng.integers(0, n)] ^ np.uint64(sum(1 << int(b) for b in bits))
+    values, counts = np.unique(x, return_counts=True)
+    qs[q // 2 : q // 2 + 4] = values[np.argmax(counts)]  # the bucket's code (n // 10 copies)
+    qs[q // 2 + 4 : q // 2 + 8] = qs[0]
+    return x, qs
+
+
+@pytest.mark.parametrize("radius", [0, 3, 6, 10, 15])
+def test_emulated_lane_query_matches_brute_force(fake_gpu: None, radius: int) -> None:
+    """The lane kernel against brute force and the CPU lane join; buffers of 200 pairs, so the
+    thread ranges are split and run again."""
+    x, qs = batch(600, 120, seed=radius)
+    d = np.bitwise_count(x[:, None] ^ qs[None, :])
+    want = set(zip(*(a.tolist() for a in np.nonzero(d <= radius))))
+    assert len(want) >= 4 * 40  # 4 copies of the bucket's code x 40-60 identical codes
+    tables = gpu_lanes.DeviceLanes.build(x)
+    assert lane_pairs(gpu_lanes.join(tables, qs, radius, capacity=200)) == want
+    assert lane_pairs(lanes.join(x, qs, radius)) == want
+    # the same resident tables serve another batch
+    other = qs[::-1].copy()
+    assert lane_pairs(gpu_lanes.join(tables, other, radius, capacity=200)) == {(i, len(qs) - 1 - j) for i, j in want}
+
+
+def test_emulated_lane_query_single_probe_over_capacity(fake_gpu: None) -> None:
+    """One thread's run alone holds more pairs than the buffers: they grow."""
+    x = np.zeros(90, np.uint64)
+    got = lane_pairs(gpu_lanes.join(gpu_lanes.DeviceLanes.build(x), np.zeros(2, np.uint64), 2, capacity=30))
+    assert got == {(i, j) for i in range(90) for j in range(2)}
+
+
+def test_emulated_query_pairs_on_the_gpu_leave_requeried_rows_out(fake_gpu: None) -> None:
+    """query_pairs on the GPU as the engine calls it: the batch already added to the index."""
+    rng = np.random.default_rng(13)
+    n, q = 500, 80
+    all_codes = np.stack([codes(n, seed=s) for s in range(4)], axis=1)
+    ids = np.arange(n, dtype=np.int64) * 5 + 3
+    radii = (6, 10, -1, 3)
+    q_rows = np.sort(rng.choice(n, q, replace=False))
+    want = query_pairs(ids, all_codes, ids[q_rows], all_codes[q_rows], radii, backend="faiss")
+    got = query_pairs(ids, all_codes, ids[q_rows], all_codes[q_rows], radii, backend="gpu")
+    assert len(want) > 100
+    for name in ("a", "b", "dist"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+
+
+def test_a_wrong_lane_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = gpu_lanes.join
+
+    def lossy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for i, j in real(*args, **kwargs):
+            yield i[:-1], j[:-1]
+
+    monkeypatch.setattr(gpu_lanes, "join", lossy)
+    problem = gpu.gpu_problem()
+    assert problem is not None and "lane_query" in problem

@@ -189,8 +189,12 @@ def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     for radius in (0, 3, 6, 8, 10):
         assert pick_backend("auto", radius, 1_000_000) == "mih"
     assert pick_backend("auto", 24, 1_000_000) == "faiss"  # too many probes for any plan
-    assert pick_backend("auto", 10, 10_000_000, queries=256) == "faiss"  # sorting 10M > 256 scans
-    assert pick_backend("auto", 6, 10_000_000, queries=1_000_000) == "mih"
+    # a batch: the lane join (no sort of the index) at radii up to 15, FAISS for a handful of queries
+    assert pick_backend("auto", 10, 10_000_000, queries=256) == "mih"
+    assert search.query_plan(10, 10_000_000, 256) == "lanes"
+    assert pick_backend("auto", 6, 1_000_010, queries=10) == "faiss"
+    assert pick_backend("auto", 6, 10_000_000, queries=1_000_000) == "mih"  # the sorted join there
+    assert search.query_plan(6, 10_000_000, 1_000_000) == "sorted"
     assert pick_backend("faiss", 6, 10**6) == "faiss" and pick_backend("mih", 30, 10) == "mih"
 
 

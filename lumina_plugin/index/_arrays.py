@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["has_duplicates", "isin", "sorted_unique"]
+__all__ = ["has_duplicates", "is_increasing", "isin", "positions_in", "sorted_unique"]
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -22,8 +22,23 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
 
 def has_duplicates(a: np.ndarray) -> bool:
     """Whether some value occurs twice in ``a``."""
+    if is_increasing(a):  # an index's ids: one pass instead of a sort of a million values
+        return False
     s = np.sort(a)
     return bool(s.size > 1 and (s[1:] == s[:-1]).any())
+
+
+def is_increasing(a: np.ndarray) -> bool:
+    """Whether ``a`` (1-D) is strictly increasing (so sorted, without repeats)."""
+    return bool(a.size < 2 or (a[1:] > a[:-1]).all())
+
+
+def positions_in(values: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Positions in ``sorted_b`` (strictly increasing) of those ``values`` it holds, ascending."""
+    if sorted_b.size == 0 or values.size == 0:
+        return np.empty(0, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_b, values), sorted_b.size - 1)
+    return np.sort(pos[sorted_b[pos] == values]).astype(np.int64)
 
 
 def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -12,6 +12,9 @@ Two kernels, each as plain CUDA C (``cupy.RawKernel``), one thread per row:
   the codes are sorted by the block key (``cupy.argsort``), a dense table gives each key's run,
   and each thread scans the runs of its key and of its key's flips.
 
+Query mode (a batch against codes kept on the device) has its own kernel in :mod:`.gpu_lanes`,
+checked by :func:`gpu_problem` with these.
+
 Output is chunked: a kernel writes pairs through an atomic counter into fixed buffers for one
 range of rows; when a range produces more pairs than fit, it is split and run again (its extra
 pairs were counted, not written), so huge buckets of near-identical frames never need more than
@@ -309,7 +312,8 @@ def _pair_set(chunks: Iterator[tuple[Any, Any]], n: int) -> np.ndarray:
 @functools.cache
 def gpu_problem(device: int = 0) -> str | None:
     """Why the CuPy joins must not be used on ``device`` (None: both kernels agree with the CPU
-    join on a few thousand codes, at several radii, for all pairs and for queries)."""
+    join on a few thousand codes, at several radii, for all pairs and for queries, and the lane
+    kernel of :mod:`.gpu_lanes` agrees with the CPU lane join)."""
     if cupy_module() is None:
         return "CuPy is not installed or sees no GPU"
     x = _self_check_codes()
@@ -328,6 +332,11 @@ def gpu_problem(device: int = 0) -> str | None:
                 for name, keys in got.items():
                     if not np.array_equal(keys, want):
                         return f"{name} disagrees with the CPU join (radius {radius}: {len(keys)} vs {len(want)} pairs)"
+        from . import gpu_lanes  # the query-mode kernel (that module builds on this one)
+
+        problem = gpu_lanes.self_check(x, device)
+        if problem is not None:
+            return problem
     except Exception as err:
         return f"GPU join failed: {type(err).__name__}: {err}"
     return None

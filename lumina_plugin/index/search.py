@@ -6,8 +6,10 @@ are computed with NumPy, so the grouping step can apply any rule over the four h
 searching again. The backends, all exact (tests check each against brute force):
 
 - ``"faiss"``: FAISS ``IndexBinaryFlat.range_search`` on the CPU (brute force);
-- ``"mih"``: the multi-index join of :mod:`.mih` in NumPy on the CPU;
-- ``"gpu"``: the CuPy kernels of :mod:`.gpu` (multi-index join, or brute force for a small batch);
+- ``"mih"``: the multi-index join of :mod:`.mih` in NumPy on the CPU; for a batch against the
+  index, the lane join of :mod:`.lanes` (no sort of the index), unless sorting is predicted cheaper;
+- ``"gpu"``: the CuPy kernels of :mod:`.gpu` (multi-index join, brute force) and, for a batch, the
+  lane kernel of :mod:`.gpu_lanes`;
 - ``"faiss-gpu"``: FAISS ``GpuIndexBinaryFlat`` k-NN, completed on the CPU where k was too small;
 - ``"auto"`` (default): ``"gpu"`` when CuPy sees a GPU that passes its self-check, else whichever
   of ``"mih"`` and ``"faiss"`` the cost models predict faster for that column's radius and size.
@@ -27,10 +29,12 @@ import faiss
 import numpy as np
 
 from ..hashing.codes import ALGORITHMS
-from . import flat, gpu, mih
-from ._arrays import has_duplicates, isin, sorted_unique
+from . import flat, gpu, gpu_lanes, lanes, mih
+from ._arrays import has_duplicates, is_increasing, isin, positions_in, sorted_unique
 
-__all__ = ["BACKENDS", "DEFAULT_CHUNK", "Pairs", "all_pairs", "pick_backend", "query_pairs", "radius_join"]
+__all__ = [
+    "BACKENDS", "DEFAULT_CHUNK", "Pairs", "all_pairs", "pick_backend", "query_pairs", "query_plan", "radius_join",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +135,12 @@ def pick_backend(backend: str, radius: int, n: int, queries: int | None = None, 
     backend = _usable(backend, device)
     if backend != "auto":
         return backend
-    fast = mih.estimate_seconds(mih.choose_plan(radius, n, queries), n, queries)
+    if queries is None:
+        fast = mih.estimate_seconds(mih.choose_plan(radius, n, None), n, None)
+    elif query_plan(radius, n, queries) == "lanes":  # a batch: the lane join, unless sorting wins
+        fast = lanes.estimate_seconds(n - queries, queries, radius)
+    else:
+        fast = mih.estimate_seconds(mih.choose_plan(radius, n, queries), n, queries)
     return "mih" if fast * _MIH_MARGIN < flat.estimate_seconds(n, queries) else "faiss"
 
 
@@ -149,8 +158,10 @@ def radius_join(
     ``radius`` bits, every pair exactly once, chunk by chunk.
 
     ``x``: uint64 (n,). Rows ``first_query:`` are queries; pairs of two earlier rows are left out
-    (0: all pairs). ``chunk``: queries per FAISS call; ``pair_chunk``: candidate pairs per NumPy
-    step (``"mih"``) or pairs per kernel launch (``"gpu"``): they bound the working memory.
+    (0: all pairs); with queries, the lane join (CPU or GPU) of the queries against the earlier
+    rows plus the pairs among the queries, where :func:`query_plan` or the GPU takes it.
+    ``chunk``: queries per FAISS call; ``pair_chunk``: candidate pairs per NumPy step (``"mih"``)
+    or pairs per kernel launch (``"gpu"``): they bound the working memory.
     """
     n = len(x)
     if radius < 0 or n < 2 or first_query >= n:
@@ -158,18 +169,42 @@ def radius_join(
     queries = None if first_query == 0 else n - first_query
     chosen = pick_backend(backend, radius, n, queries, device=device)
     log.debug("index search: %s join of %d codes (%s queries) at radius %d", chosen, n, queries or "all", radius)
-    if chosen == "faiss":
+    if queries is not None and _takes_lanes(chosen, radius, n, queries):
+        q0 = first_query
+        for i, j in _lane_join(x[:q0], x[q0:], radius, chosen, pair_chunk, device):
+            yield i, q0 + j
+        for i, j in mih.join(x[q0:], radius, chunk=pair_chunk):  # pairs within the batch
+            yield q0 + i, q0 + j
+    elif chosen == "faiss":
         yield from flat.range_join(x, radius, first_query=first_query, chunk=chunk)
     elif chosen == "mih":
         yield from mih.join(x, radius, first_query=first_query, chunk=pair_chunk)
     elif chosen == "faiss-gpu":
         yield from flat.knn_join(x, radius, first_query=first_query, device=device)
     else:
-        # The GPU multi-index join; it runs brute force itself where that is predicted faster
-        # (a small batch against a large index, a large radius).
+        # The GPU multi-index join (all pairs, or a batch beyond the lanes' radii); it runs brute
+        # force itself where that is predicted faster (a large radius).
         capacity = max(pair_chunk, 1 << 16)
         for i, j in gpu.mih_join(x, radius, first_query=first_query, device=device, capacity=capacity):
             yield i.get(), j.get()
+
+
+def _takes_lanes(chosen: str, radius: int, n: int, queries: int) -> bool:
+    """Whether a batch join on backend ``chosen`` runs as a lane join (CPU or GPU)."""
+    if not lanes.usable(radius):
+        return False
+    return chosen == "gpu" or (chosen == "mih" and query_plan(radius, n, queries) == "lanes")
+
+
+def _lane_join(
+    index_col: np.ndarray, qcol: np.ndarray, radius: int, chosen: str, pair_chunk: int, device: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(index row, query row) pairs within ``radius`` (no pairs within the batch), on the GPU
+    for ``chosen == "gpu"``, else on the CPU."""
+    if chosen == "gpu":
+        yield from gpu_lanes.query_join(index_col, qcol, radius, device=device, capacity=max(pair_chunk, 1 << 16))
+    else:
+        yield from lanes.join(index_col, qcol, radius, chunk=pair_chunk)
 
 
 def _search(
@@ -193,12 +228,15 @@ def _search(
     return sorted_unique(np.concatenate(keys))
 
 
-def _pairs_from_keys(ids: np.ndarray, codes_of: Callable[[np.ndarray], np.ndarray], keys: np.ndarray) -> Pairs:
-    """Pairs of ids from row-pair keys; ``codes_of(rows)`` gives the (len(rows), 4) codes."""
-    n = len(ids)
+def _pairs_from_keys(
+    ids_of: Callable[[np.ndarray], np.ndarray], codes_of: Callable[[np.ndarray], np.ndarray], n: int, keys: np.ndarray
+) -> Pairs:
+    """Pairs of ids from row-pair keys ``i * n + j``; ``ids_of(rows)`` and ``codes_of(rows)`` give
+    the rows' ids and (len(rows), 4) codes."""
     i, j = keys // n, keys % n
     dist = np.bitwise_count(codes_of(i) ^ codes_of(j)).astype(np.uint8, copy=False)
-    a, b = np.minimum(ids[i], ids[j]), np.maximum(ids[i], ids[j])
+    ids_i, ids_j = ids_of(i), ids_of(j)
+    a, b = np.minimum(ids_i, ids_j), np.maximum(ids_i, ids_j)
     order = np.lexsort((b, a))
     return Pairs(a[order], b[order], np.ascontiguousarray(dist[order]))
 
@@ -227,7 +265,7 @@ def all_pairs(
         return Pairs.empty()
     opts = {"backend": backend, "chunk": chunk, "pair_chunk": pair_chunk, "device": device}
     keys = _search(lambda k: np.ascontiguousarray(codes[:, k]), len(ids), 0, radii, opts, faiss_threads)
-    return _pairs_from_keys(ids, lambda rows: codes[rows], keys)
+    return _pairs_from_keys(lambda rows: ids[rows], lambda rows: codes[rows], len(ids), keys)
 
 
 def query_pairs(
@@ -254,21 +292,75 @@ def query_pairs(
     radii = _check_radii(radii)
     if len(query_ids) == 0:
         return Pairs.empty()
-    # Rows: the index's rows not re-queried (kept), then the queries. Codes are gathered one
-    # column at a time, so the index's (possibly memory-mapped) codes are never copied whole.
-    kept = np.flatnonzero(~isin(index_ids, query_ids))
-    n0 = len(kept)
-    ids = np.concatenate([index_ids[kept], query_ids])
+    # Rows: the index's rows as they are, then the queries. The index's (possibly memory-mapped)
+    # codes are never copied whole; its rows whose id is queried again are left out of every join.
+    n0 = len(index_ids)
+    if is_increasing(index_ids):  # a HashIndex's ids: a binary search per query, no pass over the index
+        requeried = positions_in(query_ids, index_ids)
+    else:
+        requeried = np.flatnonzero(isin(index_ids, query_ids))
+    opts = {"backend": backend, "chunk": chunk, "pair_chunk": pair_chunk, "device": device}
+    n = n0 + len(query_ids)
+    keys: list[np.ndarray] = []
+    with _threads(faiss_threads):
+        for k, radius in enumerate(radii):
+            if radius >= 0:
+                parts = [i * n + j for i, j in _query_column(index_codes, query_codes, k, radius, requeried, opts)]
+                if parts:
+                    keys.append(np.concatenate(parts))  # each pair once per column already
+    if not keys:
+        return Pairs.empty()
 
-    def column(k: int) -> np.ndarray:
-        return np.concatenate([index_codes[kept, k], query_codes[:, k]])
+    def gather(index_part: np.ndarray, query_part: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        def of(rows: np.ndarray) -> np.ndarray:
+            out = np.empty((len(rows), *index_part.shape[1:]), index_part.dtype)
+            old = rows < n0
+            out[old] = index_part[rows[old]]
+            out[~old] = query_part[rows[~old] - n0]
+            return out
+        return of
 
-    def codes_of(rows: np.ndarray) -> np.ndarray:
-        out = np.empty((len(rows), _NCODES), np.uint64)
-        old = rows < n0
-        out[old] = index_codes[kept[rows[old]]]
-        out[~old] = query_codes[rows[~old] - n0]
+    return _pairs_from_keys(gather(index_ids, query_ids), gather(index_codes, query_codes), n,
+                            sorted_unique(np.concatenate(keys)))
+
+
+def query_plan(radius: int, n: int, queries: int) -> str:
+    """How the CPU multi-index join runs a query of ``queries`` rows among ``n``: "lanes" (the
+    lane join of :mod:`.lanes`: no sort of the index) or "sorted" (:func:`.mih.join`)."""
+    if not lanes.usable(radius):
+        return "sorted"
+    sorted_join = mih.estimate_seconds(mih.choose_plan(radius, n, queries), n, queries)
+    return "lanes" if lanes.estimate_seconds(n - queries, queries, radius) <= sorted_join else "sorted"
+
+
+def _query_column(
+    index_codes: np.ndarray, query_codes: np.ndarray, k: int, radius: int, requeried: np.ndarray, opts: dict[str, Any]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Row pairs (i < j, rows as in :func:`query_pairs`) of column ``k`` within ``radius``."""
+    n0, q = len(index_codes), len(query_codes)
+    n = n0 - len(requeried) + q
+    chosen = pick_backend(opts["backend"], radius, n, q, device=opts["device"])
+    qcol = np.ascontiguousarray(query_codes[:, k])
+    if _takes_lanes(chosen, radius, n, q):
+        log.debug("index search: %s lane join of %d queries against %d codes at radius %d", chosen, q, n0, radius)
+        for i, j in _lane_join(index_codes[:, k], qcol, radius, chosen, opts["pair_chunk"], opts["device"]):
+            if requeried.size:
+                keep = ~isin(i, requeried)
+                i, j = i[keep], j[keep]
+            yield i, n0 + j
+        for i, j in mih.join(qcol, radius, chunk=opts["pair_chunk"]):  # pairs within the batch
+            yield n0 + i, n0 + j
+        return
+    # A join over one column holding the kept index rows, then the queries.
+    kept = np.delete(np.arange(n0), requeried) if requeried.size else None
+    col = np.concatenate([index_codes[:, k] if kept is None else index_codes[kept, k], qcol])
+    first = len(col) - q
+
+    def row(r: np.ndarray) -> np.ndarray:  # a row of col -> a row of query_pairs
+        out = r - first + n0
+        old = r < first
+        out[old] = r[old] if kept is None else kept[r[old]]
         return out
 
-    opts = {"backend": backend, "chunk": chunk, "pair_chunk": pair_chunk, "device": device}
-    return _pairs_from_keys(ids, codes_of, _search(column, len(ids), n0, radii, opts, faiss_threads))
+    for i, j in radius_join(col, radius, first_query=first, **{**opts, "backend": chosen}):
+        yield row(i), row(j)
