@@ -104,3 +104,23 @@ def test_only_whole_baseline_color_jpegs_go_to_the_gpu(make_photo, tmp_path: Pat
     assert gpu_jpeg_size(base.read_bytes() + b"motion photo video" * 100) == (320, 200)  # a trailer is fine
     assert gpu_jpeg_size(make_photo("p.png", size=(32, 20)).read_bytes()) is None
     assert gpu_jpeg_size(b"") is None
+
+
+class _Interface:
+    """An object that offers the CUDA array interface, as nvImageCodec's images do."""
+
+    def __init__(self, **cai) -> None:
+        self.__cuda_array_interface__ = {"version": 3, "data": (1234, False), **cai}
+
+
+def test_device_images_are_read_from_the_cuda_array_interface() -> None:
+    from lumina_plugin.hashing.gpu import DeviceImage
+
+    packed = DeviceImage.of(_Interface(shape=(1080, 1920, 3), typestr="|u1", strides=None))
+    assert packed == DeviceImage(1234, (1080, 1920, 3), (5760, 3, 1))
+    pitched = DeviceImage.of(_Interface(shape=(10, 20, 3), typestr="|u1", strides=(64, 3, 1)))
+    assert pitched.strides == (64, 3, 1)
+    for bad in (dict(shape=(10, 20), typestr="|u1"), dict(shape=(10, 20, 3), typestr="<u2"),
+                dict(shape=(10, 20, 1), typestr="|u1"), dict(shape=(10, 20, 3), typestr="|u1", strides=(60, 1, 20))):
+        with pytest.raises(ValueError):
+            DeviceImage.of(_Interface(**bad))

@@ -226,8 +226,10 @@ class GpuFeeder:
                     facts = self.out.pop(batch_id, None)
                 if facts is None:  # an answer for a run that was closed: nobody waits for it
                     continue
-                self._deliver(rows, facts)
+                # The GPU is free for the next batch now; this one still waits for its facts
+                # (the CPU pool may lag behind the GPU at a few thousand photos a second).
                 self.slots.release()
+                self._deliver(rows, facts)
         except (EOFError, OSError):
             self._fail("the GPU process died")
         except CancelledError:  # the run was closed: the facts it waited for were cancelled

@@ -34,6 +34,7 @@ from ..decode.cpu import MAX_FILE_BYTES, _orientation
 from ..decode.gpu import GpuJpegDecoder
 from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
+from .gpu import DeviceImage
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 _READERS = 6
@@ -187,19 +188,20 @@ class _Batch:
                part: list[_Job]) -> tuple | None:
         """Decode ``part`` on the first stream, queue its kernels on the second; the
         handle for :meth:`finish` (None when the engines took none of it)."""
-        cp = hasher.cp
         decode_stream, hash_stream = streams
         images = decoder.decode([job.data for job in part], decode_stream.ptr)
         jobs, arrays = [], []
-        with decode_stream:
-            for job, image in zip(part, images):
-                if image is None:
-                    continue
-                array = cp.asarray(image)
-                if array.ndim == 3 and array.shape[2] >= 3 and array.shape[:2] == (job.size[1], job.size[0]):
-                    jobs.append(job)
-                    arrays.append(array)
-            decoded = decode_stream.record()
+        for job, image in zip(part, images):
+            if image is None:
+                continue
+            try:
+                array = DeviceImage.of(image)
+            except (AttributeError, KeyError, TypeError, ValueError):  # not 8-bit RGB: the CPU's
+                continue
+            if array.shape[:2] == (job.size[1], job.size[0]):
+                jobs.append(job)
+                arrays.append(array)
+        decoded = decode_stream.record()
         if not jobs:
             return None
         hash_stream.wait_event(decoded)
