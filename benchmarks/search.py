@@ -65,7 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lumina_plugin.hashing.codes import codes_to_bytes
-from lumina_plugin.index import flat, gpu, gpu_lanes, lanes, mih, search
+from lumina_plugin.index import flat, gpu, gpu_check, gpu_lanes, lanes, mih, search
 from lumina_plugin.index.store import HashIndex
 
 CENTRES = 100_000
@@ -405,8 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     names += [c for c in limits if c.startswith("import-")]
     if args.only:
         names = [c for c in names if c in args.only.split(",")]
-    if args.device == "gpu" and gpu.gpu_problem() is not None:
-        raise SystemExit(f"GPU unusable: {gpu.gpu_problem()}")
+    if args.device == "gpu" and gpu_check.gpu_problem() is not None:
+        raise SystemExit(f"GPU unusable: {gpu_check.gpu_problem()}")
     if "faiss-gpu-knn" in names and flat.gpu_flat_problem() is not None:
         print(f"faiss-gpu-knn left out: {flat.gpu_flat_problem()}", file=sys.stderr)
         names.remove("faiss-gpu-knn")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lumina_plugin.index import flat, gpu, gpu_lanes, lanes, mih
+from lumina_plugin.index import flat, gpu, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, pick_backend, query_pairs
 
 pytestmark = [
@@ -62,7 +62,7 @@ def make_codes(kind: str, n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_self_check_passes() -> None:
-    assert gpu.gpu_problem() is None
+    assert gpu_check.gpu_problem() is None
     assert pick_backend("auto", 6, 10**6) == "gpu"
     assert pick_backend("auto", 6, 10**7 + 1000, 1000) == "gpu"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumina_plugin.index import gpu, gpu_lanes, lanes, mih
+from lumina_plugin.index import gpu, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, query_pairs
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
@@ -181,12 +181,12 @@ def kernels_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 def fake_gpu(kernels_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     cp = _fake_cupy(kernels_lib)
     monkeypatch.setattr(gpu, "cupy_module", lambda: cp)
-    small = gpu._self_check_codes(840)  # the emulation is slow: a smaller self-check
-    monkeypatch.setattr(gpu, "_self_check_codes", lambda n=840: small)
-    for cached in (gpu._kernels, gpu_lanes._kernel, gpu.gpu_problem):
+    small = gpu_check._self_check_codes(840)  # the emulation is slow: a smaller self-check
+    monkeypatch.setattr(gpu_check, "_self_check_codes", lambda n=840: small)
+    for cached in (gpu._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
         cached.cache_clear()
     yield
-    for cached in (gpu._kernels, gpu_lanes._kernel, gpu.gpu_problem):
+    for cached in (gpu._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
         cached.cache_clear()
 
 
@@ -218,7 +218,7 @@ def codes(n: int, seed: int) -> np.ndarray:
 
 
 def test_self_check_passes_on_the_emulated_kernels(fake_gpu: None) -> None:
-    assert gpu.gpu_problem() is None
+    assert gpu_check.gpu_problem() is None
 
 
 @pytest.mark.parametrize("radius", [0, 4, 6, 10])
@@ -266,7 +266,7 @@ def test_a_wrong_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: pytest
             yield i[1:], j[1:]
 
     monkeypatch.setattr(gpu, "mih_join", lossy)
-    problem = gpu.gpu_problem()
+    problem = gpu_check.gpu_problem()
     assert problem is not None and "mih_join" in problem and "disagrees" in problem
 
 
@@ -343,5 +343,5 @@ def test_a_wrong_lane_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: p
             yield i[:-1], j[:-1]
 
     monkeypatch.setattr(gpu_lanes, "join", lossy)
-    problem = gpu.gpu_problem()
+    problem = gpu_check.gpu_problem()
     assert problem is not None and "lane_query" in problem

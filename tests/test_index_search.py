@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from lumina_plugin.index import gpu, search
+from lumina_plugin.index import gpu, gpu_check, search
 from lumina_plugin.index.search import BACKENDS, Pairs, all_pairs, pick_backend, query_pairs
 from lumina_plugin.settings.index import BACKENDS as SETTINGS_BACKENDS
 from lumina_plugin.settings.index import IndexSettings
@@ -215,7 +215,7 @@ def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFi
 
 def test_a_gpu_failing_its_self_check_is_not_used(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(gpu, "cupy_module", lambda: object())  # "a GPU is present"...
-    monkeypatch.setattr(gpu, "gpu_problem", lambda device=0: "mih_join disagrees with the CPU join")  # ...but wrong
+    monkeypatch.setattr(gpu_check, "gpu_problem", lambda device=0: "mih_join disagrees with the CPU join")  # ...but wrong
     search._warned.clear()
     assert pick_backend("auto", 6, 10**6) == "mih"  # auto: quietly the CPU
     with caplog.at_level(logging.WARNING):

@@ -1,7 +1,7 @@
 """Radius joins on a CUDA GPU with CuPy: a brute-force reference and a multi-index join.
 
 CuPy is imported lazily, so this module imports (and everything else runs) without it. Nothing
-here is used before :func:`gpu_problem` has compared both kernels with the CPU join on a few
+here is used before :func:`.gpu_check.gpu_problem` has compared both kernels with the CPU join on a few
 thousand codes: a GPU that gives a different answer is reported and left alone.
 
 Two kernels, each as plain CUDA C (``cupy.RawKernel``), one thread per row:
@@ -13,7 +13,7 @@ Two kernels, each as plain CUDA C (``cupy.RawKernel``), one thread per row:
   and each thread scans the runs of its key and of its key's flips.
 
 Query mode (a batch against codes kept on the device) has its own kernel in :mod:`.gpu_lanes`,
-checked by :func:`gpu_problem` with these.
+checked by :func:`.gpu_check.gpu_problem` with these.
 
 Output is chunked: a kernel writes pairs through an atomic counter into fixed buffers for one
 range of rows; when a range produces more pairs than fit, it is split and run again (its extra
@@ -33,7 +33,7 @@ import numpy as np
 from . import mih
 
 __all__ = [
-    "DEFAULT_CAPACITY", "brute_join", "choose_plan", "cupy_module", "estimate_seconds", "gpu_problem", "mih_join",
+    "DEFAULT_CAPACITY", "brute_join", "choose_plan", "cupy_module", "estimate_seconds", "mih_join",
 ]
 
 #: Pairs one kernel launch may write (two int32 arrays: 8 bytes a pair).
@@ -287,56 +287,3 @@ def _launch_mih(kernel: Any, head: tuple[Any, ...], tail: tuple[Any, ...], a: in
     """One ``mih_join`` launch over sorted positions [a, b), 256 threads a block."""
     grid = (b - a + 255) // 256
     kernel((grid,), (256,), (*head, np.int64(a), np.int64(b), *tail, oi, oj, counter, np.uint64(cap)))
-
-
-def _self_check_codes(n: int = 4096) -> np.ndarray:
-    """Codes that exercise every path: random, near copies at 1-10 bits, a bucket of identical
-    codes, and codes sharing one block but far apart."""
-    rng = np.random.default_rng(20261125)
-    x = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
-    for t in range(0, n // 2, 2):
-        bits = rng.choice(64, int(rng.integers(0, 11)), replace=False)
-        x[t + 1] = x[t] ^ np.uint64(sum(1 << int(b) for b in bits))
-    m, h = n // 14, n // 2  # 4096 codes: a bucket of 292 identical ones (42,486 pairs)
-    x[h : h + m] = x[h]
-    x[h + m : h + 2 * m] = (x[h + m : h + 2 * m] & ~np.uint64(0xFFFF)) | np.uint64(0x1234)
-    return x
-
-
-def _pair_set(chunks: Iterator[tuple[Any, Any]], n: int) -> np.ndarray:
-    keys = [np.asarray(i.get() if hasattr(i, "get") else i) * n + np.asarray(j.get() if hasattr(j, "get") else j)
-            for i, j in chunks]
-    return np.sort(np.concatenate(keys)) if keys else np.empty(0, np.int64)
-
-
-@functools.cache
-def gpu_problem(device: int = 0) -> str | None:
-    """Why the CuPy joins must not be used on ``device`` (None: both kernels agree with the CPU
-    join on a few thousand codes, at several radii, for all pairs and for queries, and the lane
-    kernel of :mod:`.gpu_lanes` agrees with the CPU lane join)."""
-    if cupy_module() is None:
-        return "CuPy is not installed or sees no GPU"
-    x = _self_check_codes()
-    n = len(x)
-    try:
-        for radius in (0, 3, 6, 10):
-            for q0 in (0, n - n // 6):
-                want = _pair_set(mih.join(x, radius, first_query=q0), n)
-                got = {"brute_join": _pair_set(brute_join(x, radius, first_query=q0, device=device, capacity=4096), n)}
-                # the plans the cost model picks for large inputs, and the classic r + 1 blocks
-                plans = {mih.make_plan(radius, max(3, min(radius + 1, 16))), mih.make_plan(radius, 4)}
-                plans |= {p for p in (choose_plan(radius, 10**6), choose_plan(radius, 10**8)) if p is not None}
-                for plan in plans:
-                    got[f"mih_join ({plan})"] = _pair_set(
-                        mih_join(x, radius, first_query=q0, plan=plan, device=device, capacity=4096), n)
-                for name, keys in got.items():
-                    if not np.array_equal(keys, want):
-                        return f"{name} disagrees with the CPU join (radius {radius}: {len(keys)} vs {len(want)} pairs)"
-        from . import gpu_lanes  # the query-mode kernel (that module builds on this one)
-
-        problem = gpu_lanes.self_check(x, device)
-        if problem is not None:
-            return problem
-    except Exception as err:
-        return f"GPU join failed: {type(err).__name__}: {err}"
-    return None

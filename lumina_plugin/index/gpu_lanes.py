@@ -8,7 +8,7 @@ mask, checks all 64 bits, and keeps a pair only in the first lane within ``s = r
 
 Output goes through :func:`.gpu._chunks` (fixed buffers, an atomic counter, ranges split and run
 again on overflow), so a batch of black frames against thousands of indexed ones is never lost.
-:func:`self_check` compares the kernel with the CPU lane join; :func:`.gpu.gpu_problem` runs it
+:func:`self_check` compares the kernel with the CPU lane join; :func:`.gpu_check.gpu_problem` runs it
 before any GPU join is trusted.
 """
 

@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from ..hashing.codes import ALGORITHMS
-from . import flat, gpu, gpu_lanes, lanes, mih
+from . import flat, gpu, gpu_check, gpu_lanes, lanes, mih
 from ._arrays import has_duplicates, is_increasing, isin, positions_in, sorted_unique
 
 __all__ = [
@@ -105,7 +105,7 @@ def _threads(n: int | None) -> Iterator[None]:
 def _usable(backend: str, device: int) -> str:
     """``backend``, or the CPU choice ("auto") with a warning when a GPU backend cannot be used."""
     if backend == "gpu":
-        problem = gpu.gpu_problem(device)
+        problem = gpu_check.gpu_problem(device)
     elif backend == "faiss-gpu":
         problem = flat.gpu_flat_problem(device)
     else:
@@ -130,7 +130,7 @@ def pick_backend(backend: str, radius: int, n: int, queries: int | None = None, 
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto" and gpu.cupy_module() is not None and gpu.gpu_problem(device) is None:
+    if backend == "auto" and gpu.cupy_module() is not None and gpu_check.gpu_problem(device) is None:
         return "gpu"
     backend = _usable(backend, device)
     if backend != "auto":
