@@ -13,7 +13,8 @@ from PIL import Image, ImageOps
 from lumina_plugin.catalog.base import ImageInfo
 from lumina_plugin.config import KeeperWeights, Thresholds
 from lumina_plugin.engine import Engine
-from lumina_plugin.grouping import accept_pairs, build_groups, exact_links
+from lumina_plugin.grouping import accept_pairs, build_groups, exact_links, plausible, search_radii
+from lumina_plugin.index import all_pairs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 PHOTO = SAMPLE / "2019/2019-04-27/DSCF0815.jpg"
@@ -175,3 +176,44 @@ def test_identical_burst_frames_group_as_burst_siblings() -> None:
     (group,) = run_grouping(images, [(1, 2, (0, 1, 0, 0))])
     assert group.members[0].relation == "burst"
     assert classify(images[1], images[2], None, Thresholds()) == "burst"
+
+
+def _near_copies(rng: np.random.Generator, originals: int, copies: int, max_bits: int) -> np.ndarray:
+    """Codes of ``originals`` random photos and ``copies`` each, every hash 0..max_bits bits away."""
+    base = rng.integers(0, 2**64, (originals, 4), dtype=np.uint64)
+    rows = [base]
+    for _ in range(copies):
+        flipped = base.copy()
+        for r in range(originals):
+            for k in range(4):
+                for bit in rng.choice(64, int(rng.integers(0, max_bits + 1)), replace=False):
+                    flipped[r, k] ^= np.uint64(1) << np.uint64(bit)
+        rows.append(flipped)
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("t", [Thresholds(), Thresholds(min_agreeing=1), Thresholds(min_agreeing=3, veto=12),
+                               Thresholds(dhash=2, phash=12, burst_identical=3),  # pruned: 3 <= phash
+                               Thresholds(dhash=4, phash=4, burst_identical=6),   # every hash searched
+                               Thresholds(burst_identical=12)])
+def test_searching_only_the_hashes_that_can_link_finds_every_duplicate(t: Thresholds) -> None:
+    """search_radii leaves out aHash and wHash where no accepted pair needs them: the links
+    (and so the groups) are exactly those of a search over every hash, with fewer candidates."""
+    rng = np.random.default_rng(5)
+    codes = _near_copies(rng, originals=60, copies=4, max_bits=14)
+    ids = np.arange(1, len(codes) + 1, dtype=np.int64)
+    cams = ["CAM", None]
+    images = {int(i): info(int(i), camera=cams[int(i) % 2], ts=float(i // 120)) for i in ids}  # some bursts
+    full = all_pairs(ids, codes, t.radii())
+    pruned = all_pairs(ids, codes, search_radii(t))
+    assert set(zip(pruned.a.tolist(), pruned.b.tolist())) <= set(zip(full.a.tolist(), full.b.tolist()))
+    links = accept_pairs(full.a, full.b, full.dist, images, t)
+    assert links and accept_pairs(pruned.a, pruned.b, pruned.dist, images, t) == links
+    if search_radii(t) != t.radii():
+        assert len(pruned) < len(full)
+    # plausible() is the distance half of accept_pairs: every link passes it; without bursts, only they do.
+    keep = plausible(full.dist, t)
+    assert {(l.a, l.b) for l in links} <= set(zip(full.a[keep].tolist(), full.b[keep].tolist()))
+    plain = {i: info(i) for i in images}
+    assert {(l.a, l.b) for l in accept_pairs(full.a, full.b, full.dist, plain, t)} == \
+        set(zip(full.a[keep].tolist(), full.b[keep].tolist()))

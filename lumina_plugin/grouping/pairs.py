@@ -45,6 +45,23 @@ class Link:
                 "exact": self.exact}
 
 
+def search_radii(t: Thresholds) -> tuple[int, int, int, int]:
+    """The radii to search candidate pairs with: only the hashes that can link an accepted pair.
+
+    :func:`accept_pairs` keeps a pair only when dHash or pHash is within its threshold
+    (consensus needs a structural hash), or when every hash is within ``burst_identical``,
+    which also puts dHash or pHash within its threshold as long as ``burst_identical`` is not
+    above both of theirs. So searching aHash and wHash (-1 here: not searched) only finds pairs
+    that are thrown away, and doubles the search. Otherwise (an unusual configuration) every
+    hash is searched, as before. Exact copies come from checksums, not from the search.
+    """
+    radii = t.radii()
+    structural = [ALGORITHMS.index(n) for n in STRUCTURAL]
+    if t.burst_identical > max(radii[k] for k in structural):
+        return radii
+    return tuple(r if k in structural else -1 for k, r in enumerate(radii))  # type: ignore[return-value]
+
+
 def is_burst(x: ImageInfo, y: ImageInfo, window: float) -> bool:
     """Same camera, both times known, taken more than 0 and at most ``window`` seconds apart."""
     if not x.camera or x.camera != y.camera or x.taken_ts is None or y.taken_ts is None:
@@ -53,17 +70,33 @@ def is_burst(x: ImageInfo, y: ImageInfo, window: float) -> bool:
     return 0 < gap <= window
 
 
-def accept_pairs(a: np.ndarray, b: np.ndarray, dist: np.ndarray,
-                 images: Mapping[int, ImageInfo], t: Thresholds) -> list[Link]:
-    """The candidate pairs that are duplicates, as :class:`Link` records sorted by (a, b)."""
+def _distance_rule(dist: np.ndarray, t: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(within each threshold, passes the distance rule, identical) per candidate pair."""
     radii = np.array(t.radii(), dtype=np.int32)
-    dist = np.asarray(dist, dtype=np.int32).reshape(-1, 4)
     within = dist <= radii[None, :]
     structural = within[:, [ALGORITHMS.index(n) for n in STRUCTURAL]].any(axis=1)
     consensus = (within.sum(axis=1) >= t.min_agreeing) & structural & (dist.max(axis=1) <= t.veto)
     identical = (dist <= t.burst_identical).all(axis=1)
+    return within, consensus | identical, identical
+
+
+def plausible(dist: np.ndarray, t: Thresholds) -> np.ndarray:
+    """Which candidate pairs pass on their distances alone (the first half of :func:`accept_pairs`).
+
+    The photos' facts (checksum, camera, capture time) only decide among these, so a caller
+    can skip reading the facts of photos that appear in no plausible pair: with random
+    look-alikes, most candidates from the search.
+    """
+    return _distance_rule(np.asarray(dist, dtype=np.int32).reshape(-1, 4), t)[1]
+
+
+def accept_pairs(a: np.ndarray, b: np.ndarray, dist: np.ndarray,
+                 images: Mapping[int, ImageInfo], t: Thresholds) -> list[Link]:
+    """The candidate pairs that are duplicates, as :class:`Link` records sorted by (a, b)."""
+    dist = np.asarray(dist, dtype=np.int32).reshape(-1, 4)
+    within, passes, identical = _distance_rule(dist, t)
     links: list[Link] = []
-    for k in np.flatnonzero(consensus | identical).tolist():
+    for k in np.flatnonzero(passes).tolist():
         x, y = images.get(int(a[k])), images.get(int(b[k]))
         if x is None or y is None:
             continue

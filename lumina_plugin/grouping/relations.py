@@ -15,6 +15,7 @@ from typing import Final
 
 from ..catalog.base import ImageInfo
 from ..config import Thresholds
+from ..files import RAW_EXTENSIONS
 from .pairs import Link, is_burst
 
 RELATIONS: Final = ("exact", "derivative", "raw+jpeg", "edit", "burst")
@@ -28,10 +29,6 @@ ACTIONS: Final = {
     "burst": "review: keep the best frame",
 }
 
-RAW_EXTENSIONS: Final = frozenset({
-    ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
-    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw",
-})
 
 
 def _is_raw(info: ImageInfo) -> bool:
