@@ -186,3 +186,24 @@ def big_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own ~/.config/lumina-dedup out of every test (and its subprocesses)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
+def hash_without_module(module: str, *files: Path) -> dict:
+    """The records and per-file error records of hashing ``files`` (the engine's own
+    pipeline) in a fresh Python whose ``import module`` fails, as when an optional package
+    (pillow-heif, rawpy) is not installed: {"files": [{"path"}], "errors": [FileError JSON]}."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys; sys.modules[{module!r}] = None\n"
+            "from lumina_plugin.config import Config\n"
+            "from lumina_plugin.hashing.pipeline import hash_paths\n"
+            "out = {'files': [], 'errors': []}\n"
+            f"for records, errors in hash_paths({[str(f) for f in files]!r}, Config()):\n"
+            "    out['files'] += [{'path': r.path} for r in records]\n"
+            "    out['errors'] += [e.as_json() for e in errors]\n"
+            "print(json.dumps(out))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

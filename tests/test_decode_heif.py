@@ -8,9 +8,6 @@ test runs where pillow-heif is not installed. "Missing" is a subprocess whose
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ from lumina_plugin.decode.cpu import PhotoError, decode
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
 
-from conftest import SAMPLE_DIR, write_photo
+from conftest import SAMPLE_DIR, hash_without_module, write_photo
 
 HEIC = Path(__file__).resolve().parent / "data" / "heif" / "IMG_0412.heic"
 HEIC_SOURCE = SAMPLE_DIR / "2021/2021-03-14/IMG_0412.jpg"
@@ -33,22 +30,6 @@ FEW_BITS = 4
 
 def distances(a: Path, b: Path) -> list[int]:
     return [hamming(x, y) for x, y in zip(hash_gray(decode(a).gray), hash_gray(decode(b).gray))]
-
-
-def hash_json_without(module: str, *files: Path) -> dict:
-    """The records and per-file error records of hashing FILES (the engine's own
-    pipeline) in a Python whose ``import MODULE`` fails."""
-    code = (f"import json, sys; sys.modules[{module!r}] = None\n"
-            "from lumina_plugin.config import Config\n"
-            "from lumina_plugin.hashing.pipeline import hash_paths\n"
-            "out = {'files': [], 'errors': []}\n"
-            f"for records, errors in hash_paths({[str(f) for f in files]!r}, Config()):\n"
-            "    out['files'] += [{'path': r.path} for r in records]\n"
-            "    out['errors'] += [e.as_json() for e in errors]\n"
-            "print(json.dumps(out))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("orientation", [1, 6])
@@ -78,7 +59,7 @@ def test_committed_heic_decodes_like_its_source_jpeg() -> None:
 
 def test_missing_pillow_heif_is_a_clear_error_naming_the_file_and_the_extra(tmp_path: Path) -> None:
     jpeg = write_photo(tmp_path / "ok.jpg", size=(300, 200))
-    out = hash_json_without("pillow_heif", HEIC, jpeg)
+    out = hash_without_module("pillow_heif", HEIC, jpeg)
     assert [f["path"] for f in out["files"]] == [str(jpeg)]  # the rest of the run goes on
     [error] = out["errors"]
     assert error["path"] == str(HEIC)
@@ -98,7 +79,7 @@ def test_avif_is_read_by_pillow_itself(tmp_path: Path) -> None:
     assert photo.format == "AVIF" and (photo.width, photo.height) == (640, 400)
     dist = distances(avif, jpeg)
     assert max(dist) <= FEW_BITS, dist
-    out = hash_json_without("pillow_heif", avif)  # AVIF does not need pillow-heif
+    out = hash_without_module("pillow_heif", avif)  # AVIF does not need pillow-heif
     assert out["errors"] == [] and len(out["files"]) == 1
 
 

@@ -17,10 +17,7 @@ fails as it does where the package is absent.
 from __future__ import annotations
 
 import io
-import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +32,7 @@ from lumina_plugin.files import PHOTO_EXTENSIONS
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
 
-from conftest import SAMPLE_DIR, upright_source, write_photo
+from conftest import SAMPLE_DIR, hash_without_module, upright_source, write_photo
 
 DATA = Path(__file__).resolve().parent / "data" / "raw"
 SOURCE = "2015/2015-10-29/IMG_8812.jpg"
@@ -169,22 +166,6 @@ def codes(path: Path) -> np.ndarray:
     return hash_gray(decode(path).gray)
 
 
-def run_without(module: str, *files: Path) -> dict:
-    """The records and per-file error records of hashing FILES (the engine's own
-    pipeline) in a Python whose ``import MODULE`` fails."""
-    code = (f"import json, sys; sys.modules[{module!r}] = None\n"
-            "from lumina_plugin.config import Config\n"
-            "from lumina_plugin.hashing.pipeline import hash_paths\n"
-            "out = {'files': [], 'errors': []}\n"
-            f"for records, errors in hash_paths({[str(f) for f in files]!r}, Config()):\n"
-            "    out['files'] += [{'path': r.path} for r in records]\n"
-            "    out['errors'] += [e.as_json() for e in errors]\n"
-            "print(json.dumps(out))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 # -- the preview is found and hashed like the same JPEG alone ------------------------------
 
 @pytest.mark.parametrize("orientation", [1, 6, 8, 3])
@@ -252,7 +233,7 @@ def test_too_small_preview_without_rawpy_is_a_clear_error(tmp_path: Path) -> Non
     small = write_raw(tmp_path / "small.dng", preview=jpeg_of(upright.resize((640, 400))))
     nef = write_raw(tmp_path / "none.nef", preview=None, dng=False)
     good = write_raw(tmp_path / "good.dng", preview=jpeg_of(upright.resize((1200, 750))))
-    out = run_without("rawpy", small, nef, good)
+    out = hash_without_module("rawpy", small, nef, good)
     assert [f["path"] for f in out["files"]] == [str(good)]  # a usable preview needs no rawpy
     errors = {e["path"]: e["error"] for e in out["errors"]}
     assert "640x400" in errors[str(small)] and "smaller than 1024 px" in errors[str(small)]
@@ -306,7 +287,7 @@ def test_truncated_and_corrupt_raws_are_error_records_never_crashes(tmp_path: Pa
             assert exc.path == str(path) and "\n" not in str(exc)
         else:
             assert name in may_decode and photo.format == "DNG", name
-    out = run_without("rawpy", *(tmp_path / name for name in cases))
+    out = hash_without_module("rawpy", *(tmp_path / name for name in cases))
     assert out["files"] == [] and len(out["errors"]) == len(cases)  # without rawpy: all errors
     assert all(e["error"] and "\n" not in e["error"] for e in out["errors"])
     errors = {Path(e["path"]).name: e["error"] for e in out["errors"]}
@@ -336,7 +317,7 @@ def test_real_camera_layouts_are_recognised() -> None:
 
 def test_real_layouts_with_placeholder_previews_without_rawpy() -> None:
     files = sorted(p for p in DATA.iterdir() if p.suffix.lower() != ".md")
-    out = run_without("rawpy", *files)
+    out = hash_without_module("rawpy", *files)
     assert out["files"] == []
     errors = {Path(e["path"]).name: e["error"] for e in out["errors"]}
     assert set(errors) == {p.name for p in files}
