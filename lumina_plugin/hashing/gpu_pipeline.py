@@ -37,7 +37,7 @@ from .records import record_from
 log = logging.getLogger(__name__)
 
 #: Photos per batch when HashingSettings.gpu_batch_size is 0.
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = 128
 #: Batches sent to the GPU process and not yet answered.
 _IN_FLIGHT = 3
 #: Files per facts task sent to the pool.

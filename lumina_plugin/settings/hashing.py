@@ -22,9 +22,9 @@ class HashingSettings:
     #: "auto" (use a GPU when CuPy, a device and nvImageCodec pass the self-check),
     #: "on" (use it, or say why not in one warning line and use the CPU), "off".
     gpu: str = "auto"
-    #: Photos per GPU decode batch; 0 = 64, lowered to what free GPU memory allows.
+    #: Photos per GPU decode batch; 0 = 128, lowered to what free GPU memory allows.
     gpu_batch_size: int = 0
-    #: CPU worker processes; 0 = one per core (one per core less 3 beside the GPU).
+    #: CPU worker processes; 0 = one per core (half the cores less one beside the GPU).
     workers: int = 0
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
