@@ -206,14 +206,22 @@ def probe(path: Path, max_pixels: int = 250_000_000) -> PhotoFacts:
                           mode=source.image.mode, exif=source.exif, progressive=False)
     pixels = data if source is None or source.preview is None else source.preview.jpeg
     with _opened(path, pixels, max_pixels) as im:
-        orientation = _orientation(im) if source is None else source.orientation
-        width, height = _displayed_size(im.size, orientation)
-        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-        return PhotoFacts(
-            file=facts, format=source.format if source else (im.format or "UNKNOWN"),
-            width=width, height=height, orientation=orientation, mode=im.mode,
-            exif=source.exif if source else _exif_of(data, im), progressive=progressive,
-        )
+        return facts_of_opened(im, facts, data, source)
+
+
+def facts_of_opened(im: Image.Image, file: FileFacts, data: bytes,
+                    source: RawImage | None = None) -> PhotoFacts:
+    """The facts of a photo Pillow has opened (header only) from ``data``: the whole file,
+    or a head that holds every header segment (decode/head.py); a RAW's ``source`` gives
+    its own format, orientation and EXIF."""
+    orientation = _orientation(im) if source is None else source.orientation
+    width, height = _displayed_size(im.size, orientation)
+    return PhotoFacts(
+        file=file, format=source.format if source else (im.format or "UNKNOWN"),
+        width=width, height=height, orientation=orientation, mode=im.mode,
+        exif=source.exif if source else _exif_of(data, im),
+        progressive=bool(im.info.get("progressive") or im.info.get("progression")),
+    )
 
 
 class _opened:

@@ -14,8 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .cpu import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, _orientation, probe
-from .exif import read_exif
+from .cpu import MAX_FILE_BYTES, FileFacts, PhotoFacts, _opened, facts_of_opened, probe
 from .jpeg_header import read_jpeg_header
 
 #: Header segments of camera JPEGs (EXIF with maker notes, XMP, ICC) fit well within this.
@@ -50,11 +49,5 @@ def probe_head(path: Path | str, max_pixels: int = 250_000_000) -> PhotoFacts:
     if not head or read_jpeg_header(head) is None:  # the full probe says what is wrong, if anything
         return probe(Path(path), max_pixels)
     with _opened(path, head, max_pixels) as im:
-        orientation = _orientation(im)
-        width, height = _displayed_size(im.size, orientation)
-        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-        return PhotoFacts(
-            file=FileFacts(path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256=""),
-            format=im.format or "UNKNOWN", width=width, height=height, orientation=orientation,
-            mode=im.mode, exif=read_exif(head), progressive=progressive,
-        )
+        file = FileFacts(path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
+        return facts_of_opened(im, file, head)
