@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
@@ -70,3 +71,27 @@ def test_mutated_photos(tmp_path: Path, data: bytes) -> None:
 @given(data=st.binary(max_size=2048))
 def test_random_bytes(tmp_path: Path, data: bytes) -> None:
     check_one(data, tmp_path / "random.jpg")
+
+
+def test_tiff_with_a_rational_strip_offset_is_a_clear_error(tmp_path: Path) -> None:
+    # Found by test_mutated_photos: Pillow raised TypeError from seek(IFDRational) on load.
+    from PIL import Image
+
+    buf = tmp_path / "good.tif"
+    Image.new("RGB", (48, 32), (90, 120, 200)).save(buf, "TIFF")
+    data = bytearray(buf.read_bytes())
+    ifd = int.from_bytes(data[4:8], "little")
+    for k in range(int.from_bytes(data[ifd:ifd + 2], "little")):
+        entry = ifd + 2 + 12 * k
+        if int.from_bytes(data[entry:entry + 2], "little") == 0x0111:  # StripOffsets
+            data[entry + 2:entry + 4] = (5).to_bytes(2, "little")      # as a RATIONAL
+            data[entry + 4:entry + 8] = (1).to_bytes(4, "little")
+            data[entry + 8:entry + 12] = (8).to_bytes(4, "little")     # its value: bytes 8..16
+            break
+    else:
+        raise AssertionError("no StripOffsets tag in the TIFF Pillow wrote")
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(PhotoError, match="cannot decode"):
+        decode(bad, max_pixels=50_000_000)
+    check_one(bytes(data), tmp_path / "again.tif")

@@ -265,7 +265,9 @@ def _photo_error(path: Path | str, exc: BaseException) -> PhotoError | None:
         return PhotoError(path, f"refused: image too large, possible decompression bomb ({exc})")
     if isinstance(exc, UnidentifiedImageError):
         return PhotoError(path, "not an image Pillow can read")
-    if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, MemoryError)):
+    # TypeError too: a TIFF whose StripOffsets tag is a RATIONAL makes Pillow seek() to a
+    # fraction (found by tests/test_fuzz.py); hostile tags reach Pillow's internals typed wrong.
+    if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError)):
         return PhotoError(path, f"cannot decode: {exc}")
     return None
 
