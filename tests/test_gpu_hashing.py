@@ -79,6 +79,24 @@ def test_kernels_on_the_noisy_camera_photo(hasher: GpuHasher, big_photo: Path) -
     np.testing.assert_array_equal(hasher.hash([(cupy.asarray(rgb), o)])[0], record_for(str(big_photo), MAX_PIXELS).codes)
 
 
+def test_codes_queued_on_another_stream_are_waited_for(hasher: GpuHasher) -> None:
+    """The GPU process queues a part's kernels on a non-blocking stream and fetches the
+    codes later from another: the fetch must wait for them (it once copied 12 MP codes
+    half-made). Many camera-sized images make the kernels outlast a careless copy."""
+    from lumina_plugin.hashing.thumbs import hash_thumbnails
+
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    rgb = np.repeat(np.repeat(small, 100, axis=0), 100, axis=1)  # 4000x3000, smooth blocks
+    want = hash_thumbnails(resize.thumbnails(resize.rgb_to_gray(rgb))[None])[0]
+    images = [(cupy.asarray(rgb), 1)] * 48
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        pending = hasher.hash_async(images)
+    got = hasher.finish(pending)  # on the default stream
+    np.testing.assert_array_equal(got, np.tile(want, (48, 1)))
+
+
 # -- nvImageCodec and the whole pipeline -----------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -161,3 +179,4 @@ def test_gpu_memory_stays_bounded_over_runs(library: list[str], tmp_path: Path) 
     for _ in range(3):
         list(hash_paths(many, cfg))
     assert cupy.cuda.runtime.memGetInfo()[0] > free_after_one - (512 << 20)
+

@@ -64,4 +64,10 @@ class GpuJpegDecoder:
         if not files:
             return []
         streams = [self._nv.CodeStream(data) for data in files]
-        return list(self._decoder.decode(streams, params=self._params, cuda_stream=cuda_stream))
+        images = list(self._decoder.decode(streams, params=self._params, cuda_stream=cuda_stream))
+        if len(images) == len(files):
+            return images
+        # nvImageCodec leaves the files it could not decode out of the list, so the rest
+        # no longer line up with their files: decode them one by one to know which failed.
+        return [self._decoder.decode(stream, params=self._params, cuda_stream=cuda_stream)
+                for stream in streams]

@@ -250,16 +250,20 @@ class GpuHasher:
         self._columns((112, count), (_THREADS,),
                       (self._tmp, i32(uh), c_start, c_count, c_offset, c_weights, dest, out))
 
-    def hash_async(self, images: Sequence[tuple[Any, int]]) -> tuple[Any, Any, Any]:
+    def hash_async(self, images: Sequence[tuple[Any, int]]) -> tuple[Any, Any, Any, Any]:
         """Queue the thumbnails and codes of N device images on the current stream;
         :meth:`finish` waits for them. Lets the caller decode the next batch meanwhile."""
         thumbs = self.thumbnails(images)
         codes, ambiguous = codes_from_thumbnails(self.cp, thumbs)
-        return codes, ambiguous, thumbs
+        return codes, ambiguous, thumbs, self.cp.cuda.get_current_stream().record()
 
-    def finish(self, pending: tuple[Any, Any, Any]) -> np.ndarray:
+    def finish(self, pending: tuple[Any, Any, Any, Any]) -> np.ndarray:
         """(N, 4) uint64 codes on the host, the rare median ties resolved there."""
-        codes, ambiguous, thumbs = pending
+        codes, ambiguous, thumbs, queued = pending
+        # Wait for the stream the work was queued on: the copies below run on whatever
+        # stream is current here, and a non-blocking stream's kernels are not ordered
+        # before them (without this wait, 12 MP codes were copied half-made).
+        queued.synchronize()
         codes_h, ambiguous_h = self.cp.asnumpy(codes), self.cp.asnumpy(ambiguous)
         if ambiguous_h.any():
             resolve_ambiguous(codes_h, ambiguous_h, self.cp.asnumpy(thumbs))
