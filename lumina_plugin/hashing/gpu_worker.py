@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..decode.cpu import MAX_FILE_BYTES, _orientation
+from ..decode.cpu import _orientation
 from ..decode.gpu import GpuJpegDecoder
 from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
@@ -58,10 +58,15 @@ def _read(index: int, path: str) -> _Job | None:
         if opened is None:
             return None
         with opened[0] as fh:
-            data, st = fh.read(MAX_FILE_BYTES + 1), opened[1]
+            # Exactly the stated size (and a byte more, to see growth): asking for
+            # MAX_FILE_BYTES made every read allocate and map a gigabyte first.
+            st = opened[1]
+            data = fh.read(st.st_size + 1)
     except OSError:
         return None
-    header = read_jpeg_header(data) if 0 < len(data) <= MAX_FILE_BYTES else None
+    if len(data) != st.st_size:  # changed while being read: the CPU reads it again
+        return None
+    header = read_jpeg_header(data)
     if header is None or not header.engine_ready:
         return None
     size, orientation = (header.width, header.height), header.orientation
@@ -77,9 +82,10 @@ def _read(index: int, path: str) -> _Job | None:
                 (len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest()))
 
 
-def load_engine() -> tuple[Any, GpuJpegDecoder, int, str]:
+def load_engine(share: int = 1) -> tuple[Any, GpuJpegDecoder, int, str]:
     """(hasher, decoder, bytes of pixels a batch may hold, device name); raises with the
-    reason when CuPy, a device, the kernels' self-check or nvImageCodec is missing."""
+    reason when CuPy, a device, the kernels' self-check or nvImageCodec is missing.
+    ``share``: how many GPU processes share the device's memory."""
     try:
         import cupy
     except ImportError:
@@ -104,20 +110,21 @@ def load_engine() -> tuple[Any, GpuJpegDecoder, int, str]:
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     # Three batches of pixels at most are alive (two read ahead, one decoded): a share of
     # the free memory each, so memory stays bounded whatever the library's size.
-    return hasher, decoder, int(min(free * 0.5, 24 << 30) // 3), name
+    return hasher, decoder, int(min(free * 0.5, 24 << 30) // 3 // max(1, share)), name
 
 
-def serve(requests: Connection, results: Connection) -> None:
+def serve(requests: Connection, results: Connection, share: int = 1) -> None:
     """The GPU process's main loop (the target of its multiprocessing.Process).
 
     Each batch is cut into parts that fit the memory share; a part is decoded on one
     CUDA stream and its kernels queued on another, so they run while the engines decode
     the next part. At most two parts are on the device at a time; batches are answered
-    in request order as soon as all their parts are hashed.
+    in request order as soon as all their parts are hashed. ``share``: GPU processes
+    sharing the device (each takes that share of the memory for its batches).
     """
     sys.setswitchinterval(0.0005)
     try:
-        hasher, decoder, batch_bytes, name = load_engine()
+        hasher, decoder, batch_bytes, name = load_engine(share)
     except Exception as exc:
         results.send(("unusable", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
         return
