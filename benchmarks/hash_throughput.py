@@ -12,8 +12,8 @@ all are read once first so every contender reads from memory. Then, per size:
 - ``hash_paths`` on the CPU: a process pool over all cores, full decode (the default),
   and with JPEG draft decoding (``--drafts``);
 - ``hash_paths`` with the GPU: nvImageCodec on the JPEG engines + CuPy kernels in the
-  GPU process, the process pool beside it (skipped when no GPU is usable); and the GPU
-  process alone, fed directly (what the engines and kernels do without the facts);
+  GPU processes, the process pool beside it (skipped when no GPU is usable); and one and
+  two GPU processes alone, fed directly (what the engines and kernels do without the facts);
 - agreement with the full CPU decode (whose codes are imagehash's on the same pixels,
   checked here too): share of photos whose four codes are identical, per-hash shares,
   and the largest difference in bits.
@@ -21,6 +21,7 @@ all are read once first so every contender reads from memory. Then, per size:
 Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
            [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
            [--noise 10] [--sources DIR ...] [--json OUT] [--gpu-batch-size N] [--gpu-only]
+           [--gpu-processes 0,1,2]
 """
 
 from __future__ import annotations
@@ -144,24 +145,33 @@ def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, n
     return elapsed, out, dict(pipeline.LAST_RUN)
 
 
-def time_gpu_process(paths: list[str], batch: int = 64) -> tuple[float, int] | None:
-    """The GPU process alone (read, checksum, decode, hash; no EXIF, no CPU share):
-    (seconds, files it hashed), or None without a usable GPU."""
+def time_gpu_process(paths: list[str], batch: int = 128, processes: int = 1) -> tuple[float, int] | None:
+    """The GPU processes alone (read, checksum, decode, hash; no EXIF, no CPU share), fed
+    batches directly, three in flight each: (seconds, files they hashed), or None without
+    a usable GPU."""
+    from multiprocessing.connection import wait
+
     from lumina_plugin.hashing.gpu_pipeline import load_gpu
 
-    proc, _ = load_gpu()
-    if proc is None:
+    procs, _ = load_gpu(processes)
+    if not procs:
         return None
-    proc.send(("batch", 999_999, [(i, p) for i, p in enumerate(paths[:batch])]))  # first-use costs
-    proc.results.recv()
-    hashed, sent, inflight, start = 0, 0, 0, time.perf_counter()
-    while sent < len(paths) or inflight:
-        while inflight < 3 and sent < len(paths):
-            proc.send(("batch", 1_000_000 + sent, [(i, p) for i, p in enumerate(paths[sent:sent + batch], sent)]))
-            sent, inflight = sent + batch, inflight + 1
-        _, _, rows = proc.results.recv()
-        inflight -= 1
-        hashed += sum(row[1] is not None for row in rows)
+    for proc in procs:  # first-use costs
+        proc.send(("batch", 999_999, [(i, p) for i, p in enumerate(paths[:batch])]))
+        proc.results.recv()
+    inflight = {proc.results: 0 for proc in procs}
+    by_conn = {proc.results: proc for proc in procs}
+    hashed, sent, start = 0, 0, time.perf_counter()
+    while sent < len(paths) or any(inflight.values()):
+        for conn, proc in by_conn.items():
+            while inflight[conn] < 3 and sent < len(paths):
+                proc.send(("batch", 1_000_000 + sent,
+                           [(i, p) for i, p in enumerate(paths[sent:sent + batch], sent)]))
+                sent, inflight[conn] = sent + batch, inflight[conn] + 1
+        for conn in wait([c for c, n in inflight.items() if n]):
+            _, _, rows = conn.recv()
+            inflight[conn] -= 1
+            hashed += sum(row[1] is not None for row in rows)
     return time.perf_counter() - start, hashed
 
 
@@ -205,6 +215,8 @@ def main() -> None:
     parser.add_argument("--drafts", default="1,2,4,8", help="draft settings to time and compare ('' for none)")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
+    parser.add_argument("--gpu-processes", type=lambda t: [int(x) for x in t.split(",")], default=[0],
+                        help="GPU process counts to time end to end, e.g. 1,2 (0: the default)")
     parser.add_argument("--gpu-only", action="store_true",
                         help="time only the default GPU path on --files (plus the CPU reference for agreement)")
     parser.add_argument("--noise", type=int, default=10, help="+- levels added when upscaling a source")
@@ -247,13 +259,16 @@ def main() -> None:
                 agree[f"CPU draft={d} vs full"] = agreement(reference, got, keys)
 
             if info["gpu_usable"]:
-                alone = None if args.gpu_only else time_gpu_process(paths)
-                if alone is not None:
-                    rows.append(("GPU process alone (no EXIF, no CPU share)", len(paths), alone[0],
-                                 {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
-                seconds, got, stats = run(paths, HashingSettings(gpu="on", **base))
-                rows.append(("ours, GPU engines + CPU pool (default)", len(paths), seconds, stats))
-                agree["GPU vs CPU full"] = agreement(reference, got, keys)
+                for n in ([] if args.gpu_only else [1, 2]):
+                    alone = time_gpu_process(paths, args.gpu_batch_size or 128, n)
+                    if alone is not None:
+                        rows.append((f"GPU process{'es' if n > 1 else ''} alone ({n}; no EXIF, no CPU)",
+                                     len(paths), alone[0], {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
+                for n in args.gpu_processes:
+                    seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, **base))
+                    label = "default" if n == 0 else f"{n} GPU process{'es' if n > 1 else ''}"
+                    rows.append((f"ours, GPU engines + CPU pool ({label})", len(paths), seconds, stats))
+                    agree[f"GPU ({label}) vs CPU full"] = agreement(reference, got, keys)
                 if drafts and not args.gpu_only:
                     d = min(drafts, key=lambda d: abs(d - 2))
                     seconds, got, stats = run(paths, HashingSettings(gpu="on", draft=d, **base))
@@ -262,7 +277,9 @@ def main() -> None:
             ref_rate = rows[0][1] / rows[0][2]  # imagehash's (the CPU pool's with --gpu-only)
             print(f"{'contender':46} {'files':>6} {'seconds':>8} {'img/s':>8} {'vs imagehash':>13}  split")
             for name, n, seconds, stats in rows:
-                split = f"GPU {stats['gpu_hashed']}/{n}, {stats['workers']} workers" + (
+                split = f"GPU {stats['gpu_hashed']}/{n}" + (
+                    f" in {stats['gpu_processes']} processes" if "gpu_processes" in stats else "") + \
+                    f", {stats['workers']} workers" + (
                     f", GPU waited {stats['gpu_window_wait_s']:.2f} s on the window"
                     if "gpu_window_wait_s" in stats else "") if stats.get("gpu") else \
                     (f"{stats['workers']} workers" if stats else "")

@@ -180,3 +180,47 @@ def test_gpu_memory_stays_bounded_over_runs(library: list[str], tmp_path: Path) 
         list(hash_paths(many, cfg))
     assert cupy.cuda.runtime.memGetInfo()[0] > free_after_one - (512 << 20)
 
+
+def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_path: Path, caplog) -> None:
+    """The real GPU processes, one SIGKILLed while it holds work: every photo still gets
+    its record (the CPU's facts; GPU-decoded codes within a few bits), one warning, and
+    the next load starts fresh GPU processes."""
+    import logging
+    import os
+    import signal
+
+    from lumina_plugin.hashing import gpu_pipeline
+
+    many = []
+    for n in range(400):  # enough that the GPU processes still hold work at the first commit
+        dest = tmp_path / f"copy{n:03d}.jpg"
+        os.link(library[n % 12], dest)
+        many.append(str(dest))
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=8, gpu_processes=2,
+                                                       workers=2, parallel_min_mb=0))
+    procs, reason = gpu_pipeline.load_gpu(2)
+    assert len(procs) == 2, reason
+    killed: list[int] = []
+
+    def kill_one(phase: str, done: int, total: int) -> None:
+        if not killed and done >= 8:
+            killed.append(procs[0].process.pid)
+            os.kill(procs[0].process.pid, signal.SIGKILL)
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            got = list(hash_paths(many, cfg, progress=kill_one))
+        want = list(hash_paths(many, Config(batch_size=8, hashing=HashingSettings(gpu="off", workers=2,
+                                                                                  parallel_min_mb=0))))
+        assert killed
+        assert [[r.path for r in b] for b, _ in got] == [[r.path for r in b] for b, _ in want]
+        assert not any(e for _, e in got)
+        for (records, _), (expected, _) in zip(got, want):
+            for r, w in zip(records, expected):
+                assert (r.checksum, r.width, r.height, r.orientation) == (w.checksum, w.width, w.height, w.orientation)
+                assert max(hamming(a, b) for a, b in zip(r.codes, w.codes)) <= 4, r.path
+        assert len([r for r in caplog.records if "GPU hashing stopped" in r.getMessage()]) == 1
+        assert gpu_pipeline.load_gpu(2)[0] == []  # this process now hashes on the CPU...
+    finally:
+        gpu_pipeline._LOADED = False  # ...until the GPU is loaded afresh (tests after this one)
+        gpu_pipeline._REASON = None

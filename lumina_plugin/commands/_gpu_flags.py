@@ -21,7 +21,7 @@ def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const="off",
                      help="hash on the CPU only (default: the GPU when one passes its self-check)")
     group.add_argument("--gpu-batch-size", type=_positive, default=None, metavar="N",
-                       help="photos per GPU decode batch (default 64, lowered to fit free GPU memory)")
+                       help="photos per GPU decode batch (default 128, lowered to fit free GPU memory)")
 
 
 def apply_gpu_flags(args: argparse.Namespace, config: Config) -> Config:

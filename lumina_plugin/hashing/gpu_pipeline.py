@@ -15,7 +15,13 @@ At most ``_IN_FLIGHT`` batches are out at a time, so the GPU process reads the n
 batches while it decodes one, and memory stays bounded. If the GPU process fails or
 dies, one warning is logged and every file it held goes to the CPU: the run finishes.
 
-:func:`load_gpu` starts the GPU process once per main process (lazily) and keeps it.
+:func:`load_gpu` starts the GPU processes once per main process (lazily) and keeps them.
+There are two by default (``HashingSettings.gpu_processes``), each fed by a
+:class:`GpuFeeder` of its own: nvImageCodec's ``decode`` call blocks until its batch is
+decoded, and around it the process spends a fifth of its time in Python (wrapping the
+images, queueing the kernels, answering), during which its engines would wait. Measured
+on the H100 (docs/benchmarks.md), 2 MP photos end to end: one GPU process 2,024 a second,
+two 3,348 (a second thread in one process would fight the decode call for the GIL).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import threading
 import time
 from concurrent.futures import CancelledError, Future
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from ..decode.cpu import FileFacts, PhotoFacts
 from ..files import FileError
@@ -49,7 +55,10 @@ _START_TIMEOUT = 120.0
 class GpuProcess:
     """The GPU process and its two pipes; one run at a time may use it."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: int = 1, target: Callable[..., None] | None = None) -> None:
+        """Start ``target`` (the GPU process's main loop, gpu_worker.serve; tests pass a
+        stand-in that speaks the same protocol) in a new process; it may use 1/``share``
+        of the GPU memory that batches may take."""
         from . import gpu_worker
 
         methods = multiprocessing.get_all_start_methods()
@@ -57,8 +66,8 @@ class GpuProcess:
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         req_r, self.requests = ctx.Pipe(duplex=False)
         self.results, res_w = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=gpu_worker.serve, args=(req_r, res_w), daemon=True,
-                                   name="lumina-gpu")
+        self.process = ctx.Process(target=target or gpu_worker.serve, args=(req_r, res_w, share),
+                                   daemon=True, name="lumina-gpu")
         self.process.start()
         req_r.close()
         res_w.close()
@@ -96,16 +105,20 @@ class GpuProcess:
             self.process.kill()
 
 
-_PROCESS: GpuProcess | None = None
+#: Processes started when HashingSettings.gpu_processes is 0.
+DEFAULT_PROCESSES = 2
+_PROCESSES: list[GpuProcess] = []
 _REASON: str | None = None
 _LOADED = False
 _LOAD_LOCK = threading.Lock()
 
 
-def load_gpu() -> tuple[GpuProcess | None, str | None]:
-    """(the GPU process, None) when CuPy, a device, nvImageCodec and the kernels' self-check
-    are all good; else (None, the reason in a few words). Decided once per process."""
-    global _PROCESS, _REASON, _LOADED
+def load_gpu(processes: int = 1) -> tuple[list[GpuProcess], str | None]:
+    """(up to ``processes`` GPU processes, None) when CuPy, a device, nvImageCodec and the
+    kernels' self-check are all good; else ([], the reason in a few words). Usability is
+    decided once per process, by the first GPU process; more are started when a run asks
+    for more (one that fails to start is left out: the run uses those that did)."""
+    global _REASON, _LOADED
     with _LOAD_LOCK:
         if not _LOADED:
             _LOADED = True
@@ -114,22 +127,45 @@ def load_gpu() -> tuple[GpuProcess | None, str | None]:
             if importlib.util.find_spec("cupy") is None:  # no need to start a process to know
                 _REASON = "CuPy is not installed"
             else:
-                try:
-                    proc = GpuProcess()
-                    _REASON = proc.handshake()
-                    _PROCESS = proc if _REASON is None else None
-                except Exception as exc:  # cannot even start it: the CPU does the work
-                    _REASON = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return _PROCESS, _REASON
+                _REASON = _start(max(1, processes))
+        elif _PROCESSES and len(_PROCESSES) < processes:
+            _start(processes - len(_PROCESSES))
+        return list(_PROCESSES[:max(1, processes)]), _REASON
 
 
-def _unload(reason: str) -> None:
-    """Forget a GPU process that failed: later runs use the CPU and say why."""
-    global _PROCESS, _REASON
+def _start(count: int) -> str | None:
+    """Start ``count`` more GPU processes at once (each takes a second or two to load);
+    keep those that report ready. None, or why the first one could not be used."""
+    started: list[GpuProcess] = []
+    reasons: list[str] = []
+    for _ in range(count):
+        try:
+            # Memory is shared out as if DEFAULT_PROCESSES (or more) were running.
+            started.append(GpuProcess(share=max(DEFAULT_PROCESSES, len(_PROCESSES) + count)))
+        except Exception as exc:  # cannot even start one: the CPU does the work
+            reasons.append(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    for proc in started:
+        reason = proc.handshake()
+        if reason is None:
+            _PROCESSES.append(proc)
+        else:
+            reasons.append(reason)
+    return None if _PROCESSES else (reasons[0] if reasons else "no GPU process started")
+
+
+def _unload(reason: str, proc: GpuProcess) -> bool:
+    """Forget every GPU process after one failed (a failing device fails them all): later
+    runs use the CPU and say why. True for the first caller, who should say it once."""
+    global _REASON
     with _LOAD_LOCK:
-        proc, _PROCESS, _REASON = _PROCESS, None, reason
-    if proc is not None:
-        proc.stop()
+        first = proc in _PROCESSES
+        procs = list(_PROCESSES) if first else [proc]
+        if first:
+            _PROCESSES.clear()
+            _REASON = reason
+    for p in procs:
+        p.stop()
+    return first
 
 
 class GpuFeeder:
@@ -164,8 +200,8 @@ class GpuFeeder:
             self.failed.set()
             orphans = sorted(i for batch in self.out.values() for i in batch)
             self.out.clear()
-        log.warning("GPU hashing stopped (%s); the CPU takes the rest", reason)
-        _unload(reason)
+        if _unload(reason, self.proc):
+            log.warning("GPU hashing stopped (%s); the CPU takes the rest", reason)
         self.sched.submit_full(orphans)
 
     # -- claim and send --

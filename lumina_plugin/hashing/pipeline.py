@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ..catalog.base import ImageRecord
 from ..config import Config
+from ..settings.hashing import HashingSettings
 from ..decode.cpu import PhotoError
 from ..files import FileError, chunked
 from . import parallel
@@ -63,8 +64,8 @@ def gpu_status() -> tuple[bool, str | None]:
     nvImageCodec) without hashing anything."""
     from .gpu_pipeline import load_gpu
 
-    engine, reason = load_gpu()
-    return engine is not None, reason
+    procs, reason = load_gpu()
+    return bool(procs), reason
 
 
 def hash_paths(paths: Sequence[str], config: Config,
@@ -82,22 +83,24 @@ def hash_paths(paths: Sequence[str], config: Config,
     if small or multiprocessing.current_process().daemon:
         yield from _in_process(paths, config, progress)
         return
-    gpu = _gpu_process(settings.gpu) if settings.gpu != "off" else None
-    if gpu is not None and not gpu.in_use.acquire(blocking=False):
-        gpu = None  # another run of this process has the GPU: this one uses the CPU
+    procs = _gpu_processes(settings) if settings.gpu != "off" else []
+    # Another run of this process may hold some (a host's import beside a Find Duplicates):
+    # this one takes those that are free, or runs on the CPU.
+    gpus = [p for p in procs if p.in_use.acquire(blocking=False)]
     try:
-        yield from _parallel(paths, config, progress, gpu)
+        yield from _parallel(paths, config, progress, gpus)
     finally:
-        if gpu is not None:
-            gpu.in_use.release()
+        for p in gpus:
+            p.in_use.release()
 
 
 def _parallel(paths: list[str], config: Config, progress: Progress | None,
-              gpu: "GpuProcess | None") -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
+              gpus: "list[GpuProcess]") -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
     settings = config.hashing
     cores = parallel.cpu_count()
+    gpu = bool(gpus)
     workers = settings.workers or (_workers_beside_gpu(cores) if gpu else cores)
-    if workers <= 1 and gpu is None:
+    if workers <= 1 and not gpu:
         yield from _in_process(paths, config, progress)
         return
     try:
@@ -109,29 +112,30 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     # In-flight CPU files: every worker busy; beside the GPU a third of the workers stay
     # free for the facts (SHA-256, EXIF) of the GPU's files, which must not queue behind
     # whole-file decodes.
-    cpu_limit = workers + 2 if gpu is None else max(1, workers - max(2, workers // 3))
+    cpu_limit = workers + 2 if not gpu else max(1, workers - max(2, workers // 3))
     # Beside the GPU the window must outlast the slowest CPU file: the GPU hashes a few
     # thousand small photos a second, and may claim nothing past the window while one
     # CPU file (slowed by everything else running) holds back the commits.
-    lookahead = 4 * workers + (16 * (settings.gpu_batch_size or _default_gpu_batch()) if gpu else 0)
+    lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
     scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead)
-    feeder = None
     LAST_RUN.clear()
-    LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu is not None, gpu_hashed=0)
-    if gpu is not None:
-        from .gpu_pipeline import GpuFeeder
+    LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0)
+    from .gpu_pipeline import GpuFeeder  # imports no GPU library
 
-        feeder = GpuFeeder(scheduler, gpu, settings.gpu_batch_size)
+    feeders = [GpuFeeder(scheduler, proc, settings.gpu_batch_size) for proc in gpus]
+    for feeder in feeders:
         feeder.start()
     try:
         yield from scheduler.batches(progress)
     finally:
         scheduler.close()
-        if feeder is not None:
+        for feeder in feeders:
             feeder.join()
-            LAST_RUN["gpu_hashed"] = feeder.hashed
-            LAST_RUN["gpu_window_wait_s"] = round(feeder.window_wait, 3)
-            log.info("hashed %d files, %d of them on the GPU", len(paths), feeder.hashed)
+        if feeders:
+            hashed = sum(f.hashed for f in feeders)
+            LAST_RUN["gpu_hashed"] = hashed
+            LAST_RUN["gpu_window_wait_s"] = round(max(f.window_wait for f in feeders), 3)
+            log.info("hashed %d files, %d of them on the GPU", len(paths), hashed)
 
 
 def _big_enough(paths: list[str], min_bytes: int) -> bool:
@@ -147,16 +151,16 @@ def _big_enough(paths: list[str], min_bytes: int) -> bool:
     return len(paths) > 1 and total >= min_bytes
 
 
-def _gpu_process(mode: str) -> "GpuProcess | None":
-    from .gpu_pipeline import load_gpu
+def _gpu_processes(settings: HashingSettings) -> "list[GpuProcess]":
+    from .gpu_pipeline import DEFAULT_PROCESSES, load_gpu
 
-    engine, reason = load_gpu()
-    if engine is None:
+    procs, reason = load_gpu(settings.gpu_processes or DEFAULT_PROCESSES)
+    if not procs:
         # "auto" stays quiet when there is simply no GPU stack; a broken one is worth a line.
         quiet = reason is not None and reason.startswith(("CuPy is not installed", "no CUDA device"))
-        if mode == "on" or not quiet:
+        if settings.gpu == "on" or not quiet:
             _warn_once("gpu", f"GPU hashing unavailable ({reason}); hashing on the CPU")
-    return engine
+    return procs
 
 
 def _warn_once(key: str, message: str) -> None:

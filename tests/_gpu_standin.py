@@ -1,0 +1,40 @@
+"""A stand-in for the GPU process, for the machines without a GPU (CI): it speaks the GPU
+process's protocol (hashing/gpu_worker.py's docstring) over the same pipes, reads files
+with the GPU process's own reader (gpu_worker._read: header, orientation, checksum), and
+takes the codes from the CPU's decode where the engines and kernels would run.
+
+What it lets a test check without a GPU is the main process's side: several GPU
+processes sharing one run, the joining of their codes to the pool's facts, and what
+happens to the files a GPU process holds when it dies (``die_after`` batches answered,
+then it exits without answering the next one, as a crashed driver would).
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing.connection import Connection
+
+from lumina_plugin.hashing.gpu_worker import _read
+from lumina_plugin.hashing.records import record_for
+
+
+def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None) -> None:
+    results.send(("ready", f"stand-in (share 1/{share})"))
+    answered = 0
+    while True:
+        message = requests.recv()
+        if message is None:
+            return
+        _, batch_id, items = message
+        if die_after is not None and answered >= die_after:
+            os._exit(3)  # holding a batch, unanswered
+        rows = []
+        for index, path in items:
+            job = _read(index, path)
+            if job is None:  # not a whole baseline colour JPEG: the CPU's
+                rows.append((index, None, None, None, None))
+                continue
+            codes = [int(c) for c in record_for(path, 250_000_000).codes]
+            rows.append((index, codes, job.size, job.orientation, job.file))
+        results.send(("done", batch_id, rows))
+        answered += 1

@@ -1,0 +1,118 @@
+"""The main process's side of GPU hashing, on any machine: GPU processes (here stand-ins
+that speak the real protocol and read files with the real reader, tests/_gpu_standin.py)
+share a run with the CPU pool, their codes are joined to the pool's facts, and when one
+dies mid-run no photo is lost: every file it held is hashed on the CPU, with one warning.
+On the GPU machine, tests/test_gpu_hashing.py does the same with the real GPU process."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import write_photo
+from lumina_plugin.config import Config
+from lumina_plugin.hashing import gpu_pipeline
+from lumina_plugin.hashing.gpu_pipeline import GpuProcess
+from lumina_plugin.hashing.pipeline import LAST_RUN, hash_paths
+from lumina_plugin.settings.hashing import HashingSettings
+
+import _gpu_standin
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
+FACTS = ("path", "checksum", "size_bytes", "mtime_ns", "width", "height", "orientation", "format",
+         "camera", "taken_at", "subsec", "exif_tags", "hash_version", "codes")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Baseline colour JPEGs (some turned by EXIF, some with camera tags) and files the
+    GPU must hand back: progressive, gray, PNG, truncated, empty."""
+    root = tmp_path_factory.mktemp("feeding")
+    sources = sorted(p for p in SAMPLE_DIR.rglob("*.jpg") if "exports" not in p.parts)[:8]
+    paths = []
+    for n in range(36):
+        src = sources[n % len(sources)]
+        paths.append(write_photo(root / f"p{n:02d}.jpg", source=src, size=(480 - n, 320),
+                                 orientation=(1, 6, 3, 8)[n % 4], make="Canon" if n % 3 else None,
+                                 taken_at="2024:05:06 07:08:09" if n % 2 else None))
+    write_photo(root / "q_prog.jpg", source=sources[0], size=(400, 300))
+    from PIL import Image
+    with Image.open(root / "q_prog.jpg") as im:
+        im.save(root / "q_prog.jpg", "JPEG", progressive=True)
+        im.convert("L").save(root / "q_gray.jpg", "JPEG")
+        im.save(root / "q_lossless.png")
+    (root / "q_truncated.jpg").write_bytes(paths[3].read_bytes()[:4000])
+    (root / "q_empty.jpg").write_bytes(b"")
+    return sorted(str(p) for p in root.iterdir())
+
+
+def _standins(monkeypatch: pytest.MonkeyPatch, *die_after: int | None) -> list[GpuProcess]:
+    procs = [GpuProcess(share=len(die_after), target=functools.partial(_gpu_standin.serve, die_after=d))
+             for d in die_after]
+    for proc in procs:
+        assert proc.handshake() is None
+    # What load_gpu() keeps after starting GPU processes that passed their checks.
+    monkeypatch.setattr(gpu_pipeline, "_PROCESSES", list(procs))
+    monkeypatch.setattr(gpu_pipeline, "_LOADED", True)
+    monkeypatch.setattr(gpu_pipeline, "_REASON", None)
+    return procs
+
+
+def _records(batches: list) -> dict[str, tuple]:
+    return {r.path: tuple(tuple(int(c) for c in r.codes) if f == "codes" else getattr(r, f) for f in FACTS)
+            for records, _ in batches for r in records}
+
+
+def _run(paths: list[str], processes: int, deadline: float = 120.0) -> list:
+    """The run's batches; fails, instead of hanging, when files are never handed back."""
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=processes,
+                                                       workers=2, parallel_min_mb=0))
+    out: list = []
+    worker = threading.Thread(target=lambda: out.extend(hash_paths(paths, cfg)), daemon=True)
+    worker.start()
+    worker.join(deadline)
+    assert not worker.is_alive(), f"the run did not finish in {deadline:.0f} s: files were lost"
+    return out
+
+
+@pytest.fixture(scope="module")
+def cpu_only(library: list[str]) -> list:
+    return list(hash_paths(library, Config(batch_size=8, hashing=HashingSettings(gpu="off", workers=2,
+                                                                                 parallel_min_mb=0))))
+
+
+def test_two_gpu_processes_share_a_run_and_give_the_cpus_records(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _standins(monkeypatch, None, None)
+    try:
+        got = _run(library, processes=2)
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert LAST_RUN["gpu_processes"] == 2
+    assert 1 <= LAST_RUN["gpu_hashed"] <= 36  # the 36 baseline colour JPEGs, shared with the pool
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]  # same errors, same batches
+    assert [len(r) + len(e) for r, e in got] == [len(r) + len(e) for r, e in cpu_only]
+
+
+def test_a_gpu_process_dying_mid_run_loses_no_photo(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    procs = _standins(monkeypatch, 1, None)  # the first dies holding its second batch
+    with caplog.at_level(logging.WARNING):
+        got = _run(library, processes=2)
+    warnings = [r.getMessage() for r in caplog.records if "GPU hashing stopped" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]
+    assert not procs[0].process.is_alive() and not procs[1].process.is_alive()  # both let go
+    # Later runs in this process use the CPU and say why.
+    assert gpu_pipeline.load_gpu(2) == ([], gpu_pipeline._REASON)
+    again = _run(library[:12], processes=2)
+    assert LAST_RUN["gpu"] is False
+    want = _records(cpu_only)
+    assert _records(again) == {p: want[p] for p in library[:12] if p in want}
