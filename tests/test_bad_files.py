@@ -106,7 +106,9 @@ def corpus(tmp_path: Path) -> tuple[Path, dict[str, str | None]]:
 
 def test_every_bad_file_gets_one_line_and_the_rest_is_processed(tmp_path: Path, corpus) -> None:
     lib, expect = corpus
-    vanishing = lib / "2015/2015-07-21/P7210044.jpg"
+    # The last photo in path order: claimed last, so still unread at the first progress
+    # call however many workers are already running.
+    vanishing = lib / "phone/PXL_20230102_120311.jpg"
     deleted = []
 
     def progress(phase: str, done: int, total: int) -> None:
