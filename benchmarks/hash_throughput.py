@@ -21,7 +21,7 @@ all are read once first so every contender reads from memory. Then, per size:
 Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
            [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
            [--noise 10] [--sources DIR ...] [--json OUT] [--gpu-batch-size N] [--gpu-only]
-           [--gpu-processes 0,1,2]
+           [--gpu-processes 0,1,2] [--scaling]
 """
 
 from __future__ import annotations
@@ -217,6 +217,8 @@ def main() -> None:
     parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
     parser.add_argument("--gpu-processes", type=lambda t: [int(x) for x in t.split(",")], default=[0],
                         help="GPU process counts to time end to end, e.g. 1,2 (0: the default)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time one process per CPU setting: the pool's share of cores x one core")
     parser.add_argument("--gpu-only", action="store_true",
                         help="time only the default GPU path on --files (plus the CPU reference for agreement)")
     parser.add_argument("--noise", type=int, default=10, help="+- levels added when upscaling a source")
@@ -258,6 +260,18 @@ def main() -> None:
                 rows.append((f"ours, CPU pool, draft={d}", len(cpu_paths), seconds, stats))
                 agree[f"CPU draft={d} vs full"] = agreement(reference, got, keys)
 
+            if args.scaling and not args.gpu_only:
+                # The pool against one process with the same settings: the share of
+                # (cores x one core's speed) that the pool reaches.
+                one = originals[: max(4, min(len(originals), args.cpu_files // info["cores"]))]
+                for d in [0] + drafts:
+                    seconds, _, _ = run(one, HashingSettings(gpu="off", workers=1, draft=d))
+                    pool = next(r for r in rows if r[0].startswith("ours, CPU pool") and
+                                (f"draft={d}" in r[0] if d else "full decode" in r[0]))
+                    efficiency = (pool[1] / pool[2]) / (info["cores"] * len(one) / seconds)
+                    rows.append((f"ours, 1 process, {'draft=' + str(d) if d else 'full decode'}", len(one),
+                                 seconds, {"pool_vs_cores_x_one": round(efficiency, 3)}))
+
             if info["gpu_usable"]:
                 for n in ([] if args.gpu_only else [1, 2]):
                     alone = time_gpu_process(paths, args.gpu_batch_size or 128, n)
@@ -277,7 +291,8 @@ def main() -> None:
             ref_rate = rows[0][1] / rows[0][2]  # imagehash's (the CPU pool's with --gpu-only)
             print(f"{'contender':46} {'files':>6} {'seconds':>8} {'img/s':>8} {'vs imagehash':>13}  split")
             for name, n, seconds, stats in rows:
-                split = f"GPU {stats['gpu_hashed']}/{n}" + (
+                split = f"pool = {stats['pool_vs_cores_x_one']:.0%} of cores x this" \
+                    if "pool_vs_cores_x_one" in stats else f"GPU {stats['gpu_hashed']}/{n}" + (
                     f" in {stats['gpu_processes']} processes" if "gpu_processes" in stats else "") + \
                     f", {stats['workers']} workers" + (
                     f", GPU waited {stats['gpu_window_wait_s']:.2f} s on the window"
