@@ -140,3 +140,20 @@ def test_pool_codes_equal_one_process_on_a_camera_sized_photo(tmp_path: Path, bi
     want = [r for rs, _ in hash_paths(paths, in_process()) for r in rs]
     np.testing.assert_array_equal(np.stack([r.codes for r in got]), np.stack([r.codes for r in want]))
     assert [(r.width, r.height) for r in got] == [(3000, 2000)] * 3
+
+
+def _blas_threads() -> list[int]:
+    """Threads of the BLAS that NumPy's matrix products run on, in this process (other
+    packages, such as SciPy through imagehash in a test, may load BLAS copies of their own)."""
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info()
+            if pool["user_api"] == "blas" and "numpy" in pool["filepath"]]
+
+
+def test_workers_run_their_matrix_products_on_one_thread() -> None:
+    """The thumbnails' row pass is a matrix product: N workers each running a BLAS thread
+    per core would oversubscribe the machine N times over."""
+    pool = parallel.get_pool(2)
+    assert _blas_threads(), "NumPy's BLAS not found"
+    assert set(pool.submit(_blas_threads).result(timeout=60)) == {1}

@@ -22,7 +22,7 @@ from lumina_plugin.engine import record_for
 from lumina_plugin.hashing.codes import (
     ALGORITHMS, bits_to_code, code_to_hex, codes_to_bytes, hamming, hex_to_code,
 )
-from lumina_plugin.hashing.cpu import WHASH_IMAGE_SCALE, hash_gray
+from lumina_plugin.hashing.cpu import HASHERS, WHASH_IMAGE_SCALE, hash_gray
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -91,6 +91,22 @@ def test_hash_gray_equals_imagehash_on_camera_sized_photo(big_photo: Path) -> No
         im.load()
         assert im.size == (3000, 2000)
         assert ours_hex(hash_gray(im.convert("L"))) == imagehash_hex(im)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (9, 8), (8, 8), (32, 32), (64, 300), (300, 64), (1, 1), (5, 700),
+                                  (120, 900), (900, 120), (257, 513), (1920, 1080), (1080, 1920)])
+def test_hash_gray_equals_imagehash_at_every_awkward_size(size: tuple[int, int]) -> None:
+    """hash_gray makes the four thumbnails in one pass (hashing/resize.py), not with
+    Pillow: sizes equal to a thumbnail's (Pillow skips that pass), tiny ones (upscaled),
+    tall ones (Pillow 13 runs the columns first) and row blocks cut mid-image."""
+    with Image.open(UPRIGHT[0]) as im:
+        photo = im.convert("L").resize(size, Image.Resampling.BICUBIC)
+    noise = np.random.default_rng(sum(size)).integers(-6, 7, (size[1], size[0]))
+    gray = Image.fromarray(np.clip(np.asarray(photo, dtype=np.int16) + noise, 0, 255).astype(np.uint8))
+    # Exactly the codes of Pillow's four resizes...
+    assert list(hash_gray(gray)) == [h(gray) for h in HASHERS]
+    if size != (1, 1):  # ...and imagehash's (a flat image's pHash rests on rounding noise)
+        assert ours_hex(hash_gray(gray)) == imagehash_hex(gray)
 
 
 # -- record_for (decode + orientation + hashes) -------------------------------------------

@@ -87,6 +87,17 @@ def _worker_init(parent_alive: Connection) -> None:
         pass
     threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True,
                      name="lumina-parent-watch").start()
+    _one_blas_thread()
+
+
+def _one_blas_thread() -> None:
+    """Run this worker's matrix products (the thumbnails' row pass) on one thread: a pool
+    of N workers whose BLAS each started a thread per core would run N x cores threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a declared dependency; a bare environment may still lack it
+        return
+    threadpool_limits(1, user_api="blas")
 
 
 def _exit_with_parent(parent_alive: Connection) -> None:

@@ -143,9 +143,40 @@ def resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out if out is not gray else gray.copy()
 
 
+#: Image rows per matrix product of the row pass: keeps the float64 copy of the pixels
+#: small (256 rows of a 12 MP photo: 8 MB) and in cache, whatever the photo's size.
+_ROW_BLOCK: Final[int] = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _all_row_weights(width: int) -> np.ndarray:
+    """The four row passes' weights side by side: (width, COLUMNS) float64."""
+    weights = np.concatenate([dense_weights(width, w) for w, _ in THUMB_SIZES], axis=1)
+    weights.flags.writeable = False
+    return weights
+
+
 def thumbnails(gray: np.ndarray) -> np.ndarray:
-    """The four hash thumbnails of an (H, W) uint8 image, flat: shape (THUMB_BYTES,) uint8."""
-    return np.concatenate([resize(gray, size).ravel() for size in THUMB_SIZES])
+    """The four hash thumbnails of an (H, W) uint8 image, flat: shape (THUMB_BYTES,) uint8;
+    each equal to ``Image.fromarray(gray).resize(size, LANCZOS)``.
+
+    The four row passes run as one matrix product over all COLUMNS outputs, a block of
+    rows at a time, as the GPU's row kernel does: on one core about twice as fast as
+    Pillow's four resizes at 2 MP (the pixels are read once, not four times). A pass
+    whose size does not change is the identity here (Pillow skips it: same bytes).
+    """
+    height, width = gray.shape
+    if any(vertical_first((width, height), size) for size in THUMB_SIZES):
+        return np.concatenate([resize(gray, size).ravel() for size in THUMB_SIZES])
+    weights = _all_row_weights(width)
+    rows = np.empty((height, COLUMNS), np.uint8)
+    for y in range(0, height, _ROW_BLOCK):
+        rows[y:y + _ROW_BLOCK] = _clip8(gray[y:y + _ROW_BLOCK].astype(np.float64) @ weights + _HALF)
+    out = []
+    for (w, h), first in zip(THUMB_SIZES, COLUMN_OFFSETS):
+        part = rows[:, first:first + w]
+        out.append((resize_columns(part, h) if h != height else part).ravel())
+    return np.concatenate(out)
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
