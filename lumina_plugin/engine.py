@@ -72,6 +72,8 @@ class RunReport:
     backend: str | None = None
     #: Seconds per phase of this run ("search", "group", "write tags"...), in the order they ran.
     timings: dict[str, float] = field(default_factory=dict)
+    #: The host's job this run belongs to (a Lumina jobs row, a scan): stored with the run.
+    job_id: str | None = None
 
     def changes(self) -> dict[str, list[dict[str, str]]]:
         """The tag changes of a dry run, by path, as ``--json`` shows them."""
@@ -232,9 +234,10 @@ class Engine:
         return np.concatenate(new_ids), np.concatenate(new_codes)
 
     # -- the three runs -------------------------------------------------------------------
-    def import_paths(self, paths: Iterable[str]) -> RunReport:
-        """The on-import path: hash what is new, search it against the index, tag."""
-        report = RunReport(kind="import")
+    def import_paths(self, paths: Iterable[str], job_id: str | None = None) -> RunReport:
+        """The on-import path: hash what is new, search it against the index, tag.
+        ``job_id``: the host's job the import belongs to, recorded with the run."""
+        report = RunReport(kind="import", job_id=job_id)
         ids, codes = self._import(paths, report, store=True)
         if len(ids):
             self.progress("searching", 0, 1)
@@ -246,9 +249,11 @@ class Engine:
         self._regroup(report, *self.catalog.pairs(), dry_run=False)
         return report
 
-    def find_duplicates(self, paths: Iterable[str] = (), dry_run: bool = False) -> RunReport:
-        """Find Duplicates: import ``paths``, compare every photo with every other, tag."""
-        report = RunReport(kind="find-duplicates", dry_run=dry_run)
+    def find_duplicates(self, paths: Iterable[str] = (), dry_run: bool = False,
+                        job_id: str | None = None) -> RunReport:
+        """Find Duplicates: import ``paths``, compare every photo with every other, tag.
+        ``job_id``: the host's job (Lumina's jobs row of the button press), recorded with the run."""
+        report = RunReport(kind="find-duplicates", dry_run=dry_run, job_id=job_id)
         with _timed(report.timings, "import"):
             if not dry_run:  # photos the host catalogued that we never hashed (Lumina's scans)
                 paths = [*paths, *self.catalog.unhashed_paths(ALGORITHM_VERSION)]
@@ -355,7 +360,7 @@ class Engine:
             # The run report keeps the per-file errors too (capped: a bad mount can fail millions).
             stored = {**report.summary(), "errors": [e.as_json() for e in report.errors[:1000]]}
             with _timed(timings, "write tags"):
-                report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored)
+                report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored, job_id=report.job_id)
             if self.config.xmp_sidecars:
                 report.errors += self._write_sidecars(report.diff.add_tags, report.diff.remove_tags)
 

@@ -33,7 +33,7 @@ def _engine(host: HostContext) -> Engine:
 @hookimpl
 def lumina_images_imported(host: HostContext, event: ImagesImported) -> dict[str, Any]:
     with _engine(host) as engine:
-        return engine.import_paths(event.paths).as_json()
+        return engine.import_paths(event.paths, job_id=event.job_id).as_json()
 
 
 @hookimpl
@@ -41,7 +41,7 @@ def lumina_scan_finished(host: HostContext, event: ScanFinished) -> dict[str, An
     # Imports already flagged each batch against the index; a finished scan is when a
     # whole-catalog pass is worth its cost (it also regroups across batches).
     with _engine(host) as engine:
-        return engine.find_duplicates().as_json()
+        return engine.find_duplicates(job_id=event.job_id).as_json()
 
 
 @hookimpl
@@ -67,5 +67,6 @@ def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any])
     if action_id != FIND_DUPLICATES:
         return None
     with _engine(host) as engine:
-        report = engine.find_duplicates(params.get("paths", ()), dry_run=bool(params.get("dry_run")))
+        report = engine.find_duplicates(params.get("paths", ()), dry_run=bool(params.get("dry_run")),
+                                        job_id=params.get("job_id"))
         return report.as_json()

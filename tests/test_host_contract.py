@@ -334,6 +334,9 @@ def test_hook_lumina_images_imported_tags_the_catalog(autoload: None, catalog: P
     assert_tagged_as(catalog, photo_dir, expected, photos)
     assert {r[5] for r in tag_rows(catalog)} == {"lumina-dedup"}  # image_tags.source
     assert len({r[0] for r in query(catalog, "SELECT id FROM duplicate_groups")}) == len(expected)
+    # The run record names the host's job it belongs to.
+    (run,) = query(catalog, "SELECT report FROM dedup_runs")
+    assert json.loads(run[0])["job_id"] == "job-1"
 
 
 def test_images_imported_twice_changes_nothing(host: PluginHost, catalog: Path, photos: list[str],

@@ -135,6 +135,9 @@ def test_celery_scan_worker_tags_duplicates_within_seconds(worker_env: dict[str,
     wait_for(lambda: "lumina_dedup.scan_finished" in Path(worker_env["log"]).read_text()
              and query(url, "SELECT count(*) FROM lumina_dedup_runs")[0][0] >= 3, 30)
     assert query(url, OURS) == tags and groups_in(url) == expected
+    # Every run of ours says which Lumina scan it came from: both batch imports and the regroup.
+    kinds = [k for (k,) in query(url, "SELECT kind FROM lumina_dedup_runs WHERE job_id = %s", (job,))]
+    assert kinds.count("import") >= 2 and "find-duplicates" in kinds, kinds
     assert latency < 5, latency  # the target for a scan batch
     print(f"scan-to-tag latency: every group tagged {latency:.2f} s after the last scan_worker's rows")
     client.close()
@@ -188,6 +191,8 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
     assert json.loads(redis.Redis.from_url(REDIS_URL).get(f"job:{job}:last_progress"))["status"] == "SUCCESS"
     assert groups_in(url) == expected_groups_in_lumina(kept)
     assert query(url, OURS)
+    # Our run record points at the Lumina job the button press created.
+    assert query(url, "SELECT kind FROM lumina_dedup_runs WHERE job_id = %s", (job,)) == [("find-duplicates",)]
 
 
 def test_listener_catches_up_then_follows_scans(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811

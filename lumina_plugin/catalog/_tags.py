@@ -72,8 +72,11 @@ class TagStore:
                                           (self.catalog_id, name)).fetchone()[0]
         return ids
 
-    def apply_tag_diff(self, diff: TagDiff, kind: str, report: dict[str, Any]) -> int:
-        """Apply ``diff`` and record the run, all in one transaction; returns the run id."""
+    def apply_tag_diff(self, diff: TagDiff, kind: str, report: dict[str, Any], job_id: str | None = None) -> int:
+        """Apply ``diff`` and record the run, all in one transaction; returns the run id.
+        ``job_id`` (the host's job) is kept in the run's report."""
+        if job_id is not None:
+            report = {**report, "job_id": job_id}
         with self._transaction():
             started = now()
             run_id = self.conn.execute(
