@@ -17,6 +17,7 @@ import pytest
 
 from lumina_plugin.config import Config
 from lumina_plugin.settings.watch import WatchSettings
+from lumina_plugin.watch import service as service_module
 from lumina_plugin.watch.service import WatchService
 from lumina_plugin.watch.testing import WatcherThread, distinct_photos, photo_sources
 
@@ -28,15 +29,19 @@ BATCH = 256
 def test_ten_thousand_files_dropped_at_once_are_imported_exactly_once_in_full_batches(
         tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    # The service stops draining events every so many to look at its batches; a small
+    # limit makes that happen hundreds of times here (no event may be lost across it).
+    monkeypatch.setattr(service_module, "_MAX_DRAIN", 97)
     staging = tmp_path / "staging"
     distinct_photos(staging, COUNT, photo_sources(sample_dir), size=(48, 36), tiles=3)
     watched, catalog = tmp_path / "in", tmp_path / "catalog.db"
     watched.mkdir()
-    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3)
+    # A lost close event would leave its photo waiting write_timeout: longer than this test waits.
+    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3, write_timeout=3600)
     service = WatchService([watched], catalog, Config(), settings)
     with WatcherThread(service) as w:
         subprocess.run(["cp", "-r", str(staging), str(watched / "card")], check=True)
-        w.wait_hashed(COUNT, timeout=600)
+        w.wait_hashed(COUNT, timeout=300)
     assert w.errors() == []
     assert w.hashed() == COUNT  # nothing hashed twice
     with sqlite3.connect(catalog) as conn:
