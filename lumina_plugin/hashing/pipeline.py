@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ..catalog.base import ImageRecord
 from ..config import Config
-from ..settings.hashing import HashingSettings
 from ..decode.cpu import PhotoError
 from ..files import FileError, chunked
+from ..settings.hashing import HashingSettings
 from . import parallel
 from .records import record_for
 

@@ -124,7 +124,7 @@ def _pillow_has_vertical_first() -> bool:
     from PIL import Image
 
     probe = np.random.default_rng(5).integers(0, 256, (200, 16), dtype=np.uint8)
-    pillow = np.asarray(Image.fromarray(probe, "L").resize((8, 8), Image.Resampling.LANCZOS))
+    pillow = np.asarray(Image.fromarray(probe).resize((8, 8), Image.Resampling.LANCZOS))
     return bool(np.array_equal(pillow, resize_rows(resize_columns(probe, 8), 8)))
 
 
