@@ -85,6 +85,34 @@ def test_head_probe_gives_the_full_probe_facts_without_the_checksum() -> None:
         assert head.file.sha256 == "" and head.file.size_bytes == full.file.size_bytes
 
 
+def test_head_probe_facts_from_the_header_equal_pillows(make_photo, tmp_path: Path) -> None:
+    """Beside the GPU the facts of camera JPEGs come from our header walk and exifread, not
+    Pillow's open; everything else still goes through Pillow. Both must give the full
+    probe's facts: every orientation, camera tags or none, gray, CMYK, progressive, an
+    orientation only in XMP, EXIF that exifread cannot read, a size past the pixel limit."""
+    paths = [make_photo(f"o{o}.jpg", size=(300, 200), orientation=o, make="Canon" if o % 2 else None,
+                        model="EOS R5" if o % 2 else None, taken_at="2024:05:06 07:08:09" if o > 4 else None)
+             for o in range(1, 9)]
+    with Image.open(paths[0]) as im:
+        im.convert("L").save(tmp_path / "gray.jpg", "JPEG")
+        im.convert("CMYK").save(tmp_path / "cmyk.jpg", "JPEG")
+        im.save(tmp_path / "progressive.jpg", "JPEG", progressive=True, exif=im.getexif())
+        xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+               b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>')
+        im.save(tmp_path / "xmp.jpg", "JPEG", xmp=xmp)
+        im.save(tmp_path / "badexif.jpg", "JPEG", exif=b"Exif\x00\x00II*\x00" + b"\xff" * 40)
+    paths += [tmp_path / n for n in ("gray.jpg", "cmyk.jpg", "progressive.jpg", "xmp.jpg", "badexif.jpg")]
+    for path in paths:
+        assert probe_head(path) == dataclasses.replace(probe(path), file=probe_head(path).file), path.name
+    assert probe_head(tmp_path / "xmp.jpg").orientation == 8
+    assert probe_head(paths[4]).exif.taken_at is not None and probe_head(paths[0]).exif.make == "Canon"
+    with pytest.raises(PhotoError) as head_error:
+        probe_head(paths[0], max_pixels=300 * 200 - 1)
+    with pytest.raises(PhotoError) as full_error:
+        probe(paths[0], max_pixels=300 * 200 - 1)
+    assert str(head_error.value) == str(full_error.value)
+
+
 def test_head_probe_reads_the_whole_file_when_the_header_is_longer(make_photo, tmp_path: Path) -> None:
     # An ICC profile bigger than the head pushes the scan past it: the full probe answers.
     src = make_photo("icc.jpg", size=(96, 64), make="Canon", model="EOS")

@@ -42,6 +42,8 @@ class JpegHeader:
     orientation: int | None
     #: An end-of-image marker follows the first scan (the file is not cut short).
     complete: bool
+    #: The header holds an ``Exif\0\0`` APP1 segment.
+    has_exif: bool = False
 
     @property
     def engine_ready(self) -> bool:
@@ -84,7 +86,7 @@ def read_jpeg_header(data: bytes) -> JpegHeader | None:
             width, height, components, precision, sequential = frame
             orientation = _orientation(exif, xmp)
             return JpegHeader(width, height, components, precision, sequential, pos, orientation,
-                              complete=data.rfind(b"\xff\xd9") > pos)
+                              complete=data.rfind(b"\xff\xd9") > pos, has_exif=exif is not None)
         body = data[pos + 4:pos + 2 + length]
         if marker in SEQUENTIAL_SOF or marker in OTHER_SOF:
             if len(body) < 6:
