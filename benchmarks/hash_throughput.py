@@ -145,14 +145,15 @@ def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, n
     return elapsed, out, dict(pipeline.LAST_RUN)
 
 
-def time_gpu_process(paths: list[str], batch: int = 128, processes: int = 1) -> tuple[float, int] | None:
+def time_gpu_process(paths: list[str], batch: int = 0, processes: int = 1) -> tuple[float, int] | None:
     """The GPU processes alone (read, checksum, decode, hash; no EXIF, no CPU share), fed
     batches directly, three in flight each: (seconds, files they hashed), or None without
     a usable GPU."""
     from multiprocessing.connection import wait
 
-    from lumina_plugin.hashing.gpu_pipeline import load_gpu
+    from lumina_plugin.hashing.gpu_pipeline import DEFAULT_BATCH, load_gpu
 
+    batch = batch or DEFAULT_BATCH
     procs, _ = load_gpu(processes)
     if not procs:
         return None
@@ -274,7 +275,7 @@ def main() -> None:
 
             if info["gpu_usable"]:
                 for n in ([] if args.gpu_only else [1, 2]):
-                    alone = time_gpu_process(paths, args.gpu_batch_size or 128, n)
+                    alone = time_gpu_process(paths, args.gpu_batch_size, n)
                     if alone is not None:
                         rows.append((f"GPU process{'es' if n > 1 else ''} alone ({n}; no EXIF, no CPU)",
                                      len(paths), alone[0], {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))

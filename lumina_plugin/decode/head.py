@@ -65,9 +65,7 @@ def _camera_jpeg_facts(header: JpegHeader, head: bytes, file: FileFacts, max_pix
     words that refusal), EXIF that exifread cannot read (Pillow's own EXIF block is the
     fallback). Beside the GPU this runs for every photo; Pillow's open cost as much as
     exifread here."""
-    if not (header.sequential and header.precision == 8 and header.components == 3):
-        return None
-    if header.orientation is None or not max_pixels or header.width * header.height > max_pixels:
+    if not header.camera_frame or header.orientation is None or not max_pixels or header.width * header.height > max_pixels:
         return None
     exif = read_exif(head)
     if exif.tag_count == 0 and header.has_exif:

@@ -46,9 +46,14 @@ class JpegHeader:
     has_exif: bool = False
 
     @property
+    def camera_frame(self) -> bool:
+        """An 8-bit, three-component sequential frame: what cameras write (Pillow's mode RGB)."""
+        return self.sequential and self.precision == 8 and self.components == 3
+
+    @property
     def engine_ready(self) -> bool:
-        """A whole 8-bit, three-component sequential JPEG: what the GPU's engines decode."""
-        return self.sequential and self.precision == 8 and self.components == 3 and self.complete
+        """A whole camera frame (see :attr:`camera_frame`): what the GPU's engines decode."""
+        return self.camera_frame and self.complete
 
 
 def read_jpeg_header(data: bytes) -> JpegHeader | None:
