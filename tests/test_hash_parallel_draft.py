@@ -69,6 +69,7 @@ def test_probe_tells_everything_but_the_pixels(make_photo) -> None:
     ("[hashing]\ngpu = \"yes\"\n", "hashing.gpu"),
     ("[hashing]\nworkers = -1\n", "hashing.workers"),
     ("[hashing]\ngpu_batch_size = \"big\"\n", "hashing.gpu_batch_size"),
+    ("[hashing]\ngpu_processes = -2\n", "hashing.gpu_processes"),
 ])
 def test_bad_hashing_settings_name_the_key(tmp_path: Path, table: str, key: str) -> None:
     path = tmp_path / "lumina-dedup.toml"
@@ -79,6 +80,7 @@ def test_bad_hashing_settings_name_the_key(tmp_path: Path, table: str, key: str)
 
 def test_good_hashing_settings_load(tmp_path: Path) -> None:
     path = tmp_path / "lumina-dedup.toml"
-    path.write_text('[hashing]\ngpu = "off"\ngpu_batch_size = 16\nworkers = 3\ndraft = 2\nparallel_min_mb = 100\n')
-    assert Config.load(path).hashing == HashingSettings(gpu="off", gpu_batch_size=16, workers=3, draft=2,
-                                                        parallel_min_mb=100)
+    path.write_text('[hashing]\ngpu = "off"\ngpu_batch_size = 16\ngpu_processes = 1\nworkers = 3\ndraft = 2\n'
+                    'parallel_min_mb = 100\n')
+    assert Config.load(path).hashing == HashingSettings(gpu="off", gpu_batch_size=16, gpu_processes=1, workers=3,
+                                                        draft=2, parallel_min_mb=100)
