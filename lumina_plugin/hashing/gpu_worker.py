@@ -35,6 +35,7 @@ from ..decode.gpu import GpuJpegDecoder
 from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
 from .gpu import DeviceImage
+from .reasons import first_line
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 _READERS = 6
@@ -93,7 +94,7 @@ def load_engine(share: int = 1) -> tuple[Any, GpuJpegDecoder, int, str]:
     try:
         devices = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # no driver, no device: CuPy raises its CUDA runtime error
-        raise RuntimeError(f"no CUDA device is visible ({str(exc).splitlines()[0]})") from None
+        raise RuntimeError(f"no CUDA device is visible ({first_line(exc)})") from None
     if devices < 1:
         raise RuntimeError("no CUDA device is visible")
     from .gpu import GpuHasher, self_check
@@ -126,7 +127,7 @@ def serve(requests: Connection, results: Connection, share: int = 1) -> None:
     try:
         hasher, decoder, batch_bytes, name = load_engine(share)
     except Exception as exc:
-        results.send(("unusable", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+        results.send(("unusable", first_line(exc)))
         return
     results.send(("ready", name))
     readers = ThreadPoolExecutor(_READERS, thread_name_prefix="lumina-gpu-read")
@@ -168,7 +169,7 @@ def serve(requests: Connection, results: Connection, share: int = 1) -> None:
         return
     except Exception as exc:
         try:
-            results.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+            results.send(("failed", first_line(exc, with_type=True)))
         except OSError:
             pass
     finally:
