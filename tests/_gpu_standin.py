@@ -6,19 +6,23 @@ takes the codes from the CPU's decode where the engines and kernels would run.
 What it lets a test check without a GPU is the main process's side: several GPU
 processes sharing one run, the joining of their codes to the pool's facts, and what
 happens to the files a GPU process holds when it dies (``die_after`` batches answered,
-then it exits without answering the next one, as a crashed driver would).
+then it exits without answering the next one, as a crashed driver would; ``garble_after``
+batches answered, then an answer names a file it was not asked for, as a bug would;
+``delay`` seconds before each answer).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from multiprocessing.connection import Connection
 
 from lumina_plugin.hashing.gpu_worker import _read
 from lumina_plugin.hashing.records import record_for
 
 
-def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None) -> None:
+def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None,
+          garble_after: int | None = None, delay: float = 0.0) -> None:
     results.send(("ready", f"stand-in (share 1/{share})"))
     answered = 0
     while True:
@@ -36,5 +40,8 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
                 continue
             codes = [int(c) for c in record_for(path, 250_000_000).codes]
             rows.append((index, codes, job.size, job.orientation, job.file))
+        time.sleep(delay)  # a slower GPU: the run lasts long enough to be interrupted
+        if garble_after is not None and answered >= garble_after:
+            rows[len(rows) // 2] = (-1, *rows[len(rows) // 2][1:])  # an answer for no file asked
         results.send(("done", batch_id, rows))
         answered += 1

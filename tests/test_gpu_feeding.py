@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from conftest import write_photo
 from lumina_plugin.config import Config
-from lumina_plugin.hashing import gpu_pipeline
+from lumina_plugin.hashing import gpu_pipeline, parallel
 from lumina_plugin.hashing.gpu_pipeline import GpuProcess
 from lumina_plugin.hashing.pipeline import LAST_RUN, hash_paths
 from lumina_plugin.settings.hashing import HashingSettings
@@ -50,9 +52,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return sorted(str(p) for p in root.iterdir())
 
 
-def _standins(monkeypatch: pytest.MonkeyPatch, *die_after: int | None) -> list[GpuProcess]:
-    procs = [GpuProcess(share=len(die_after), target=functools.partial(_gpu_standin.serve, die_after=d))
-             for d in die_after]
+def _standins(monkeypatch: pytest.MonkeyPatch, *die_after: int | None, garble_after: int | None = None,
+              delay: float = 0.0) -> list[GpuProcess]:
+    procs = [GpuProcess(share=len(die_after), target=functools.partial(
+        _gpu_standin.serve, die_after=d, garble_after=garble_after, delay=delay)) for d in die_after]
     for proc in procs:
         assert proc.handshake() is None
     # What load_gpu() keeps after starting GPU processes that passed their checks.
@@ -67,10 +70,11 @@ def _records(batches: list) -> dict[str, tuple]:
             for records, _ in batches for r in records}
 
 
-def _run(paths: list[str], processes: int, deadline: float = 120.0) -> list:
+def _run(paths: list[str], processes: int, deadline: float = 120.0, cpu_files: int = -1) -> list:
     """The run's batches; fails, instead of hanging, when files are never handed back."""
     cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=processes,
-                                                       workers=2, parallel_min_mb=0))
+                                                       workers=2, parallel_min_mb=0,
+                                                       cpu_files_beside_gpu=cpu_files))
     out: list = []
     worker = threading.Thread(target=lambda: out.extend(hash_paths(paths, cfg)), daemon=True)
     worker.start()
@@ -116,3 +120,69 @@ def test_a_gpu_process_dying_mid_run_loses_no_photo(
     assert LAST_RUN["gpu"] is False
     want = _records(cpu_only)
     assert _records(again) == {p: want[p] for p in library[:12] if p in want}
+
+
+def test_a_pool_that_takes_no_whole_files_leaves_every_baseline_jpeg_to_the_gpu(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _standins(monkeypatch, None, None)
+    try:
+        got = _run(library, processes=2, cpu_files=0)
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert LAST_RUN["gpu_hashed"] == 36  # the pool decoded only what the GPU handed back
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]
+
+
+def test_when_the_gpu_dies_a_pool_that_took_no_whole_files_takes_the_rest(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _standins(monkeypatch, 0, 0)  # both die holding their first batch
+    got = _run(library, processes=2, cpu_files=0)
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]
+    assert LAST_RUN["gpu_hashed"] == 0
+    assert not any(p.process.is_alive() for p in procs)
+
+
+def test_a_garbled_answer_from_the_gpu_loses_no_photo(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    # A bug on either side of the pipe must cost speed, not photos, and never hang the run.
+    procs = _standins(monkeypatch, None, garble_after=1)
+    with caplog.at_level(logging.WARNING):
+        got = _run(library, processes=1, cpu_files=0)
+    warnings = [r.getMessage() for r in caplog.records if "GPU hashing stopped" in r.getMessage()]
+    assert len(warnings) == 1 and "collector failed" in warnings[0], warnings
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]
+    assert not procs[0].process.is_alive()
+
+
+def test_pool_workers_killed_beside_the_gpu_lose_no_photo(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    # The pool probes the facts of the GPU's files: when it breaks, those files (claimed,
+    # sent, or waiting for their facts) are hashed in this process instead.
+    procs = _standins(monkeypatch, None, None, delay=0.1)
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=2, workers=2,
+                                                       parallel_min_mb=0, cpu_files_beside_gpu=0))
+    got: list = []
+
+    def consume() -> None:
+        for batch in hash_paths(library, cfg):
+            got.append(batch)
+            if len(got) == 1:
+                for worker in list(parallel._POOL._processes.values()):
+                    os.kill(worker.pid, signal.SIGKILL)
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            worker = threading.Thread(target=consume, daemon=True)
+            worker.start()
+            worker.join(120)
+        assert not worker.is_alive(), "the run did not finish in 120 s: files were lost"
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert _records(got) == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in cpu_only]
+    assert any("worker process died" in r.getMessage() for r in caplog.records)

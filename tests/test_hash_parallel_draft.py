@@ -70,6 +70,8 @@ def test_probe_tells_everything_but_the_pixels(make_photo) -> None:
     ("[hashing]\nworkers = -1\n", "hashing.workers"),
     ("[hashing]\ngpu_batch_size = \"big\"\n", "hashing.gpu_batch_size"),
     ("[hashing]\ngpu_processes = -2\n", "hashing.gpu_processes"),
+    ("[hashing]\ncpu_files_beside_gpu = -2\n", "hashing.cpu_files_beside_gpu"),
+    ("[hashing]\ncpu_files_beside_gpu = true\n", "hashing.cpu_files_beside_gpu"),
 ])
 def test_bad_hashing_settings_name_the_key(tmp_path: Path, table: str, key: str) -> None:
     path = tmp_path / "lumina-dedup.toml"
@@ -81,6 +83,6 @@ def test_bad_hashing_settings_name_the_key(tmp_path: Path, table: str, key: str)
 def test_good_hashing_settings_load(tmp_path: Path) -> None:
     path = tmp_path / "lumina-dedup.toml"
     path.write_text('[hashing]\ngpu = "off"\ngpu_batch_size = 16\ngpu_processes = 1\nworkers = 3\ndraft = 2\n'
-                    'parallel_min_mb = 100\n')
+                    'parallel_min_mb = 100\ncpu_files_beside_gpu = 2\n')
     assert Config.load(path).hashing == HashingSettings(gpu="off", gpu_batch_size=16, gpu_processes=1, workers=3,
-                                                        draft=2, parallel_min_mb=100)
+                                                        draft=2, parallel_min_mb=100, cpu_files_beside_gpu=2)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 import threading
 import time
 from concurrent.futures import CancelledError, Future
@@ -37,7 +36,8 @@ from typing import Any, Callable
 
 from ..decode.cpu import FileFacts, PhotoFacts
 from ..files import FileError
-from .parallel import Scheduler
+from .parallel import Scheduler, process_context
+from .reasons import first_line
 from .records import record_from
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ class GpuProcess:
         of the GPU memory that batches may take."""
         from . import gpu_worker
 
-        methods = multiprocessing.get_all_start_methods()
-        # Never fork a process that may hold a CUDA context; the forkserver never does.
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        ctx = process_context()  # never a fork of a process that may hold a CUDA context
         req_r, self.requests = ctx.Pipe(duplex=False)
         self.results, res_w = ctx.Pipe(duplex=False)
         self.process = ctx.Process(target=target or gpu_worker.serve, args=(req_r, res_w, share),
@@ -143,7 +141,7 @@ def _start(count: int) -> str | None:
             # Memory is shared out as if DEFAULT_PROCESSES (or more) were running.
             started.append(GpuProcess(share=max(DEFAULT_PROCESSES, len(_PROCESSES) + count)))
         except Exception as exc:  # cannot even start one: the CPU does the work
-            reasons.append(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            reasons.append(first_line(exc))
     for proc in started:
         reason = proc.handshake()
         if reason is None:
@@ -202,10 +200,12 @@ class GpuFeeder:
             self.out.clear()
         if _unload(reason, self.proc):
             log.warning("GPU hashing stopped (%s); the CPU takes the rest", reason)
+        self.sched.gpu_lost()
         self.sched.submit_full(orphans)
 
     # -- claim and send --
     def _feed(self) -> None:
+        claimed: list[int] = []  # claimed, and not yet registered in self.out
         try:
             while not self.failed.is_set():
                 if not self.slots.acquire(timeout=0.1):
@@ -234,15 +234,21 @@ class GpuFeeder:
                 if failed:
                     self.sched.submit_full(claimed)
                     return
+                sending, claimed = claimed, []
                 try:
-                    self.proc.send(("batch", batch_id, [(i, self.sched.paths[i]) for i in claimed]))
+                    self.proc.send(("batch", batch_id, [(i, self.sched.paths[i]) for i in sending]))
                 except (OSError, ValueError) as exc:
                     self._fail(f"cannot send work to the GPU process: {exc}")
+        except Exception as exc:  # (the pool broke under the facts, or a bug): the CPU takes them
+            log.debug("the GPU feeder failed", exc_info=True)
+            self._fail(f"the GPU feeder failed: {first_line(exc)}")
+            self.sched.submit_full(claimed)
         finally:
             self.sent_all.set()
 
     # -- receive and join to the facts --
     def _collect(self) -> None:
+        facts: dict[int, tuple[Future, int]] = {}  # the batch being delivered
         try:
             while True:
                 with self.lock:
@@ -270,6 +276,10 @@ class GpuFeeder:
             self._fail("the GPU process died")
         except CancelledError:  # the run was closed: the facts it waited for were cancelled
             pass
+        except Exception as exc:  # a bug here must not lose files: the CPU takes them
+            log.debug("the GPU collector failed", exc_info=True)
+            self._fail(f"the GPU collector failed: {first_line(exc)}")
+            self.sched.submit_full(sorted(facts))  # those already delivered are kept
 
     def _deliver(self, rows: list[tuple], facts: dict[int, tuple[Future, int]]) -> None:
         cpu: list[int] = []

@@ -59,6 +59,18 @@ def _workers_beside_gpu(cores: int) -> int:
     return max(1, cores // 2 - 1)
 
 
+def _cpu_files_beside_gpu(settings: HashingSettings) -> int:
+    """Whole files the pool decodes at once beside the GPU, besides those the GPU hands
+    back. Automatic: none. At full decode a worker hashes 15 photos a second at 2 MP and 3
+    at 12 MP, against the GPU's thousands and hundreds: the pool's whole files were 1-2% of
+    a run, and they cost the GPU more than that. Measured on the H200 machine (16 cores,
+    benchmarks/gpu_split.py): 2 MP end to end 2,257-3,372 photos/s with 5 whole files in
+    flight, 3,251-3,672 with none (the GPU processes alone: 4,039); 12 MP the same either
+    way (848-916). The pool's workers meanwhile probe the GPU files' facts, which must not
+    queue behind whole-file decodes, and decode whatever the GPU hands back."""
+    return max(0, settings.cpu_files_beside_gpu)
+
+
 def gpu_status() -> tuple[bool, str | None]:
     """(usable, why not): runs the GPU checks once per process (CuPy, device, self-check,
     nvImageCodec) without hashing anything."""
@@ -109,15 +121,13 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
         _warn_once("pool", f"cannot start hashing worker processes ({exc}); hashing in this process")
         yield from _in_process(paths, config, progress)
         return
-    # In-flight CPU files: every worker busy; beside the GPU a third of the workers stay
-    # free for the facts (SHA-256, EXIF) of the GPU's files, which must not queue behind
-    # whole-file decodes.
-    cpu_limit = workers + 2 if not gpu else max(1, workers - max(2, workers // 3))
+    alone = workers + 2  # in-flight CPU files that keep every worker busy
+    cpu_limit = _cpu_files_beside_gpu(settings) if gpu else alone
     # Beside the GPU the window must outlast the slowest CPU file: the GPU hashes a few
     # thousand small photos a second, and may claim nothing past the window while one
     # CPU file (slowed by everything else running) holds back the commits.
     lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
-    scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead)
+    scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead, cpu_limit_alone=alone)
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0)
     from .gpu_pipeline import GpuFeeder  # imports no GPU library

@@ -30,6 +30,12 @@ class HashingSettings:
     gpu_processes: int = 0
     #: CPU worker processes; 0 = one per core (half the cores less one beside the GPU).
     workers: int = 0
+    #: Whole files the CPU pool decodes at once beside the GPU, on top of those the GPU
+    #: hands back (PNG, progressive, CMYK...); -1 = automatic (none: at full decode the
+    #: pool's share was 1-2% of the photos, and it slowed the GPU by more, see
+    #: hashing/pipeline.py). Meanwhile the pool probes the GPU files' facts. If the GPU
+    #: fails mid-run, the CPU takes everything.
+    cpu_files_beside_gpu: int = -1
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
@@ -57,3 +63,7 @@ class HashingSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"hashing.{name} must be a whole number >= 0, got {value!r}")
+        value = self.cpu_files_beside_gpu
+        if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+            raise ConfigError(f"hashing.cpu_files_beside_gpu must be -1 (automatic) or a whole number "
+                              f">= 0, got {value!r}")
