@@ -36,6 +36,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -130,10 +131,14 @@ def time_imagehash(paths: list[str]) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, np.array(codes, dtype=np.uint64)
 
 
-def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, np.ndarray], dict]:
+def run(paths: list[str], settings: HashingSettings, before_timing: Callable[[], None] | None = None
+        ) -> tuple[float, dict[str, np.ndarray], dict]:
     """Hash ``paths`` once to warm up (pool, GPU) on a few files, then time the whole run."""
     config = Config(batch_size=256, hashing=settings)
     list(hash_paths(paths[:48], config))
+    _start_every_worker()
+    if before_timing is not None:
+        before_timing()
     start = time.perf_counter()
     out: dict[str, np.ndarray] = {}
     errors = 0
@@ -143,6 +148,20 @@ def run(paths: list[str], settings: HashingSettings) -> tuple[float, dict[str, n
     elapsed = time.perf_counter() - start
     assert not errors and len(out) == len(paths), f"{errors} errors"
     return elapsed, out, dict(pipeline.LAST_RUN)
+
+
+def _pid_after_nap(_: int) -> int:
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def _start_every_worker() -> None:
+    """Have every pool worker started and ready before the timing: the pool starts them
+    only as work arrives, and beside the GPU a short warm-up may have needed only one or
+    two. A worker answers only once it is up, so wait until each one has answered."""
+    pool, seen = parallel._POOL, set()
+    while pool is not None and len(seen) < parallel._POOL_WORKERS:
+        seen.update(pool.map(_pid_after_nap, range(2 * parallel._POOL_WORKERS)))
 
 
 def time_gpu_process(paths: list[str], batch: int = 0, processes: int = 1) -> tuple[float, int] | None:
