@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -133,9 +134,19 @@ def time_imagehash(paths: list[str]) -> tuple[float, np.ndarray]:
 
 def run(paths: list[str], settings: HashingSettings, before_timing: Callable[[], None] | None = None
         ) -> tuple[float, dict[str, np.ndarray], dict]:
-    """Hash ``paths`` once to warm up (pool, GPU) on a few files, then time the whole run."""
+    """Warm up on the first files, then time the whole run.
+
+    The warm-up takes the same way as the run (the pool, and the GPU when it is on, even
+    for a few megabytes) and gives every GPU process two full batches: a GPU process's
+    first batches of a new photo size cost it about a third of a second once (tables,
+    buffers), and a 48-file warm-up at 2 MP had been hashed in this process, leaving the
+    pool's start to the timed run (docs/benchmarks.md, 2026-12-03)."""
     config = Config(batch_size=256, hashing=settings)
-    list(hash_paths(paths[:48], config))
+    warm = 48
+    if settings.gpu != "off":
+        from lumina_plugin.hashing.gpu_pipeline import DEFAULT_BATCH, DEFAULT_PROCESSES
+        warm = 2 * (settings.gpu_processes or DEFAULT_PROCESSES) * (settings.gpu_batch_size or DEFAULT_BATCH)
+    list(hash_paths(paths[:warm], replace(config, hashing=replace(settings, parallel_min_mb=0))))
     _start_every_worker()
     if before_timing is not None:
         before_timing()
