@@ -1,7 +1,7 @@
 """JPEG draft decoding (HashingSettings.draft) and the hashing settings' checks.
 
 Draft decoding gives other pixels than a full decode, so codes may move a bit or two;
-it is off by default (docs/benchmarks-hashing.md has the measurement behind that)."""
+it is off by default (docs/benchmarks.md has the measurement behind that)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ our own orientation rule (decode/cpu.py) so both paths turn a photo the same way
 The engines' output can differ from libjpeg's by a level here and there (measured on
 the H100: at most 1 level, on a few pixels), so a code could in principle differ from
 the CPU's in a bit; on 256 photos (128 at 12 MP, 128 at 2 MP) none did
-(docs/benchmarks-hashing.md).
+(docs/benchmarks.md).
 
 Importing this module never needs a GPU; :class:`GpuJpegDecoder` does.
 """

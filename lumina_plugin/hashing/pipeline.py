@@ -61,13 +61,14 @@ def _workers_beside_gpu(cores: int) -> int:
 
 def _cpu_files_beside_gpu(settings: HashingSettings) -> int:
     """Whole files the pool decodes at once beside the GPU, besides those the GPU hands
-    back. Automatic: none. At full decode a worker hashes 15 photos a second at 2 MP and 3
-    at 12 MP, against the GPU's thousands and hundreds: the pool's whole files were 1-2% of
-    a run, and they cost the GPU more than that. Measured on the H200 machine (16 cores,
-    benchmarks/gpu_split.py): 2 MP end to end 2,257-3,372 photos/s with 5 whole files in
-    flight, 3,251-3,672 with none (the GPU processes alone: 4,039); 12 MP the same either
-    way (848-916). The pool's workers meanwhile probe the GPU files' facts, which must not
-    queue behind whole-file decodes, and decode whatever the GPU hands back."""
+    back. Automatic: none. At full decode a worker hashes 15-25 photos a second at 2 MP
+    and 3 at 12 MP, against the GPU's thousands and hundreds: the pool's whole files were
+    1-2.5% of a run, and took three to four more cores from the GPU processes' readers.
+    Measured on the H200 machine (16 cores, benchmarks/gpu_split.py, docs/benchmarks.md),
+    2 MP end to end on three hosts: 3,372-3,775 photos/s with five whole files in flight,
+    3,506-3,899 with none; 12 MP the same either way. Meanwhile the workers probe the GPU
+    files' facts, which must not queue behind whole-file decodes, and decode whatever the
+    GPU hands back."""
     return max(0, settings.cpu_files_beside_gpu)
 
 

@@ -41,7 +41,7 @@ class HashingSettings:
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
     #: photos, the share whose four codes all equal the full decode's: 1 -> 93.9%,
     #: 2 -> 88.6%, 4 -> 78.9%, 8 -> 62.3%, a differing code by at most 3 bits
-    #: (docs/benchmarks-hashing.md). No scale reaches the 99% that would make it the
+    #: (docs/benchmarks.md). No scale reaches the 99% that would make it the
     #: default; a differing bit or two is far inside the duplicate thresholds.
     draft: int = 0
     #: Runs of fewer files than this hash in the calling process.
