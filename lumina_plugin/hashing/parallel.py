@@ -13,8 +13,8 @@ batch commits keep their meaning.
 
 The pool is started lazily, once per process, with ``forkserver`` (safe beside threads
 and a CUDA context; :func:`process_context`) and reused by later runs; its workers ignore
-Ctrl-C so that only the main process decides what an interrupt does. If the pool breaks (a worker killed), the
-rest of the run is done in this process, with one warning.
+Ctrl-C so that only the main process decides what an interrupt does. If the pool breaks
+(a worker killed), the rest of the run is done in this process, with one warning.
 """
 
 from __future__ import annotations
