@@ -37,7 +37,10 @@ def test_ten_thousand_files_dropped_at_once_are_imported_exactly_once_in_full_ba
     watched, catalog = tmp_path / "in", tmp_path / "catalog.db"
     watched.mkdir()
     # A lost close event would leave its photo waiting write_timeout: longer than this test waits.
-    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3, write_timeout=3600)
+    # Batches close on size here, not on time: on a loaded 2-core machine the copy once
+    # stalled past the default max_wait (0.25 s) three times and cut three batches short.
+    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3, write_timeout=3600,
+                                   max_wait=2.0, max_age=5.0)
     service = WatchService([watched], catalog, Config(), settings)
     with WatcherThread(service) as w:
         subprocess.run(["cp", "-r", str(staging), str(watched / "card")], check=True)
@@ -50,7 +53,5 @@ def test_ten_thousand_files_dropped_at_once_are_imported_exactly_once_in_full_ba
     assert set(paths) == {str(watched / "card" / p.name) for p in staging.iterdir()}
     sizes = [len(b.imported) for b in w.batches if b.imported]
     full = sum(size == BATCH for size in sizes)
-    # A stream of full batches (a copy that stalls past stable_seconds on a loaded machine
-    # may cut one short, and each cut leaves one more partial batch)...
-    assert full >= COUNT // BATCH - 4, [s for s in sizes if s != BATCH]
+    assert full >= COUNT // BATCH - 2, [s for s in sizes if s != BATCH]  # a stream of full batches...
     assert len(sizes) <= COUNT // BATCH + 6, sizes  # ...not thousands of small imports
