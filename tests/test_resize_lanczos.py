@@ -147,3 +147,49 @@ def test_gpu_batches_are_cut_to_the_memory_share() -> None:
     assert [len(p) for p in parts] == [3, 3, 3, 1]
     assert [j.index for p in parts for j in p] == list(range(10))
     assert [len(p) for p in split_batch(jobs[:2], budget=1)] == [1, 1]  # one photo at least
+
+
+def _pillow_loop(in_size: int, out_size: int) -> tuple[list[int], list[int], list[list[int]]]:
+    """Pillow's precompute_coeffs + normalize_coeffs_8bpc (libImaging/Resample.c), a tap at
+    a time, as its C loops run them: the reference for the vectorised tables."""
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support, ss = 3.0 * filterscale, 1.0 / filterscale
+    starts, counts, weights = [], [], []
+    for xx in range(out_size):
+        center = 0.0 + (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        k = [resize._lanczos((x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        ww = 0.0
+        for w in k:
+            ww += w
+        k = [w / ww for w in k] if ww != 0.0 else k
+        weights.append([int(-0.5 + w * (1 << 22)) if w < 0 else int(0.5 + w * (1 << 22)) for w in k])
+        starts.append(xmin)
+        counts.append(xmax)
+    return starts, counts, weights
+
+
+SIZES = list(range(1, 130)) + sorted(np.random.default_rng(5).integers(130, 8000, 16).tolist()) + [1080, 1920, 4000]
+
+
+@pytest.mark.parametrize("out_size", sorted({n for size in resize.THUMB_SIZES for n in size}))
+def test_weight_tables_equal_pillows_loop_for_every_size(out_size: int) -> None:
+    for in_size in SIZES:
+        starts, counts, weights = resize.coefficients(in_size, out_size)
+        want = _pillow_loop(in_size, out_size)
+        assert (starts.tolist(), counts.tolist(), [w.tolist() for w in weights]) == want, in_size
+
+
+@pytest.mark.parametrize("size", resize.THUMB_SIZES)
+def test_row_and_column_passes_equal_pillow_at_many_sizes(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(size[0])
+    w, h = size
+    for n in SIZES[::3]:
+        rows = rng.integers(0, 256, (h, n), dtype=np.uint8)  # the column pass is then Pillow's no-op
+        np.testing.assert_array_equal(resize.resize(rows, size),
+                                      np.asarray(Image.fromarray(rows).resize(size, LANCZOS)), err_msg=f"width {n}")
+        cols = rng.integers(0, 256, (n, w), dtype=np.uint8)
+        np.testing.assert_array_equal(resize.resize(cols, size),
+                                      np.asarray(Image.fromarray(cols).resize(size, LANCZOS)), err_msg=f"height {n}")
