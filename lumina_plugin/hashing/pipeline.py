@@ -65,8 +65,8 @@ def _cpu_files_beside_gpu(settings: HashingSettings) -> int:
     and 3 at 12 MP, against the GPU's thousands and hundreds: the pool's whole files were
     1-2.5% of a run, and took three to four more cores from the GPU processes' readers.
     Measured on the H200 machine (16 cores, benchmarks/gpu_split.py, docs/benchmarks.md),
-    2 MP end to end on three hosts: 3,372-3,775 photos/s with five whole files in flight,
-    3,506-3,899 with none; 12 MP the same either way. Meanwhile the workers probe the GPU
+    2 MP end to end: 3,372-3,775 photos/s with five whole files in flight (three hosts),
+    3,506-3,899 with none (four hosts); 12 MP the same either way. Meanwhile the workers probe the GPU
     files' facts, which must not queue behind whole-file decodes, and decode whatever the
     GPU hands back."""
     return max(0, settings.cpu_files_beside_gpu)
