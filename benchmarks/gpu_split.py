@@ -79,21 +79,18 @@ def _by_role() -> dict[str, float]:
 
 
 def timed(paths: list[str], settings: HashingSettings) -> dict:
-    roles: dict[str, float] = {}
-    start_roles = _by_role
+    start: dict = {}
 
     def mark() -> None:  # after the warm-up, just before the timing
-        roles.update(start_roles())
-        marks.append(_busy())
+        start.update(busy=_busy(), roles=_by_role())
 
-    marks: list[tuple[int, int]] = []
     seconds, _, stats = ht.run(paths, settings, before_timing=mark)
-    after, end_roles = _busy(), _by_role()
-    ticks = after[1] - marks[0][1]
+    busy, roles = _busy(), _by_role()
+    ticks = busy[1] - start["busy"][1]
     cores = parallel.cpu_count()
     return {"seconds": seconds, "img_per_s": len(paths) / seconds, "stats": stats,
-            "busy_cores": round(cores * (after[0] - marks[0][0]) / ticks, 1) if ticks else None,
-            "cpu_s": {k: round(end_roles[k] - roles[k], 2) for k in end_roles}}
+            "busy_cores": round(cores * (busy[0] - start["busy"][0]) / ticks, 1) if ticks else None,
+            "cpu_s": {k: round(roles[k] - start["roles"][k], 2) for k in roles}}
 
 
 def instant_gpus(count: int, distinct: list[str]) -> list[gpu_pipeline.GpuProcess]:
