@@ -70,8 +70,7 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, t
     filterscale = max(scale, 1.0)
     support = _SUPPORT * filterscale
     ss = 1.0 / filterscale
-    center = (np.arange(out_size, dtype=np.float64) + 0.5) * scale  # Pillow adds in0 = 0.0 first
-    center = 0.0 + center
+    center = (np.arange(out_size, dtype=np.float64) + 0.5) * scale  # (Pillow's in0 + is 0.0 + : exact)
     xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
     xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size) - xmin
     taps = int(xmax.max()) if out_size else 0
@@ -80,7 +79,7 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, t
     arg = ((x[None, :] + xmin[:, None]).astype(np.float64) - center[:, None] + 0.5) * ss
     k = np.where(valid, _lanczos_taps(arg), 0.0)
     ww = np.cumsum(k, axis=1)[:, -1] if taps else np.zeros(out_size)
-    k = np.divide(k, ww[:, None], out=k.copy(), where=(ww != 0.0)[:, None])
+    np.divide(k, ww[:, None], out=k, where=(ww != 0.0)[:, None])  # k is our own array
     scaled = k * _ONE
     fixed = np.trunc(np.where(k < 0, -0.5 + scaled, 0.5 + scaled)).astype(np.int32)
     weights = tuple(fixed[j, :xmax[j]] for j in range(out_size))
