@@ -1,5 +1,5 @@
 """A GPU process that answers at once: it speaks the GPU process's protocol
-(hashing/gpu_worker.py) but decodes nothing. The first time it sees a file's inode it
+(ingest/gpu_worker.py) but decodes nothing. The first time it sees a file's inode it
 reads it with the GPU process's own reader and takes the codes from the CPU; after that
 (the benchmark's library is hard links of a few distinct photos) it answers from memory.
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from multiprocessing.connection import Connection
 
-from lumina_plugin.hashing.gpu_worker import _read
-from lumina_plugin.hashing.records import record_for
+from lumina_plugin.ingest.gpu_worker import _read
+from lumina_plugin.ingest.records import record_for
 
 
 def serve(requests: Connection, results: Connection, share: int = 1) -> None:

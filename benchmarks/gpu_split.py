@@ -34,7 +34,7 @@ sys.path.insert(0, str(BENCH))
 
 import hash_throughput as ht  # noqa: E402  (also puts the project on the path)
 
-from lumina_plugin.hashing import gpu_pipeline, parallel  # noqa: E402
+from lumina_plugin.ingest import gpu_processes as gpu_pipeline, pool as parallel  # noqa: E402
 from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
 
 

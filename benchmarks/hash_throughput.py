@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lumina_plugin.config import Config  # noqa: E402
-from lumina_plugin.hashing import parallel, pipeline  # noqa: E402
-from lumina_plugin.hashing.pipeline import hash_paths  # noqa: E402
+from lumina_plugin.ingest import pool as parallel, pipeline  # noqa: E402
+from lumina_plugin.ingest.pipeline import hash_paths  # noqa: E402
 from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
 
 SIZES = {"12": (4000, 3000), "2": (1920, 1080)}
@@ -144,7 +144,7 @@ def run(paths: list[str], settings: HashingSettings, before_timing: Callable[[],
     config = Config(batch_size=256, hashing=settings)
     warm = 48
     if settings.gpu != "off":
-        from lumina_plugin.hashing.gpu_pipeline import DEFAULT_BATCH, DEFAULT_PROCESSES
+        from lumina_plugin.ingest.gpu_processes import DEFAULT_BATCH, DEFAULT_PROCESSES
         warm = 2 * (settings.gpu_processes or DEFAULT_PROCESSES) * (settings.gpu_batch_size or DEFAULT_BATCH)
     list(hash_paths(paths[:warm], replace(config, hashing=replace(settings, parallel_min_mb=0))))
     _start_every_worker()
@@ -181,7 +181,7 @@ def time_gpu_process(paths: list[str], batch: int = 0, processes: int = 1) -> tu
     a usable GPU."""
     from multiprocessing.connection import wait
 
-    from lumina_plugin.hashing.gpu_pipeline import DEFAULT_BATCH, load_gpu
+    from lumina_plugin.ingest.gpu_processes import DEFAULT_BATCH, load_gpu
 
     batch = batch or DEFAULT_BATCH
     procs, _ = load_gpu(processes)
@@ -216,7 +216,7 @@ def agreement(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], ke
 
 
 def _draft_codes(job: tuple[str, int]) -> list[int]:
-    from lumina_plugin.hashing.records import record_for
+    from lumina_plugin.ingest.records import record_for
     return [int(c) for c in record_for(job[0], 250_000_000, job[1]).codes]
 
 

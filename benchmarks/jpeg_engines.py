@@ -3,7 +3,7 @@ one process, two processes, two threads of one process.
 
 The question it answers: is the engines' ceiling the hardware's, or the one thread's that
 feeds them? Each contender decodes (and with ``hash``, hashes as the GPU process does:
-hashing/gpu_worker.py's _Batch) the same in-memory batches over and over for
+ingest/gpu_worker.py's _Batch) the same in-memory batches over and over for
 ``--seconds``, waits for each batch, and counts photos; processes and threads start
 together on a barrier. Files are read once before the clock starts.
 
@@ -33,15 +33,15 @@ from hash_throughput import SIZES, _sources, make_library  # noqa: E402
 
 def _decode_loop(paths: list[str], batch: int, seconds: float, barrier, out: list, hash_too: bool) -> None:
     """Decode ``paths`` in batches until ``seconds`` have passed after the barrier; with
-    ``hash_too``, also hash each batch as the GPU process does (hashing/gpu_worker.py's
+    ``hash_too``, also hash each batch as the GPU process does (ingest/gpu_worker.py's
     _Batch: kernels of one part queued while the next part decodes), from memory."""
     import faulthandler
 
     import cupy
 
-    from lumina_plugin.decode.gpu import GpuJpegDecoder
-    from lumina_plugin.hashing import gpu_worker
-    from lumina_plugin.hashing.gpu import GpuHasher
+    from lumina_plugin.decode.nvimgcodec import GpuJpegDecoder
+    from lumina_plugin.ingest import gpu_worker
+    from lumina_plugin.hashing.cupy_hasher import GpuHasher
 
     faulthandler.dump_traceback_later(seconds + 90, exit=True)  # a hang says where, then ends
     jobs = [gpu_worker._read(i, p) for i, p in enumerate(paths)]

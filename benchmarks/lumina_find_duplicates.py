@@ -49,11 +49,11 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this tree's package, even where another copy is installed
-from lumina_plugin.catalog.base import ImageRecord  # noqa: E402
+from lumina_plugin.model import ImageRecord  # noqa: E402
 from lumina_plugin.catalog.postgres import PostgresCatalog  # noqa: E402
 from lumina_plugin.config import Config  # noqa: E402
 from lumina_plugin.engine import Engine  # noqa: E402
-from lumina_plugin.hashing.codes import ALGORITHM_VERSION  # noqa: E402
+from lumina_plugin.model import ALGORITHM_VERSION  # noqa: E402
 from lumina_plugin.index import HashIndex  # noqa: E402
 from lumina_plugin.settings.index import BACKENDS, IndexSettings  # noqa: E402
 

@@ -17,7 +17,7 @@ Contenders, all pairs (each where it fits the size; see LIMITS):
   cupy-brute       our brute-force CuPy kernel (codes tiled in shared memory, XOR + popcount)
   ours-cpu         lumina_plugin.index.mih.join, plan chosen by the cost model
   ours-cpu-r+1     the same with the classic r+1 exact blocks
-  ours-gpu         lumina_plugin.index.gpu.mih_join, plan chosen by the GPU cost model
+  ours-gpu         lumina_plugin.index.cupy_join.mih_join, plan chosen by the GPU cost model
   ours-gpu-r+1     the same with r+1 exact blocks
   ours-gpu-4blocks the same with 4 blocks of 16 bits and r // 4 flips
 
@@ -27,7 +27,7 @@ Contenders, query mode (one column; all include the pairs within the batch):
   ours-cpu         what the search runs for "mih": the lane join, scanning the lanes (nothing prepared)
   ours-cpu-tables  the lane join with lane tables built once (prepare)
   cupy-brute       our brute-force CuPy kernel, queries against everything
-  ours-gpu-sorted  lumina_plugin.index.gpu.mih_join with first_query (sorts all N per block)
+  ours-gpu-sorted  lumina_plugin.index.cupy_join.mih_join with first_query (sorts all N per block)
   ours-gpu         lumina_plugin.index.gpu_lanes: codes and lane tables resident on the GPU (prepare)
   import-4col      (CPU) HashIndex + query_pairs over 4 columns, radius r each, backend auto: the
                    engine's import search; import-4col-sorted: the same through the old sorted join
@@ -39,7 +39,7 @@ peak (FAISS GPU allocates outside it: not measured).
 
 Usage:
   python benchmarks/search.py --device cpu --sizes 100000,1000000 [--out docs/x.md]
-  python benchmarks/search.py --device gpu --sizes 1000000,10000000,100000000 --out $OUT/search-gpu.md
+  python benchmarks/search.py --device gpu --sizes 1000000,10000000,100000000 --out $OUT/search-cupy_join.md
   python benchmarks/search.py --mode query --device cpu --sizes 1000000 --queries 1000
   python benchmarks/search.py --mode query --device gpu --sizes 1000000,10000000 --queries 1000
 """
@@ -65,7 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lumina_plugin.hashing.codes import codes_to_bytes
-from lumina_plugin.index import flat, gpu, gpu_check, gpu_lanes, lanes, mih, search
+from lumina_plugin.index import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih, search
 from lumina_plugin.index.store import HashIndex
 
 CENTRES = 100_000
@@ -161,12 +161,12 @@ def contenders(radius: int) -> dict[str, Callable[[Any], Iterator[tuple[Any, Any
         "faiss-flat": lambda x: flat.range_join(x, radius),
         "faiss-multihash": lambda x: faiss_multihash(x, radius),
         "faiss-gpu-knn": lambda x: flat.knn_join(x, radius, k=32),
-        "cupy-brute": lambda x: gpu.brute_join(x, radius),
+        "cupy-brute": lambda x: cupy_join.brute_join(x, radius),
         "ours-cpu": lambda x: mih.join(x, radius),
         "ours-cpu-r+1": lambda x: mih.join(x, radius, plan=mih.make_plan(radius, min(radius + 1, mih.MAX_BLOCKS))),
-        "ours-gpu": lambda x: gpu.mih_join(x, radius),
-        "ours-gpu-r+1": lambda x: gpu.mih_join(x, radius, plan=mih.make_plan(radius, r1)),
-        "ours-gpu-4blocks": lambda x: gpu.mih_join(x, radius, plan=mih.make_plan(radius, 4)),
+        "ours-gpu": lambda x: cupy_join.mih_join(x, radius),
+        "ours-gpu-r+1": lambda x: cupy_join.mih_join(x, radius, plan=mih.make_plan(radius, r1)),
+        "ours-gpu-4blocks": lambda x: cupy_join.mih_join(x, radius, plan=mih.make_plan(radius, 4)),
     }
 
 
@@ -193,7 +193,7 @@ def query_contenders(radius: int) -> dict[str, Callable[[np.ndarray, int], Calla
         def run() -> Iterator[tuple[Any, Any]]:
             for i, j in gpu_lanes.join(tables, x[q0:], radius, capacity=1 << 20):
                 yield i, q0 + j
-            for i, j in gpu.brute_join(x[q0:], radius, capacity=1 << 20):
+            for i, j in cupy_join.brute_join(x[q0:], radius, capacity=1 << 20):
                 yield q0 + i, q0 + j
         return run
 
@@ -202,8 +202,8 @@ def query_contenders(radius: int) -> dict[str, Callable[[np.ndarray, int], Calla
         "ours-cpu-sorted": plain(lambda x, q0: mih.join(x, radius, first_query=q0)),
         "ours-cpu": plain(lambda x, q0: search.radius_join(x, radius, first_query=q0, backend="mih")),
         "ours-cpu-tables": cpu_tables,
-        "cupy-brute": plain(lambda x, q0: gpu.brute_join(x, radius, first_query=q0)),
-        "ours-gpu-sorted": plain(lambda x, q0: gpu.mih_join(x, radius, first_query=q0)),
+        "cupy-brute": plain(lambda x, q0: cupy_join.brute_join(x, radius, first_query=q0)),
+        "ours-gpu-sorted": plain(lambda x, q0: cupy_join.mih_join(x, radius, first_query=q0)),
         "ours-gpu": gpu_resident,
     }
 

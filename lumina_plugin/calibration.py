@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .hashing.codes import ALGORITHMS
+from .model import ALGORITHMS
 
 #: Distance bands (inclusive); the last is wider because few true copies live there.
 BANDS: tuple[tuple[int, int], ...] = ((0, 2), (3, 5), (6, 8), (9, 11), (12, 14), (15, 20))

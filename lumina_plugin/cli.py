@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .catalog.base import CatalogError
+from .catalog.interface import CatalogError
 from .commands import register_all
 from .config import ConfigError
 from .index.store import IndexCorruptError

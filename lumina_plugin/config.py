@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .files import PHOTO_EXTENSIONS
-from .hashing.codes import ALGORITHMS
+from .model import ALGORITHMS
 from .settings import ConfigError
 from .settings.hashing import HashingSettings
 from .settings.index import IndexSettings

@@ -20,13 +20,14 @@ import numpy as np
 
 from ._faults import crash_point
 from .catalog import open_catalog
-from .catalog.base import Catalog, ImageInfo, ImageRecord, taken_timestamp
+from .catalog.interface import Catalog
+from .model import ImageInfo, ImageRecord, taken_timestamp
 from .catalog.sqlite import image_id_for
 from .config import Config
 from .files import FileError, discover
-from .hashing.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
+from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
 from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links, plausible, search_radii
-from .hashing.codes import ALGORITHM_VERSION
+from .model import ALGORITHM_VERSION
 from .index import HashIndex, all_pairs, query_pairs
 from .index.search import pick_backend
 from .tagging import TagDiff, desired_state, diff_states

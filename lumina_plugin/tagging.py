@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .catalog.base import GroupRow, TagDiff, TagState
+from .model import GroupRow, TagDiff, TagState
 from .config import TagNames
 
 

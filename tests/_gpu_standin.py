@@ -1,5 +1,5 @@
 """A stand-in for the GPU process, for the machines without a GPU (CI): it speaks the GPU
-process's protocol (hashing/gpu_worker.py's docstring) over the same pipes, reads files
+process's protocol (ingest/gpu_worker.py's docstring) over the same pipes, reads files
 with the GPU process's own reader (gpu_worker._read: header, orientation, checksum), and
 takes the codes from the CPU's decode where the engines and kernels would run.
 
@@ -17,8 +17,8 @@ import os
 import time
 from multiprocessing.connection import Connection
 
-from lumina_plugin.hashing.gpu_worker import _read
-from lumina_plugin.hashing.records import record_for
+from lumina_plugin.ingest.gpu_worker import _read
+from lumina_plugin.ingest.records import record_for
 
 
 def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None,

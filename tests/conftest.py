@@ -198,7 +198,7 @@ def hash_without_module(module: str, *files: Path) -> dict:
 
     code = (f"import json, sys; sys.modules[{module!r}] = None\n"
             "from lumina_plugin.config import Config\n"
-            "from lumina_plugin.hashing.pipeline import hash_paths\n"
+            "from lumina_plugin.ingest.pipeline import hash_paths\n"
             "out = {'files': [], 'errors': []}\n"
             f"for records, errors in hash_paths({[str(f) for f in files]!r}, Config()):\n"
             "    out['files'] += [{'path': r.path} for r in records]\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lumina_plugin.config import CONFIG_FILE_NAME, Config, ConfigError
-from lumina_plugin.hashing.codes import ALGORITHMS
+from lumina_plugin.model import ALGORITHMS
 
 
 def write(path: Path, text: str) -> Path:

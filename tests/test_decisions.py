@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from lumina_plugin.calibration import BANDS, estimate, wilson
-from lumina_plugin.catalog.base import CatalogError
+from lumina_plugin.catalog.interface import CatalogError
 from lumina_plugin.engine import Engine
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps
 
 from lumina_plugin.config import Config
-from lumina_plugin.decode.cpu import DecodedPhoto, PhotoError, decode
+from lumina_plugin.decode.photo import DecodedPhoto, PhotoError, decode
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
 

@@ -15,7 +15,7 @@ from PIL import Image, features
 
 from lumina_plugin.config import Config
 from lumina_plugin.decode import heif
-from lumina_plugin.decode.cpu import PhotoError, decode
+from lumina_plugin.decode.photo import PhotoError, decode
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from lumina_plugin.config import Config
 from lumina_plugin.decode import raw
-from lumina_plugin.decode.cpu import PhotoError, decode, probe
+from lumina_plugin.decode.photo import PhotoError, decode, probe
 from lumina_plugin.decode.tiff_ifd import TiffFile
 from lumina_plugin.files import PHOTO_EXTENSIONS
 from lumina_plugin.hashing.codes import hamming

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from lumina_plugin.decode.cpu import DecodedPhoto, PhotoError, decode
+from lumina_plugin.decode.photo import DecodedPhoto, PhotoError, decode
 from lumina_plugin.decode.exif import ExifFacts, read_exif
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"

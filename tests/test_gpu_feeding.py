@@ -17,9 +17,9 @@ import pytest
 
 from conftest import write_photo
 from lumina_plugin.config import Config
-from lumina_plugin.hashing import gpu_pipeline, parallel
-from lumina_plugin.hashing.gpu_pipeline import GpuProcess
-from lumina_plugin.hashing.pipeline import LAST_RUN, hash_paths
+from lumina_plugin.ingest import gpu_processes as gpu_pipeline, pool as parallel
+from lumina_plugin.ingest.gpu_processes import GpuProcess
+from lumina_plugin.ingest.pipeline import LAST_RUN, hash_paths
 from lumina_plugin.settings.hashing import HashingSettings
 
 import _gpu_standin

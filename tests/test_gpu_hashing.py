@@ -21,12 +21,12 @@ if _DEVICES < 1:
     pytest.skip("no CUDA device", allow_module_level=True)
 
 from lumina_plugin.config import Config  # noqa: E402
-from lumina_plugin.decode.cpu import probe  # noqa: E402
+from lumina_plugin.decode.photo import probe  # noqa: E402
 from lumina_plugin.hashing import resize  # noqa: E402
 from lumina_plugin.hashing.codes import hamming  # noqa: E402
-from lumina_plugin.hashing.gpu import GpuHasher, self_check  # noqa: E402
-from lumina_plugin.hashing.pipeline import hash_paths  # noqa: E402
-from lumina_plugin.hashing.records import record_for  # noqa: E402
+from lumina_plugin.hashing.cupy_hasher import GpuHasher, self_check  # noqa: E402
+from lumina_plugin.ingest.pipeline import hash_paths  # noqa: E402
+from lumina_plugin.ingest.records import record_for  # noqa: E402
 from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -83,7 +83,7 @@ def test_codes_queued_on_another_stream_are_waited_for(hasher: GpuHasher) -> Non
     """The GPU process queues a part's kernels on a non-blocking stream and fetches the
     codes later from another: the fetch must wait for them (it once copied 12 MP codes
     half-made). Many camera-sized images make the kernels outlast a careless copy."""
-    from lumina_plugin.hashing.thumbs import hash_thumbnails
+    from lumina_plugin.hashing.thumb_codes import hash_thumbnails
 
     rng = np.random.default_rng(7)
     small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
@@ -124,7 +124,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 def test_gpu_decoded_pixels_are_close_to_libjpeg(library: list[str]) -> None:
-    from lumina_plugin.decode.gpu import GpuJpegDecoder
+    from lumina_plugin.decode.nvimgcodec import GpuJpegDecoder
 
     decoder = GpuJpegDecoder()
     files = [Path(p).read_bytes() for p in library[:4]]
@@ -144,7 +144,7 @@ def test_hash_paths_on_the_gpu_gives_the_cpus_records(library: list[str]) -> Non
     on = Config(batch_size=4, hashing=HashingSettings(gpu="on", gpu_batch_size=3, workers=2, parallel_min_mb=0))
     off = Config(batch_size=4, hashing=HashingSettings(gpu="off", parallel_min_files=10**6))
     got, want = list(hash_paths(library, on)), list(hash_paths(library, off))
-    from lumina_plugin.hashing.pipeline import LAST_RUN
+    from lumina_plugin.ingest.pipeline import LAST_RUN
     # the whole baseline colour JPEGs are shared out between the GPU and the CPU pool
     assert LAST_RUN["gpu"] and 1 <= LAST_RUN["gpu_hashed"] <= 12
     assert [len(r) + len(e) for r, e in got] == [len(r) + len(e) for r, e in want]
@@ -189,7 +189,7 @@ def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_pa
     import os
     import signal
 
-    from lumina_plugin.hashing import gpu_pipeline
+    from lumina_plugin.ingest import gpu_processes as gpu_pipeline
 
     many = []
     for n in range(400):  # enough that the GPU processes still hold work at the first commit

@@ -14,8 +14,8 @@ import pytest
 
 from lumina_plugin.commands._gpu_flags import add_gpu_flags, apply_gpu_flags
 from lumina_plugin.config import Config
-from lumina_plugin.decode.gpu import gpu_jpeg_size
-from lumina_plugin.hashing.pipeline import gpu_status, hash_paths
+from lumina_plugin.decode.nvimgcodec import gpu_jpeg_size
+from lumina_plugin.ingest.pipeline import gpu_status, hash_paths
 from lumina_plugin.settings.hashing import HashingSettings
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
@@ -60,7 +60,7 @@ def test_status_names_the_reason_when_there_is_no_gpu() -> None:
 
 @pytest.mark.skipif(GPU_USABLE, reason="a GPU is usable here: tests/test_gpu_hashing.py covers it")
 def test_gpu_on_without_a_gpu_warns_once_and_hashes_on_the_cpu(tmp_path: Path, caplog) -> None:
-    from lumina_plugin.hashing import pipeline
+    from lumina_plugin.ingest import pipeline
 
     photos = []
     for n, src in enumerate(sorted(SAMPLE_DIR.rglob("*.jpg"))[:6]):
@@ -114,7 +114,7 @@ class _Interface:
 
 
 def test_device_images_are_read_from_the_cuda_array_interface() -> None:
-    from lumina_plugin.hashing.gpu import DeviceImage
+    from lumina_plugin.hashing.cupy_hasher import DeviceImage
 
     packed = DeviceImage.of(_Interface(shape=(1080, 1920, 3), typestr="|u1", strides=None))
     assert packed == DeviceImage(1234, (1080, 1920, 3), (5760, 3, 1))

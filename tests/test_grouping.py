@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lumina_plugin.catalog.base import ImageInfo
+from lumina_plugin.model import ImageInfo
 from lumina_plugin.config import KeeperWeights, Thresholds
 from lumina_plugin.engine import Engine
 from lumina_plugin.grouping import accept_pairs, build_groups, exact_links, plausible, search_radii

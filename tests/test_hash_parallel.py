@@ -16,8 +16,8 @@ import pytest
 
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine
-from lumina_plugin.hashing import parallel
-from lumina_plugin.hashing.pipeline import hash_paths
+from lumina_plugin.ingest import pool as parallel
+from lumina_plugin.ingest.pipeline import hash_paths
 from lumina_plugin.settings.hashing import HashingSettings
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
@@ -118,7 +118,7 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path: Path, mixed: lis
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
         from lumina_plugin.config import Config
-        from lumina_plugin.hashing.pipeline import hash_paths
+        from lumina_plugin.ingest.pipeline import hash_paths
         from lumina_plugin.settings.hashing import HashingSettings
         cfg = Config(batch_size=5, hashing=HashingSettings(gpu="off", workers=2, parallel_min_mb=0))
         run = hash_paths({mixed!r}, cfg)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from lumina_plugin.config import Config, ConfigError
-from lumina_plugin.decode.cpu import decode, probe
+from lumina_plugin.decode.photo import decode, probe
 from lumina_plugin.hashing.codes import hamming
-from lumina_plugin.hashing.pipeline import hash_paths
-from lumina_plugin.hashing.records import record_for
+from lumina_plugin.ingest.pipeline import hash_paths
+from lumina_plugin.ingest.records import record_for
 from lumina_plugin.settings.hashing import HashingSettings
 
 MAX_PIXELS = Config().max_pixels

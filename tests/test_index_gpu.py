@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lumina_plugin.index import flat, gpu, gpu_check, gpu_lanes, lanes, mih
+from lumina_plugin.index import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, pick_backend, query_pairs
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(gpu.cupy_module() is None, reason="needs CuPy and a CUDA GPU"),
+    pytest.mark.skipif(cupy_join.cupy_module() is None, reason="needs CuPy and a CUDA GPU"),
 ]
 
 
@@ -140,11 +140,11 @@ def test_small_joins_equal_brute_force(kind: str, radius: int, first_query: int)
     n = len(x)
     want = numpy_brute(x, radius, first_query)
     plans = {mih.make_plan(radius, max(3, min(radius + 1, 16))), mih.make_plan(radius, 4)}
-    np.testing.assert_array_equal(keys(gpu.brute_join(x, radius, first_query=first_query), n), want)
+    np.testing.assert_array_equal(keys(cupy_join.brute_join(x, radius, first_query=first_query), n), want)
     np.testing.assert_array_equal(keys(mih.join(x, radius, first_query=first_query), n), want)
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, radius, first_query=first_query), n), want)
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, radius, first_query=first_query), n), want)
     for plan in plans:
-        got = keys(gpu.mih_join(x, radius, first_query=first_query, plan=plan), n)
+        got = keys(cupy_join.mih_join(x, radius, first_query=first_query, plan=plan), n)
         np.testing.assert_array_equal(got, want, err_msg=str(plan))
 
 
@@ -157,14 +157,14 @@ def test_large_joins_agree(kind: str) -> None:
     """
     x = make_codes(kind, 300_000, seed=1)
     n = len(x)
-    brute = keys(gpu.brute_join(x, 6), n)
+    brute = keys(cupy_join.brute_join(x, 6), n)
     assert len(brute) > 50_000
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, 6), n), brute)
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, 6, plan=mih.make_plan(6, 7)), n), brute)
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, 6), n), brute)
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, 6, plan=mih.make_plan(6, 7)), n), brute)
     np.testing.assert_array_equal(keys(mih.join(x, 6), n), brute)
     q0 = n - 5000
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, 6, first_query=q0), n),
-                                  keys(gpu.brute_join(x, 6, first_query=q0), n))
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, 6, first_query=q0), n),
+                                  keys(cupy_join.brute_join(x, 6, first_query=q0), n))
 
 
 def test_output_overflow_is_split_not_lost() -> None:
@@ -173,8 +173,8 @@ def test_output_overflow_is_split_not_lost() -> None:
     x[:5000] = 0
     n = len(x)
     want = numpy_brute(x, 2)
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, 2, capacity=100_000), n), want)
-    np.testing.assert_array_equal(keys(gpu.brute_join(x, 2, capacity=100_000), n), want)
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, 2, capacity=100_000), n), want)
+    np.testing.assert_array_equal(keys(cupy_join.brute_join(x, 2, capacity=100_000), n), want)
 
 
 def test_all_pairs_and_query_pairs_on_the_gpu() -> None:

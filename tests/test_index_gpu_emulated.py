@@ -1,9 +1,9 @@
-"""The CUDA kernels of lumina_plugin.index.gpu, run on the CPU: their exact source compiled as C++.
+"""The CUDA kernels of lumina_plugin.index.cupy_join, run on the CPU: their exact source compiled as C++.
 
 Machines without a GPU still check the GPU join end to end: the kernel source is compiled with
 g++ behind a small CUDA shim (one OS thread per CUDA thread, a barrier for ``__syncthreads``,
 shared memory per block), and a stand-in ``cupy`` module backed by NumPy runs the host code of
-``gpu.py`` unchanged. The stand-in checks every kernel argument against the kernel's C signature
+``cupy_join.py`` unchanged. The stand-in checks every kernel argument against the kernel's C signature
 (scalar widths, array dtypes, contiguity), as a real launch would need. The real GPU is covered by
 tests/test_index_gpu.py on the GPU machine.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumina_plugin.index import gpu, gpu_check, gpu_lanes, lanes, mih
+from lumina_plugin.index import cupy_join, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, query_pairs
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
@@ -139,7 +139,7 @@ class _Kernel:
 
 
 def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
-    """Just the CuPy that gpu.py uses, on NumPy."""
+    """Just the CuPy that cupy_join.py uses, on NumPy."""
     cp = types.ModuleType("cupy")
     for name in ("uint64", "int64", "int32", "uint32", "uint8"):
         setattr(cp, name, getattr(np, name))
@@ -152,7 +152,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 
     class RawModule:
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
-            assert code in (gpu._SOURCE, gpu_lanes._SOURCE)
+            assert code in (cupy_join._SOURCE, gpu_lanes._SOURCE)
 
         def get_function(self, name: str) -> _Kernel:
             return _Kernel(lib, name)
@@ -169,7 +169,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 def kernels_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     d = tmp_path_factory.mktemp("kernels")
     src = d / "kernels.cpp"
-    src.write_text(_SHIM + gpu._SOURCE + gpu_lanes._SOURCE + _WRAPPERS)
+    src.write_text(_SHIM + cupy_join._SOURCE + gpu_lanes._SOURCE + _WRAPPERS)
     so = d / "kernels.so"
     proc = subprocess.run(["g++", "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", str(src), "-o", str(so)],
                           capture_output=True, text=True)
@@ -180,13 +180,13 @@ def kernels_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 @pytest.fixture
 def fake_gpu(kernels_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     cp = _fake_cupy(kernels_lib)
-    monkeypatch.setattr(gpu, "cupy_module", lambda: cp)
+    monkeypatch.setattr(cupy_join, "cupy_module", lambda: cp)
     small = gpu_check._self_check_codes(840)  # the emulation is slow: a smaller self-check
     monkeypatch.setattr(gpu_check, "_self_check_codes", lambda n=840: small)
-    for cached in (gpu._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
+    for cached in (cupy_join._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
         cached.cache_clear()
     yield
-    for cached in (gpu._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
+    for cached in (cupy_join._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
         cached.cache_clear()
 
 
@@ -227,18 +227,18 @@ def test_emulated_kernels_match_brute_force(fake_gpu: None, radius: int, first_q
     x = codes(700, seed=radius)
     want = brute(x, radius, first_query)
     assert len(want) >= (2415 if first_query == 0 else 1)  # 2415: the bucket of 70 identical codes
-    got = keys(gpu.brute_join(x, radius, first_query=first_query, capacity=1000), len(x))
+    got = keys(cupy_join.brute_join(x, radius, first_query=first_query, capacity=1000), len(x))
     np.testing.assert_array_equal(got, want)  # capacity 1000: the overflow splits are exercised
     for blocks in {3, 4, max(3, min(radius + 1, 16))}:
         plan = mih.make_plan(radius, blocks)
-        got = keys(gpu.mih_join(x, radius, first_query=first_query, plan=plan, capacity=1000), len(x))
+        got = keys(cupy_join.mih_join(x, radius, first_query=first_query, plan=plan, capacity=1000), len(x))
         np.testing.assert_array_equal(got, want, err_msg=str(plan))
 
 
 def test_a_single_row_over_capacity_grows_the_buffers(fake_gpu: None) -> None:
     x = np.zeros(80, np.uint64)  # each row alone has up to 79 pairs; buffers of 30
     want = brute(x, 0)  # (the buffer logic is shared by both kernels: the faster emulation runs it)
-    np.testing.assert_array_equal(keys(gpu.mih_join(x, 0, plan=mih.make_plan(0, 3), capacity=30), len(x)), want)
+    np.testing.assert_array_equal(keys(cupy_join.mih_join(x, 0, plan=mih.make_plan(0, 3), capacity=30), len(x)), want)
 
 
 def test_search_through_the_emulated_gpu(fake_gpu: None) -> None:
@@ -259,13 +259,13 @@ def test_search_through_the_emulated_gpu(fake_gpu: None) -> None:
 
 def test_a_wrong_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """A GPU that drops pairs (as faiss-gpu builds without kernels for the card do) is refused."""
-    real = gpu.mih_join
+    real = cupy_join.mih_join
 
     def lossy(*args, **kwargs):  # type: ignore[no-untyped-def]
         for i, j in real(*args, **kwargs):
             yield i[1:], j[1:]
 
-    monkeypatch.setattr(gpu, "mih_join", lossy)
+    monkeypatch.setattr(cupy_join, "mih_join", lossy)
     problem = gpu_check.gpu_problem()
     assert problem is not None and "mih_join" in problem and "disagrees" in problem
 

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from lumina_plugin.index import gpu, gpu_check, search
+from lumina_plugin.index import cupy_join, gpu_check, search
 from lumina_plugin.index.search import BACKENDS, Pairs, all_pairs, pick_backend, query_pairs
 from lumina_plugin.settings.index import BACKENDS as SETTINGS_BACKENDS
 from lumina_plugin.settings.index import IndexSettings
@@ -185,7 +185,7 @@ def test_bad_arguments() -> None:
 
 def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CPU rule: the multi-index join at the engine's radii, FAISS where MIH cannot win."""
-    monkeypatch.setattr(gpu, "cupy_module", lambda: None)
+    monkeypatch.setattr(cupy_join, "cupy_module", lambda: None)
     for radius in (0, 3, 6, 8, 10):
         assert pick_backend("auto", radius, 1_000_000) == "mih"
     assert pick_backend("auto", 24, 1_000_000) == "faiss"  # too many probes for any plan
@@ -200,7 +200,7 @@ def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     """No GPU, or a GPU whose self-check failed: the same pairs from the CPU, and a warning."""
-    if gpu.cupy_module() is not None:
+    if cupy_join.cupy_module() is not None:
         pytest.skip("this machine has a CuPy GPU: tests/test_index_gpu.py covers it")
     ids, codes = data
     radii = (4, 6, 8, -1)
@@ -214,7 +214,7 @@ def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFi
 
 
 def test_a_gpu_failing_its_self_check_is_not_used(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(gpu, "cupy_module", lambda: object())  # "a GPU is present"...
+    monkeypatch.setattr(cupy_join, "cupy_module", lambda: object())  # "a GPU is present"...
     monkeypatch.setattr(gpu_check, "gpu_problem", lambda device=0: "mih_join disagrees with the CPU join")  # ...but wrong
     search._warned.clear()
     assert pick_backend("auto", 6, 10**6) == "mih"  # auto: quietly the CPU

@@ -87,7 +87,7 @@ def worker_env(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
     log = open(home / "worker.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "test_lumina_celery_app", "worker", "--include",
-         "lumina_hooks.lumina.celery", "-Q", f"{env['LUMINA_TEST_QUEUE']},{queue}", "--pool", "threads",
+         "lumina_plugin.lumina.celery", "-Q", f"{env['LUMINA_TEST_QUEUE']},{queue}", "--pool", "threads",
          "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=TESTS, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -147,7 +147,7 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
     from fastapi.testclient import TestClient
-    from lumina_hooks.lumina.router import InFront, standalone
+    from lumina_plugin.lumina.router import InFront, standalone
     url, cid = lumina
     kept = scan_as_lumina(url, cid, sample_photos())
     # The worker reads the same config file: point it at this test's Lumina.
@@ -198,7 +198,7 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
 def test_listener_catches_up_then_follows_scans(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
-    from lumina_hooks.lumina.listener import Listener
+    from lumina_plugin.lumina.listener import Listener
     from lumina_plugin.config import Config
     url, cid = lumina
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
@@ -230,7 +230,7 @@ def test_batch_task_without_job_batches(lumina: tuple[str, str], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Lumina's init_db() never creates job_batches: a batch event then covers every image not
     hashed yet, instead of failing on the missing table."""
-    from lumina_hooks.lumina import tasks
+    from lumina_plugin.lumina import tasks
     url, cid = lumina
     assert query(url, "SELECT to_regclass('job_batches')")[0][0] is None
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
@@ -245,8 +245,8 @@ def test_batch_task_without_job_batches(lumina: tuple[str, str], tmp_path: Path,
 def test_busy_catalog_sends_scan_tasks_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch or scan task that finds another run holding the catalog retries later (freeing
     the worker slot it shares with Lumina's own tasks) instead of failing."""
-    from lumina_hooks.lumina import tasks
-    from lumina_plugin.catalog.base import CatalogLockedError
+    from lumina_plugin.lumina import tasks
+    from lumina_plugin.catalog.interface import CatalogLockedError
     calls: list[tuple[Any, ...]] = []
 
     def busy(*args: Any) -> dict[str, Any]:
@@ -269,7 +269,7 @@ def test_find_duplicates_waits_for_a_busy_catalog(lumina: tuple[str, str], tmp_p
     real Lumina before)."""
     import psycopg
     import redis
-    from lumina_hooks.lumina import bridge, tasks
+    from lumina_plugin.lumina import bridge, tasks
     from lumina_plugin.catalog.postgres import lock_key, split_url
     url, cid = lumina
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumina_plugin.catalog.base import CatalogError, CatalogLockedError, GroupRow, ImageRecord, TagDiff
+from lumina_plugin.catalog.interface import CatalogError, CatalogLockedError
+from lumina_plugin.model import GroupRow, ImageRecord, TagDiff
 from lumina_plugin.config import TagNames
-from lumina_plugin.hashing.codes import ALGORITHM_VERSION
-from lumina_plugin.hashing.pipeline import record_for
+from lumina_plugin.model import ALGORITHM_VERSION
+from lumina_plugin.ingest.pipeline import record_for
 from lumina_plugin.tagging import desired_state, diff_states
 from test_lumina_support import (SAMPLE, lumina, lumina_db, pg_database, query,  # noqa: F401  (fixtures)
                                  scan_as_lumina)

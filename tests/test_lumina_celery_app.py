@@ -4,7 +4,7 @@ Its ``scan_worker`` takes the same kwargs as Lumina's (``catalog_id``, ``batch_i
 ``parent_job_id``), reads its batch's paths from ``job_batches.work_items`` and inserts the
 image rows one by one as Lumina's scan does; ``scan_finalizer`` is a chord callback that marks
 the job SUCCESS with ``result.status = completed``. The worker is started by
-``test_lumina_bridge.py`` with ``--include lumina_hooks.lumina.celery``; the database and
+``test_lumina_bridge.py`` with ``--include lumina_plugin.lumina.celery``; the database and
 broker come from ``LUMINA_TEST_DB`` and ``LUMINA_TEST_BROKER``.
 """
 

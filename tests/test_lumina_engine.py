@@ -10,7 +10,7 @@ import pytest
 
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine, RunReport
-from lumina_plugin.hashing.codes import ALGORITHM_VERSION
+from lumina_plugin.model import ALGORITHM_VERSION
 from test_lumina_support import (SAMPLE, expected_groups_in_lumina, lumina, lumina_db, now,  # noqa: F401
                                  pg_database, query, sample_photos, scan_as_lumina)
 
@@ -155,7 +155,7 @@ def test_show_in_lumina_survives_luminas_own_run(scanned: tuple[str, str, list[s
 
 def test_uninstall_removes_every_row_we_wrote(scanned: tuple[str, str, list[str]]) -> None:
     from lumina_plugin.catalog.postgres import uninstall
-    from lumina_hooks.lumina import bridge
+    from lumina_plugin.lumina import bridge
     url, cid, _ = scanned
     # A Find Duplicates job our router created, and one of Lumina's own.
     with psycopg_conn(url) as conn:

@@ -1,19 +1,14 @@
-"""Our own Celery app, for a worker of our own beside Lumina's (no ``--include`` in Lumina's):
+"""Deprecated alias of :mod:`lumina_plugin.lumina.worker` (the Lumina bridge moved into the plugin).
 
-    celery -A lumina_hooks.lumina.worker worker -Q lumina-dedup --concurrency 1
-
-It uses Lumina's broker (``CELERY_BROKER_URL``, else Lumina's Redis) and keeps no results
-(Lumina's jobs table and Redis messages are where results go).
+Kept for one release so that commands typed with the old path (``--include
+lumina_hooks.lumina.celery``, ``lumina_hooks.lumina.router:app``...) keep working. The host
+contract in ``lumina_hooks`` depends on no plugin: this alias is imported by name, only
+when someone asks for the old path.
 """
 
-from __future__ import annotations
+import importlib
+import sys
+import warnings
 
-from celery import Celery
-
-from . import bridge
-
-_settings = bridge.load_config().lumina
-
-app = Celery("lumina_dedup", broker=bridge.redis_url(_settings), include=["lumina_hooks.lumina.tasks"])
-app.conf.update(task_default_queue=_settings.queue, task_ignore_result=True, worker_prefetch_multiplier=1,
-                task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True)
+warnings.warn("lumina_hooks.lumina is deprecated: use lumina_plugin.lumina.worker", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = importlib.import_module("lumina_plugin.lumina.worker")

@@ -1,12 +1,12 @@
-"""Where photos, hashes, pairs, groups and tags are kept: the interface (base) and SQLite."""
+"""Where photos, hashes, pairs, groups and tags are kept: the interface, SQLite and Lumina's PostgreSQL."""
 
 import os
 from pathlib import Path
 
 from ..config import TagNames
 from ..settings.lumina import LuminaSettings
-from .base import (Catalog, CatalogError, CatalogLockedError, GroupRow, ImageInfo, ImageRecord,
-                   StoredFile, TagState)
+from .interface import Catalog, CatalogError, CatalogLockedError
+from .locator import DATABASE_SCHEMES, is_database_url
 from .sqlite import SqliteCatalog
 
 
@@ -14,10 +14,11 @@ def open_catalog(locator: str | os.PathLike[str], tags: TagNames | None = None,
                  lock_timeout: float = 10.0, settings: LuminaSettings | None = None) -> Catalog:
     """The catalog a locator names: a ``postgresql://`` URL (Lumina's database) or a SQLite file."""
     text = os.fspath(locator)
-    if text.startswith(("postgresql://", "postgres://")):
+    if text.startswith(DATABASE_SCHEMES):
         from .postgres import PostgresCatalog  # optional: needs the PostgreSQL driver
         return PostgresCatalog(text, tags, lock_timeout=lock_timeout, settings=settings)
+    if is_database_url(text):
+        raise CatalogError(f"{text}: not a catalog (a file path or a postgresql:// URL)")
     return SqliteCatalog(Path(text), tags, lock_timeout=lock_timeout)
 
-__all__ = ["Catalog", "CatalogError", "CatalogLockedError", "GroupRow", "ImageInfo", "ImageRecord",
-           "SqliteCatalog", "StoredFile", "TagState", "open_catalog"]
+__all__ = ["Catalog", "CatalogError", "CatalogLockedError", "SqliteCatalog", "is_database_url", "open_catalog"]

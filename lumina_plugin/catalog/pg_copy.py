@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CatalogError
+from .interface import CatalogError
 
 #: The binary COPY signature (then 32-bit flags and a 32-bit header-extension length).
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"

@@ -1,4 +1,4 @@
-"""Lumina's own PostgreSQL database as a :class:`~lumina_plugin.catalog.base.Catalog`.
+"""Lumina's own PostgreSQL database as a :class:`~lumina_plugin.catalog.interface.Catalog`.
 
 Lumina owns ``catalogs`` and ``images`` (one row per distinct file content: ``images.id``
 is the SHA-256); we only read them. Our tags go into Lumina's ``tags``/``image_tags`` under
@@ -31,7 +31,8 @@ from psycopg import sql
 
 from ..config import TagNames
 from ..settings.lumina import LuminaSettings
-from .base import CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from .interface import CatalogError, CatalogLockedError
+from ..model import ImageInfo, ImageRecord, StoredFile, taken_timestamp
 from .pg_copy import bigints_from_copy
 from .postgres_tags import PgTagStore
 

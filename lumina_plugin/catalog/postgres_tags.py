@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import psycopg
 
 from ..config import TagNames
-from .base import DECISIONS, CatalogError, GroupRow, TagDiff, TagState, check_decision
+from .interface import DECISIONS, CatalogError, check_decision
+from ..model import GroupRow, TagDiff, TagState
 
 
 def _now() -> datetime:

@@ -17,12 +17,13 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..config import TagNames
-from ..hashing.codes import ALGORITHMS, code_to_hex, hex_to_code
+from ..model import ALGORITHMS
+from ..hashing.codes import code_to_hex, hex_to_code
 from .._faults import crash_point
 from .._lockfile import LockFile, LockHeld
-from ._tags import TagStore, now as _now
-from .base import (DECISIONS, CatalogError, CatalogLockedError, ImageInfo, ImageRecord, StoredFile, check_decision,
-                   taken_timestamp)
+from .sqlite_tags import TagStore, now as _now
+from .interface import DECISIONS, CatalogError, CatalogLockedError, check_decision
+from ..model import ImageInfo, ImageRecord, StoredFile, taken_timestamp
 
 _CHUNK = 500  # parameters per IN (...) query, under SQLite's limit
 

@@ -7,10 +7,11 @@ import sys
 from typing import Any
 
 from ..config import Config
-from ..decode.cpu import PhotoError
-from ..hashing.pipeline import record_for
+from ..decode.photo import PhotoError
+from ..ingest.pipeline import record_for
 from ..files import FileError, discover
-from ..hashing.codes import ALGORITHMS, code_to_hex
+from ..model import ALGORITHMS
+from ..hashing.codes import code_to_hex
 from ._shared import print_json
 
 

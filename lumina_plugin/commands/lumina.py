@@ -87,7 +87,7 @@ def _open(config: Config, wait: float):  # type: ignore[no-untyped-def]
 
 def cmd_find(args: argparse.Namespace) -> int:
     from ..engine import Engine
-    from ..hashing.codes import ALGORITHM_VERSION
+    from ..model import ALGORITHM_VERSION
     from ..progress import terminal_progress
     config = _config(args)
     catalog = _open(config, args.wait)
@@ -98,7 +98,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from lumina_hooks.lumina.listener import Listener
+    from lumina_plugin.lumina.listener import Listener
     config = _config(args)
 
     def show(report: dict) -> None:
@@ -117,7 +117,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..hashing.codes import ALGORITHM_VERSION
+    from ..model import ALGORITHM_VERSION
     config = _config(args)
     with _open(config, args.wait) as catalog:
         out = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,

@@ -1,7 +1,7 @@
 """Files to pixels: Pillow on the CPU (cpu), EXIF facts (exif), camera RAWs through their
 embedded JPEG (raw, containers, tiff_ifd) and HEIC/AVIF openers (heif)."""
 
-from .cpu import DecodedPhoto, FileFacts, PhotoError, decode, read_file
+from .photo import DecodedPhoto, FileFacts, PhotoError, decode, read_file
 from .exif import ExifFacts, read_exif
 from .raw import MIN_PREVIEW_LONG_SIDE, RawPreview, jpeg_bytes_for, raw_preview
 

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .cpu import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, facts_of_opened, probe
+from .photo import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, facts_of_opened, probe
 from .exif import read_exif
 from .jpeg_header import JpegHeader, read_jpeg_header
 

@@ -6,12 +6,12 @@ that alone capped the GPU process near half of what the JPEG engines decode. Wal
 marker segments in plain Python costs about ten microseconds, so the GPU path reads the
 header here and leaves Pillow for the rare file this module cannot vouch for.
 
-The orientation follows Pillow's rule (``Image.getexif()``, which decode/cpu.py uses):
+The orientation follows Pillow's rule (``Image.getexif()``, which decode/photo.py uses):
 the Orientation tag of IFD0 in the first ``Exif\\0\\0`` APP1 segment; a value outside
 1..8 counts as 1; without that tag Pillow looks into the XMP packet, so when an XMP
 segment is present :attr:`JpegHeader.orientation` is None ("ask Pillow"), as it is for
 any EXIF this reader does not fully understand. Whatever this says is checked again
-against the CPU's facts before a GPU code is used (hashing/gpu_pipeline.py).
+against the CPU's facts before a GPU code is used (ingest/gpu_processes.py).
 """
 
 from __future__ import annotations

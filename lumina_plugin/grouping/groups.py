@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Collection, Iterable, Mapping
 
-from ..catalog.base import GroupRow, ImageInfo
+from ..model import GroupRow, ImageInfo
 from ..config import KeeperWeights, Thresholds
 from .keeper import keeper_reason, rank_key
 from .pairs import Link

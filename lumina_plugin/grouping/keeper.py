@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..catalog.base import ImageInfo
+from ..model import ImageInfo
 from ..config import KeeperWeights
 
 

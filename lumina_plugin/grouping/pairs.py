@@ -14,9 +14,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ..catalog.base import ImageInfo
+from ..model import ImageInfo
 from ..config import Thresholds
-from ..hashing.codes import ALGORITHMS
+from ..model import ALGORITHMS
 
 #: Hashes that change when a photo is mirrored (gradients and DCT phases flip);
 #: aHash and wHash describe brightness layout and often match a mirror image.

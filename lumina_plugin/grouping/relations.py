@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from ..catalog.base import ImageInfo
+from ..model import ImageInfo
 from ..config import Thresholds
 from ..files import RAW_EXTENSIONS
 from .pairs import Link, is_burst

@@ -1,4 +1,5 @@
-"""How hash bits are stored: 64-bit codes, imagehash hex strings and the algorithm version.
+"""How hash bits are stored: 64-bit codes and imagehash hex strings (the algorithm list and
+version live in :mod:`lumina_plugin.model`).
 
 A hash is a 64-bit unsigned integer whose most significant bit is imagehash's first
 bit (row-major over its 8x8 bit array). ``format(code, "016x")`` is therefore exactly
@@ -12,14 +13,6 @@ import re
 from typing import Final
 
 import numpy as np
-
-#: The four hashes, in the column order used everywhere (arrays, index, catalog).
-ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")
-
-#: Bumped whenever any hash could change for the same file (decode rule, resize,
-#: wHash scale...). Codes of different versions are never compared.
-#: v1: Pillow decode, EXIF orientation applied, imagehash 4.3 algorithms, wHash image_scale=64.
-ALGORITHM_VERSION: Final[int] = 1
 
 
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")

@@ -1,5 +1,5 @@
 """Pillow's LANCZOS resize of 8-bit gray images, bit for bit, in NumPy: the reference the
-CuPy kernels (hashing/gpu.py) are checked against, and the tables they run on.
+CuPy kernels (hashing/cupy_hasher.py) are checked against, and the tables they run on.
 
 Why this is exact. Pillow (``libImaging/Resample.c``) resizes in two passes, rows first,
 rounding to uint8 in between. Each output pixel is ``clip8((1 << 21) + sum(p[i] * k[i]))``

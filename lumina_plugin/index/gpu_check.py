@@ -1,8 +1,8 @@
 """The start-up check of the CuPy joins: they must agree with the CPU joins before any
 search uses them (a GPU or driver that computes wrongly would otherwise go unnoticed).
 
-Apart from index/gpu.py (the all-pairs kernels) and index/gpu_lanes.py (the batch kernel,
-which builds on gpu.py), so neither of those needs the other to check itself.
+Apart from index/cupy_join.py (the all-pairs kernels) and index/gpu_lanes.py (the batch kernel,
+which builds on cupy_join.py), so neither of those needs the other to check itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import gpu, gpu_lanes, mih
+from . import cupy_join, gpu_lanes, mih
 
 __all__ = ["gpu_problem"]
 
@@ -43,7 +43,7 @@ def gpu_problem(device: int = 0) -> str | None:
     """Why the CuPy joins must not be used on ``device`` (None: both kernels agree with the CPU
     join on a few thousand codes, at several radii, for all pairs and for queries, and the lane
     kernel of :mod:`.gpu_lanes` agrees with the CPU lane join)."""
-    if gpu.cupy_module() is None:
+    if cupy_join.cupy_module() is None:
         return "CuPy is not installed or sees no GPU"
     x = _self_check_codes()
     n = len(x)
@@ -51,13 +51,13 @@ def gpu_problem(device: int = 0) -> str | None:
         for radius in (0, 3, 6, 10):
             for q0 in (0, n - n // 6):
                 want = _pair_set(mih.join(x, radius, first_query=q0), n)
-                got = {"brute_join": _pair_set(gpu.brute_join(x, radius, first_query=q0, device=device, capacity=4096), n)}
+                got = {"brute_join": _pair_set(cupy_join.brute_join(x, radius, first_query=q0, device=device, capacity=4096), n)}
                 # the plans the cost model picks for large inputs, and the classic r + 1 blocks
                 plans = {mih.make_plan(radius, max(3, min(radius + 1, 16))), mih.make_plan(radius, 4)}
-                plans |= {p for p in (gpu.choose_plan(radius, 10**6), gpu.choose_plan(radius, 10**8)) if p is not None}
+                plans |= {p for p in (cupy_join.choose_plan(radius, 10**6), cupy_join.choose_plan(radius, 10**8)) if p is not None}
                 for plan in plans:
                     got[f"mih_join ({plan})"] = _pair_set(
-                        gpu.mih_join(x, radius, first_query=q0, plan=plan, device=device, capacity=4096), n)
+                        cupy_join.mih_join(x, radius, first_query=q0, plan=plan, device=device, capacity=4096), n)
                 for name, keys in got.items():
                     if not np.array_equal(keys, want):
                         return f"{name} disagrees with the CPU join (radius {radius}: {len(keys)} vs {len(want)} pairs)"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import gpu, lanes
+from . import cupy_join, lanes
 
 __all__ = ["DeviceLanes", "join", "query_join", "self_check"]
 
@@ -70,14 +70,14 @@ extern "C" __global__ void lane_query(const u64* __restrict__ x, const int* __re
 
 @functools.cache
 def _kernel(device: int) -> Any:
-    cp = gpu.cupy_module()
+    cp = cupy_join.cupy_module()
     assert cp is not None
     with cp.cuda.Device(device):
         return cp.RawModule(code=_SOURCE, options=("-std=c++14",)).get_function("lane_query")
 
 
 def _cupy() -> Any:
-    cp = gpu.cupy_module()
+    cp = cupy_join.cupy_module()
     if cp is None:
         raise RuntimeError("no CuPy GPU")
     return cp
@@ -116,7 +116,7 @@ class DeviceLanes:
 
 
 def join(
-    tables: DeviceLanes, queries: Any, radius: int, *, capacity: int = gpu.DEFAULT_CAPACITY
+    tables: DeviceLanes, queries: Any, radius: int, *, capacity: int = cupy_join.DEFAULT_CAPACITY
 ) -> Iterator[tuple[Any, Any]]:
     """Yield ``(i, j)`` (CuPy int64): code ``i`` of ``tables`` and ``queries[j]`` within
     ``radius`` bits, every such pair once (as :func:`.lanes.join`). ``queries``: uint64, NumPy or
@@ -142,11 +142,11 @@ def join(
             grid = (b - a + 255) // 256
             kernel((grid,), (256,), (*head, np.int64(a), np.int64(b), *tail, oi, oj, counter, np.uint64(cap)))
 
-        yield from gpu._chunks(cp, max(tables.n, q), 0, q * lanes.LANES * len(masks), capacity, launch, [0])
+        yield from cupy_join._chunks(cp, max(tables.n, q), 0, q * lanes.LANES * len(masks), capacity, launch, [0])
 
 
 def query_join(
-    x: np.ndarray, queries: np.ndarray, radius: int, *, device: int = 0, capacity: int = gpu.DEFAULT_CAPACITY
+    x: np.ndarray, queries: np.ndarray, radius: int, *, device: int = 0, capacity: int = cupy_join.DEFAULT_CAPACITY
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`.lanes.join` on the GPU for codes that are not kept there: upload, build, query,
     and yield NumPy int64 pairs (what the search does for an index held in host memory)."""

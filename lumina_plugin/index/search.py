@@ -28,8 +28,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ..hashing.codes import ALGORITHMS
-from . import flat, gpu, gpu_check, gpu_lanes, lanes, mih
+from ..model import ALGORITHMS
+from . import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih
 from ._arrays import has_duplicates, is_increasing, isin, positions_in, sorted_unique
 
 __all__ = [
@@ -132,7 +132,7 @@ def pick_backend(backend: str, radius: int, n: int, queries: int | None = None, 
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto" and gpu.cupy_module() is not None and gpu_check.gpu_problem(device) is None:
+    if backend == "auto" and cupy_join.cupy_module() is not None and gpu_check.gpu_problem(device) is None:
         return "gpu"
     backend = _usable(backend, device)
     if backend != "auto":
@@ -187,7 +187,7 @@ def radius_join(
         # The GPU multi-index join (all pairs, or a batch beyond the lanes' radii); it runs brute
         # force itself where that is predicted faster (a large radius).
         capacity = max(pair_chunk, 1 << 16)
-        for i, j in gpu.mih_join(x, radius, first_query=first_query, device=device, capacity=capacity):
+        for i, j in cupy_join.mih_join(x, radius, first_query=first_query, device=device, capacity=capacity):
             yield i.get(), j.get()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.codes import ALGORITHMS
+from ..model import ALGORITHMS
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1

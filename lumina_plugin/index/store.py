@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hashing.codes import ALGORITHM_VERSION, ALGORITHMS
+from ..model import ALGORITHM_VERSION, ALGORITHMS
 from ._arrays import has_duplicates, sorted_unique
 from .search import Pairs, all_pairs, query_pairs
 from .segments import (

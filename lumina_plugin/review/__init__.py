@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ..catalog.base import ImageInfo
+from ..model import ImageInfo
 from .html import group_card, page_name, render_page
 from .model import GroupView, group_views, totals
 from .thumbs import ThumbCache, thumbnails

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ..catalog.base import ImageInfo
+from ..model import ImageInfo
 
 #: How each relation is named on a card (relation classes: issue 10, item 6).
 RELATION_LABELS = {
@@ -72,7 +72,7 @@ class GroupView:
 
 
 def _iso_from_ts(ts: float | None) -> str | None:
-    # taken_ts counts seconds on the camera's clock as if it were UTC (catalog/base.py).
+    # taken_ts counts seconds on the camera's clock as if it were UTC (model.py).
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")

@@ -33,7 +33,7 @@ class HashingSettings:
     #: Whole files the CPU pool decodes at once beside the GPU, on top of those the GPU
     #: hands back (PNG, progressive, CMYK...); -1 = automatic (none: at full decode the
     #: pool's share was 1-2% of the photos, and it slowed the GPU by more, see
-    #: hashing/pipeline.py). Meanwhile the pool probes the GPU files' facts. If the GPU
+    #: ingest/pipeline.py). Meanwhile the pool probes the GPU files' facts. If the GPU
     #: fails mid-run, the CPU takes everything.
     cpu_files_beside_gpu: int = -1
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,

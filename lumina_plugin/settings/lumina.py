@@ -5,7 +5,7 @@ Fields must have defaults and simple types (bool, int, float, str, tuple of str)
 
 Empty strings mean "as Lumina itself is configured": the database URL is built from
 Lumina's own ``POSTGRES_*`` variables and Redis from ``REDIS_*`` (see
-:mod:`lumina_plugin.catalog.postgres` and :mod:`lumina_hooks.lumina.settings`), so the
+:mod:`lumina_plugin.catalog.postgres` and :mod:`lumina_plugin.lumina.settings`), so the
 plugin works wherever Lumina does without a second set of settings.
 """
 

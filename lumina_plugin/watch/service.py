@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lumina_hooks import PluginHost
 
-from ..catalog.base import CatalogLockedError
+from ..catalog.interface import CatalogLockedError
 from ..config import Config
 from ..settings.watch import WatchSettings
 from . import compat

@@ -1,6 +1,6 @@
 """The four codes of a batch of thumbnails, written once for NumPy and CuPy alike.
 
-The GPU path resizes on the device (hashing/gpu.py) and calls :func:`codes_from_thumbnails`
+The GPU path resizes on the device (hashing/cupy_hasher.py) and calls :func:`codes_from_thumbnails`
 with ``xp = cupy``; the CPU twin test calls it with ``xp = numpy`` on thumbnails made by
 hashing/resize.py and checks it against hashing/cpu.py, which is imagehash bit for bit.
 So the math is proved in CI, where no GPU exists.

@@ -3,7 +3,7 @@ handed back in batches, in order.
 
 One :class:`Scheduler` per run. Files are *claimed* in path order from one cursor by
 whoever is free: the main thread keeps ``cpu_limit`` whole-file tasks (decode + hash,
-:func:`full_task`) in the pool, and the GPU feeder (hashing/gpu_pipeline.py), when there
+:func:`full_task`) in the pool, and the GPU feeder (ingest/gpu_processes.py), when there
 is one, claims a batch at a time. So the CPU and the GPU split the work by their real
 speeds. Claims never run more than a window ahead of the last batch handed out, which
 bounds memory and what a killed run loses. Each file ends as exactly one outcome (an
@@ -30,9 +30,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Callable, Iterator, Sequence
 
-from ..catalog.base import ImageRecord
+from ..model import ImageRecord
 from ..config import Config
-from ..decode.cpu import PhotoError, PhotoFacts
+from ..decode.photo import PhotoError, PhotoFacts
 from ..decode.head import probe_head
 from ..files import FileError
 from .records import record_for

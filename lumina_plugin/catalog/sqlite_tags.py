@@ -15,7 +15,7 @@ from typing import Any
 
 from .._faults import crash_point
 from ..config import TagNames
-from .base import GroupRow, TagDiff, TagState
+from ..model import GroupRow, TagDiff, TagState
 
 
 def now() -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import resize
 from .resize import COLUMNS, THUMB_BYTES, THUMB_SIZES
-from .thumbs import codes_from_thumbnails, hash_thumbnails, resolve_ambiguous
+from .thumb_codes import codes_from_thumbnails, hash_thumbnails, resolve_ambiguous
 
 _SOURCE = r"""
 extern "C" {

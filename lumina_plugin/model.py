@@ -1,18 +1,26 @@
-"""The Catalog interface: what the engine needs from wherever photos are catalogued.
+"""The shared model: the data types every package passes around, and the hash algorithms.
 
-Two implementations share these shapes: the embedded SQLite catalog (``sqlite.py``)
-and, later, Lumina's PostgreSQL database. Only plain data crosses this boundary.
+This is the bottom of the package graph: it imports nothing of the project, and any
+module may import it. Decode and hashing produce :class:`ImageRecord`; the catalog
+stores them and hands back :class:`ImageInfo` and :class:`StoredFile`; grouping and
+tagging produce :class:`GroupRow`, :class:`TagState` and :class:`TagDiff`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import datetime, timezone
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Final
 
 import numpy as np
 
+#: The four hashes, in the column order used everywhere (arrays, index, catalog).
+ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")
+
+#: Bumped whenever any hash could change for the same file (decode rule, resize,
+#: wHash scale...). Codes of different versions are never compared.
+#: v1: Pillow decode, EXIF orientation applied, imagehash 4.3 algorithms, wHash image_scale=64.
+ALGORITHM_VERSION: Final[int] = 1
 
 def taken_timestamp(taken_at: str | None, subsec: float | None) -> float | None:
     """Capture time as seconds on the camera's clock (ISO text + sub-seconds), or None."""
@@ -22,28 +30,6 @@ def taken_timestamp(taken_at: str | None, subsec: float | None) -> float | None:
         return datetime.fromisoformat(taken_at).replace(tzinfo=timezone.utc).timestamp() + (subsec or 0.0)
     except ValueError:
         return None
-
-
-class CatalogError(Exception):
-    """The catalog cannot be used (locked by another process, wrong schema, unreadable)."""
-
-
-#: What a person can decide about photos (``Catalog.add_decision``).
-DECISIONS = ("not-duplicate", "duplicate", "keeper")
-
-
-def check_decision(kind: str, paths: Sequence[str]) -> None:
-    """Refuse a decision of an unknown kind or with the wrong number of distinct photos."""
-    if kind not in DECISIONS:
-        raise CatalogError(f"unknown decision {kind!r} (one of {', '.join(DECISIONS)})")
-    want = 1 if kind == "keeper" else 2
-    if len(paths) != want or len(set(paths)) != want:
-        raise CatalogError(f"decision {kind!r} takes {want} different photo path(s)")
-
-
-class CatalogLockedError(CatalogError):
-    """Another process holds the catalog."""
-
 
 @dataclass(frozen=True)
 class ImageRecord:
@@ -64,7 +50,6 @@ class ImageRecord:
     codes: np.ndarray  # uint64 (4,) in ALGORITHMS order
     hash_version: int
 
-
 @dataclass(frozen=True)
 class ImageInfo:
     """What grouping and reports need about a catalogued photo."""
@@ -82,7 +67,6 @@ class ImageInfo:
     taken_ts: float | None
     exif_tags: int
 
-
 @dataclass(frozen=True)
 class StoredFile:
     """Enough to tell whether a file on disk changed since it was hashed."""
@@ -92,7 +76,6 @@ class StoredFile:
     size_bytes: int
     mtime_ns: int
     hash_version: int | None
-
 
 @dataclass(frozen=True)
 class GroupRow:
@@ -108,7 +91,6 @@ class GroupRow:
     def key(self) -> tuple[str, tuple[tuple[str, str, int], ...]]:
         return (self.keeper_id, tuple(sorted(self.members)))
 
-
 @dataclass(frozen=True)
 class TagState:
     """The plugin's visible output in the catalog: tag assignments and groups."""
@@ -116,7 +98,6 @@ class TagState:
     #: (image_id, tag name)
     image_tags: frozenset[tuple[str, str]]
     groups: tuple[GroupRow, ...]
-
 
 @dataclass(frozen=True)
 class TagDiff:
@@ -135,51 +116,3 @@ class TagDiff:
             "tags_added": len(self.add_tags), "tags_removed": len(self.remove_tags),
             "groups_added": len(self.add_groups), "groups_removed": len(self.remove_groups),
         }
-
-
-class Catalog(Protocol):
-    """A catalog of photos the engine reads and writes.
-
-    Every write method is one transaction: it commits whole or not at all.
-    """
-
-    catalog_id: str
-    #: Where this catalog's hash index lives (beside a SQLite file; a data folder otherwise).
-    index_dir: Path
-
-    def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]: ...
-
-    def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]: ...
-
-    def upsert_images(self, records: Sequence[ImageRecord]) -> list[StoredFile]: ...
-
-    def remove_paths(self, paths: Sequence[str]) -> list[int]: ...
-
-    def move_paths(self, moves: Sequence[tuple[str, str]]) -> int: ...
-
-    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def exact_copy_sets(self) -> list[list[int]]: ...
-
-    def add_decision(self, kind: str, paths: Sequence[str]) -> int: ...
-
-    def decisions(self) -> list[dict[str, Any]]: ...
-
-    def forget_decision(self, decision_id: int) -> bool: ...
-
-    def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]: ...
-
-    def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
-                      dist: np.ndarray, run_id: int | None) -> None: ...
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-
-    def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]: ...
-
-    def tag_state(self) -> TagState: ...
-
-    def apply_tag_diff(self, diff: TagDiff, kind: str, report: dict, job_id: str | None = None) -> int: ...
-
-    def undo_last(self) -> dict | None: ...
-
-    def close(self) -> None: ...

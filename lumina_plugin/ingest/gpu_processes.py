@@ -1,6 +1,6 @@
 """The GPU's share of a run, seen from the main process.
 
-The decoding and hashing happen in the GPU process (hashing/gpu_worker.py, which says
+The decoding and hashing happen in the GPU process (ingest/gpu_worker.py, which says
 why it is a process). Here :class:`GpuFeeder` claims batches of files from the run's
 :class:`~.parallel.Scheduler`, sends them to that process, and meanwhile has the CPU pool
 probe their facts (EXIF, size, format: everything but the pixels and the checksum, which
@@ -34,9 +34,9 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from typing import Any, Callable
 
-from ..decode.cpu import FileFacts, PhotoFacts
+from ..decode.photo import FileFacts, PhotoFacts
 from ..files import FileError
-from .parallel import Scheduler, process_context
+from .pool import Scheduler, process_context
 from .reasons import first_line
 from .records import record_from
 

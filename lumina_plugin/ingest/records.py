@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog.base import ImageRecord
-from ..decode.cpu import DecodedPhoto, PhotoFacts, decode
-from .codes import ALGORITHM_VERSION
-from .cpu import hash_gray
+from ..model import ImageRecord
+from ..decode.photo import DecodedPhoto, PhotoFacts, decode
+from ..model import ALGORITHM_VERSION
+from ..hashing.cpu import hash_gray
 
 
 def record_for(path: str, max_pixels: int, draft: int = 0) -> ImageRecord:

@@ -7,7 +7,7 @@ interval: measured on the GPU machine, one spinning thread cut 12 MP decoding fr
 about 1,000 to 36 photos/s. Here the GIL has no other heavy user: reader threads mostly
 wait on the disk, and this process's switch interval is short.
 
-Protocol over two pipes (hashing/gpu_pipeline.py is the other end):
+Protocol over two pipes (ingest/gpu_processes.py is the other end):
     -> ("ready", device name) | ("unusable", reason)       once, at start
     <- ("batch", id, [(index, path), ...])                   work; None = stop
     -> ("done", id, [(index, codes | None, (w, h), orientation, file | None), ...])   in request order
@@ -30,11 +30,11 @@ from typing import Any
 
 from PIL import Image
 
-from ..decode.cpu import _orientation
-from ..decode.gpu import GpuJpegDecoder
+from ..decode.photo import _orientation
+from ..decode.nvimgcodec import GpuJpegDecoder
 from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
-from .gpu import DeviceImage
+from ..hashing.cupy_hasher import DeviceImage
 from .reasons import first_line
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
@@ -97,7 +97,7 @@ def load_engine(share: int = 1) -> tuple[Any, GpuJpegDecoder, int, str]:
         raise RuntimeError(f"no CUDA device is visible ({first_line(exc)})") from None
     if devices < 1:
         raise RuntimeError("no CUDA device is visible")
-    from .gpu import GpuHasher, self_check
+    from ..hashing.cupy_hasher import GpuHasher, self_check
 
     hasher = GpuHasher()
     problem = self_check(hasher)
@@ -177,7 +177,7 @@ def serve(requests: Connection, results: Connection, share: int = 1) -> None:
 
 
 def _gpu_jobs(reads: list[Future]) -> list[_Job]:
-    from .gpu import GpuHasher
+    from ..hashing.cupy_hasher import GpuHasher
 
     return [job for job in (f.result() for f in reads)
             if job is not None and GpuHasher.supports(job.size[0], job.size[1], job.orientation)]

@@ -7,7 +7,7 @@ its header by :func:`gpu_jpeg_size` before any upload and decoded by Pillow inst
 is any file the engines reject.
 
 Pixels are decoded as stored (``apply_exif_orientation=False``): the hash kernels apply
-our own orientation rule (decode/cpu.py) so both paths turn a photo the same way.
+our own orientation rule (decode/photo.py) so both paths turn a photo the same way.
 The engines' output can differ from libjpeg's by a level here and there (measured on
 the H100: at most 1 level, on a few pixels), so a code could in principle differ from
 the CPU's in a bit; on 256 photos (128 at 12 MP, 128 at 2 MP) none did

@@ -5,8 +5,8 @@ Which machinery runs is decided here, per run, from ``config.hashing``:
 - fewer files than ``parallel_min_files``, or less than ``parallel_min_mb`` of them
   while no worker pool is running yet (or one core, or a daemonic process such as a
   Celery prefork worker, which may not start children): this process, one file at a time;
-- else a process pool over the cores (hashing/parallel.py) and, when ``gpu`` is "auto"
-  or "on" and a GPU passes its checks (hashing/gpu_pipeline.py), the GPU's JPEG engines
+- else a process pool over the cores (ingest/pool.py) and, when ``gpu`` is "auto"
+  or "on" and a GPU passes its checks (ingest/gpu_processes.py), the GPU's JPEG engines
   and CuPy kernels beside it. "on" without a usable GPU logs one warning line and runs
   on the CPU; "auto" says nothing unless a GPU is there but fails its self-check.
 
@@ -21,16 +21,16 @@ import multiprocessing
 import os
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from ..catalog.base import ImageRecord
+from ..model import ImageRecord
 from ..config import Config
-from ..decode.cpu import PhotoError
+from ..decode.photo import PhotoError
 from ..files import FileError, chunked
 from ..settings.hashing import HashingSettings
-from . import parallel
+from . import pool as parallel
 from .records import record_for
 
 if TYPE_CHECKING:
-    from .gpu_pipeline import GpuProcess
+    from .gpu_processes import GpuProcess
 
 __all__ = ["hash_paths", "record_for", "Progress", "gpu_status"]
 
@@ -46,7 +46,7 @@ LAST_RUN: dict[str, int | bool] = {}
 
 
 def _default_gpu_batch() -> int:
-    from .gpu_pipeline import DEFAULT_BATCH
+    from .gpu_processes import DEFAULT_BATCH
 
     return DEFAULT_BATCH
 
@@ -75,7 +75,7 @@ def _cpu_files_beside_gpu(settings: HashingSettings) -> int:
 def gpu_status() -> tuple[bool, str | None]:
     """(usable, why not): runs the GPU checks once per process (CuPy, device, self-check,
     nvImageCodec) without hashing anything."""
-    from .gpu_pipeline import load_gpu
+    from .gpu_processes import load_gpu
 
     procs, reason = load_gpu()
     return bool(procs), reason
@@ -131,7 +131,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead, cpu_limit_alone=alone)
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0)
-    from .gpu_pipeline import GpuFeeder  # imports no GPU library
+    from .gpu_processes import GpuFeeder
 
     feeders = [GpuFeeder(scheduler, proc, settings.gpu_batch_size) for proc in gpus]
     for feeder in feeders:
@@ -163,7 +163,7 @@ def _big_enough(paths: list[str], min_bytes: int) -> bool:
 
 
 def _gpu_processes(settings: HashingSettings) -> "list[GpuProcess]":
-    from .gpu_pipeline import DEFAULT_PROCESSES, load_gpu
+    from .gpu_processes import DEFAULT_PROCESSES, load_gpu
 
     procs, reason = load_gpu(settings.gpu_processes or DEFAULT_PROCESSES)
     if not procs:

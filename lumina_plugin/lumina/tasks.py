@@ -1,0 +1,124 @@
+"""Our Celery tasks: where the bridge's heavy work runs, on our own queue.
+
+``shared_task`` binds them to whichever Celery app loads this module: Lumina's (its worker
+started with ``--include lumina_plugin.lumina.celery -Q celery,lumina-dedup``) or ours
+(:mod:`lumina_plugin.lumina.worker`). Each fires the plugin contract through a
+:class:`~lumina_hooks.PluginHost`; the plugin does the hashing, searching and tagging. The
+functions are also plain callables (the listener runs them in-process).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, TypeVar
+
+from celery import shared_task
+
+from ..catalog.interface import CatalogLockedError
+
+from . import bridge
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Runs on one catalog never interleave (a PostgreSQL advisory lock); each open waits 10 s.
+#: A scan's batch and finish tasks that find the catalog busy (a long batch import) go back
+#: to our queue and try again, freeing the worker slot (Lumina's own tasks share it) ...
+LOCK_RETRY_S = 10
+LOCK_RETRIES = 180  # 30 minutes
+#: ... while Find Duplicates, which a person is watching, waits in place and says so.
+FIND_LOCK_WAIT_S = 1800.0
+
+
+def wait_for_catalog(call: Callable[[], T], on_wait: Callable[[str], None], wait_s: float) -> T:
+    """``call()``, again and again while another run holds the catalog, for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except CatalogLockedError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            on_wait(str(exc))
+
+
+def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """A scan batch was stored: fire images-imported for its images (or, without a batch,
+    for every image we have not hashed yet: the catch-up)."""
+    config = bridge.load_config()
+    with bridge.connect(config.lumina) as conn:
+        paths = bridge.batch_paths(conn, catalog_id, batch_id) if batch_id else None
+        if paths is None:  # no batch given, or Lumina has no job_batches table
+            paths = bridge.pending_paths(conn, catalog_id)
+    if not paths:
+        return {"images": 0}
+    with bridge.make_host(catalog_id, config) as host:
+        answers = host.images_imported(paths, source="lumina-scan", job_id=job_id)
+    return {"images": len(paths), "answers": len(answers)}
+
+
+def run_scan_finished(catalog_id: str, job_id: str | None = None) -> dict[str, Any]:
+    """A scan finished: hash whatever its batches left (a batch event lost, a restart), then
+    fire scan-finished, where the plugin regroups the whole catalog."""
+    caught_up = run_batch_imported(catalog_id, None, job_id)
+    config = bridge.load_config()
+    with bridge.make_host(catalog_id, config) as host:
+        host.scan_finished(job_id=job_id)
+    return {"caught_up": caught_up["images"]}
+
+
+def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
+    """Find Duplicates as a Lumina job: PROGRESS, progress on Redis, then SUCCESS with a result
+    Lumina's job panel reads (``result.status = completed``), or FAILURE with the error."""
+    config = bridge.load_config()
+    progress = bridge.Progress(bridge.redis_url(config.lumina), job_id)
+    with bridge.connect(config.lumina) as conn:
+        bridge.update_job(conn, job_id, "PROGRESS")
+        progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
+        try:
+            def run() -> dict[str, Any]:
+                paths = bridge.pending_paths(conn, catalog_id)  # again after a wait: a scan may have added some
+                with bridge.make_host(catalog_id, config, progress) as host:
+                    return host.run_action(bridge.FIND_DUPLICATES, paths=paths, job_id=job_id)
+
+            def waiting(why: str) -> None:
+                bridge.update_job(conn, job_id, "PROGRESS")  # still running, not failed
+                progress("waiting", 0, 1, f"lumina-dedup: waiting for the catalog: {why}")
+            report = wait_for_catalog(run, waiting, FIND_LOCK_WAIT_S)
+            summary = report.get("summary", {})
+            total = conn.execute("SELECT count(*) FROM images WHERE catalog_id = %s", (catalog_id,)).fetchone()[0]
+            result = {"status": "completed_with_errors" if summary.get("errors") else "completed",
+                      "catalog_id": catalog_id, "total_images": total,
+                      "duplicate_groups": summary.get("groups", 0), "total_duplicates": summary.get("duplicates", 0),
+                      "engine": "lumina-dedup", "summary": summary}
+        except Exception as exc:
+            log.exception("Find Duplicates failed for catalog %s", catalog_id)
+            bridge.update_job(conn, job_id, "FAILURE", {"status": "failed", "error": str(exc)}, f"{type(exc).__name__}: {exc}")
+            progress.finish("FAILURE", error=str(exc))
+            raise
+        bridge.update_job(conn, job_id, "SUCCESS", result)
+    progress.finish("SUCCESS", result)
+    return result
+
+
+@shared_task(name=bridge.TASK_BATCH, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
+def batch_imported(self: Any, catalog_id: str, batch_id: str | None = None,
+                   job_id: str | None = None) -> dict[str, Any]:
+    try:
+        return run_batch_imported(catalog_id, batch_id, job_id)
+    except CatalogLockedError as exc:
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
+
+
+@shared_task(name=bridge.TASK_SCAN, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
+def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict[str, Any]:
+    try:
+        return run_scan_finished(catalog_id, job_id)
+    except CatalogLockedError as exc:
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
+
+
+@shared_task(name=bridge.TASK_FIND, ignore_result=True)
+def find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
+    return run_find_duplicates(catalog_id, job_id)
