@@ -163,18 +163,23 @@ def caption_band(img: Image.Image, text: str, fraction: float, where: str,
 
 
 def watermark(img: Image.Image, text: str, fraction: float, opacity: float, corner: str) -> Image.Image:
-    """Semi-transparent white text with a dark outline in a corner, ``fraction`` of the height."""
+    """Semi-transparent white text with a dark outline in a corner, ``fraction`` of the height
+    (smaller where the text would span more than 60% of the width: a portrait photo)."""
     base = img.convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    fnt = font(max(8, round(base.height * fraction)))
+    size = max(8, round(base.height * fraction))
+    fnt = font(size)
+    while size > 8 and draw.textlength(text, font=fnt) > base.width * 0.6:
+        size -= 1
+        fnt = font(size)
     margin = round(base.height * 0.03)
     anchor = {"br": "rd", "bl": "ld", "tr": "ra", "tl": "la"}[corner]
     x = base.width - margin if corner[1] == "r" else margin
     y = base.height - margin if corner[0] == "b" else margin
     alpha = round(255 * opacity)
     draw.text((x, y), text, font=fnt, anchor=anchor, fill=(255, 255, 255, alpha),
-              stroke_width=max(1, fnt.size // 16) if hasattr(fnt, "size") else 1, stroke_fill=(0, 0, 0, alpha // 2))
+              stroke_width=max(1, size // 16), stroke_fill=(0, 0, 0, alpha // 2))
     return Image.alpha_composite(base, layer).convert("RGB")
 
 
