@@ -229,7 +229,7 @@ def machine() -> dict:
     except OSError:
         info["cpu"] = platform.processor()
     usable, reason = pipeline.gpu_status()
-    info["gpu_usable"], info["gpu_reason"] = usable, reason
+    info["gpu_usable"], info["gpu_reason"] = usable, None if reason is None else str(reason)
     if usable:
         import cupy
         info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()

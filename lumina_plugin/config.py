@@ -11,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .files import PHOTO_EXTENSIONS
 from .model import ALGORITHMS
 from .settings import ConfigError
+from .settings.gpu import GpuSettings
 from .settings.hashing import HashingSettings
 from .settings.index import IndexSettings
 from .settings.lumina import LuminaSettings
@@ -62,7 +64,7 @@ class Thresholds:
 
     def radii(self) -> tuple[int, int, int, int]:
         """Per-algorithm thresholds in :data:`ALGORITHMS` order."""
-        return tuple(getattr(self, name) for name in ALGORITHMS)  # type: ignore[return-value]
+        return tuple(getattr(self, name) for name in ALGORITHMS)
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,25 @@ class Config:
     #: Lightroom; undo removes them. The photos themselves are never written.
     xmp_sidecars: bool = False
     #: Feature sections, each defined beside the code it configures.
+    #: The one GPU switch, for hashing and the index search together (settings/gpu.py).
+    gpu: GpuSettings = field(default_factory=GpuSettings)
     hashing: HashingSettings = field(default_factory=HashingSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     lumina: LuminaSettings = field(default_factory=LuminaSettings)
 
-    def replace(self, **changes: Any) -> "Config":
+    def __post_init__(self) -> None:
+        # The index's search options apply the [gpu] switch themselves (the engine calls
+        # config.index.search_options()), so [gpu] is handed down to the index's section.
+        if self.index.gpu != self.gpu:
+            object.__setattr__(self, "index", dataclasses.replace(self.index, gpu=self.gpu))
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` (whole sections or top-level values)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base: "Config | None" = None) -> "Config":
+    def from_mapping(cls, data: Mapping[str, Any], base: Config | None = None) -> Config:
         """Build from a parsed TOML table, on top of ``base`` (defaults if None).
 
         Unknown keys are an error: a typo in a threshold name must not be silently ignored.
@@ -144,7 +155,7 @@ class Config:
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"[{key}] must be a table")
                 current = getattr(base, key)
-                names = {f.name: f for f in dataclasses.fields(sections[key])}
+                names = {f.name: f for f in _keys_of(sections[key])}
                 sub: dict[str, Any] = {}
                 for sk, sv in value.items():
                     if sk not in names:
@@ -160,13 +171,13 @@ class Config:
         return dataclasses.replace(base, **changes)
 
     @classmethod
-    def load(cls, path: Path | None = None, catalog_dir: Path | None = None) -> "Config":
+    def load(cls, path: Path | None = None, catalog_dir: Path | None = None) -> Config:
         """The effective configuration; see :meth:`load_with_sources`."""
         return cls.load_with_sources(path, catalog_dir)[0]
 
     @classmethod
     def load_with_sources(cls, path: Path | None = None,
-                          catalog_dir: Path | None = None) -> tuple["Config", dict[str, str]]:
+                          catalog_dir: Path | None = None) -> tuple[Config, dict[str, str]]:
         """Defaults, then the user's file, then ``path`` (or ``lumina-dedup.toml`` beside the
         catalog when no path is given), each overriding the one before.
 
@@ -188,12 +199,17 @@ class Config:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
-                for sub in dataclasses.fields(value):
+                for sub in _keys_of(type(value)):
                     v = getattr(value, sub.name)
                     out[f"{f.name}.{sub.name}"] = dict(v) if isinstance(v, Mapping) else v
             else:
                 out[f.name] = value
         return out
+
+
+def _keys_of(section: type) -> list[dataclasses.Field]:
+    """The fields of a section that a file may set (not those handed down from another section)."""
+    return [f for f in dataclasses.fields(section) if not f.metadata.get("handed_down")]
 
 
 def user_config_file() -> Path:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import os
 import time
 from multiprocessing.connection import Connection
+from typing import Any
 
 from lumina_plugin.ingest.gpu_worker import _read
 from lumina_plugin.ingest.records import record_for
 
 
 def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None,
-          garble_after: int | None = None, delay: float = 0.0) -> None:
-    results.send(("ready", f"stand-in (share 1/{share})"))
+          garble_after: int | None = None, delay: float = 0.0, device: int = 0) -> None:
+    results.send(("ready", f"stand-in (share 1/{share}, device {device})"))
     answered = 0
     while True:
         message = requests.recv()
@@ -32,7 +33,7 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
         _, batch_id, items = message
         if die_after is not None and answered >= die_after:
             os._exit(3)  # holding a batch, unanswered
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for index, path in items:
             job = _read(index, path)
             if job is None:  # not a whole baseline colour JPEG: the CPU's

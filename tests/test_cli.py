@@ -65,6 +65,7 @@ def test_find_duplicates_on_the_sample_finds_exactly_the_expected_groups(tmp_pat
     assert photo_state(library) == before, "photos must never be modified"
 
 
+@pytest.mark.slow
 def test_text_output_and_dry_run(tmp_path: Path, library: Path) -> None:
     db = tmp_path / "c.db"
     proc = cli("find-duplicates", str(library), "--catalog", str(db), "--dry-run")
@@ -136,6 +137,7 @@ def test_import_then_undo(tmp_path: Path, library: Path) -> None:
     assert "nothing to undo" in cli("undo", "--catalog", str(db)).stderr
 
 
+@pytest.mark.slow
 def test_kill_between_index_segment_and_manifest_then_rerun(tmp_path: Path, library: Path) -> None:
     """A crash while the index is written loses nothing: the re-run equals an uninterrupted run."""
     (tmp_path / "crashed").mkdir()
@@ -189,3 +191,42 @@ def test_dry_run_lists_each_tag_change(tmp_path: Path, library: Path) -> None:
     added = {(Path(c["path"]).name, c["tag"]) for c in out["changes"]["add"]}
     assert ("DSC04512_small.jpg", "lumina-dedup:derivative") in added
     assert len(out["changes"]["add"]) == out["summary"]["tags_added"] and out["changes"]["remove"] == []
+
+
+def _cupy_tripwire(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose ``import cupy`` leaves a mark (then fails, as without CuPy)."""
+    stub = tmp_path / "stub" / "cupy"
+    stub.mkdir(parents=True)
+    mark = tmp_path / "cupy-was-looked-for"
+    stub.joinpath("__init__.py").write_text(
+        f"open({str(mark)!r}, 'w').close()\nraise ImportError('a stand-in: no CuPy here')\n")
+    path = os.pathsep.join(p for p in (str(stub.parent), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path}, mark
+
+
+@pytest.mark.slow
+def test_no_gpu_keeps_hashing_and_the_search_off_the_gpu(tmp_path: Path, library: Path) -> None:
+    """One switch: with --no-gpu (or [gpu] use = "off") neither the hashing nor the index
+    search looks for a GPU, on every command that hashes or searches; without it they do."""
+    env, mark = _cupy_tripwire(tmp_path)
+    photos = [str(p) for p in sorted(library.rglob("*.jpg"))[:4]]
+    xdg = tmp_path / "xdg"
+    (xdg / "lumina-dedup").mkdir(parents=True)
+    user_file = xdg / "lumina-dedup" / "config.toml"  # hash reads the user's file: a pool even for 4 photos
+    user_file.write_text("[hashing]\nparallel_min_mb = 0\nworkers = 2\n")
+    env["XDG_CONFIG_HOME"] = str(xdg)
+    catalog = str(tmp_path / "c.db")
+    for argv in (("hash", *photos, "--no-gpu"), ("import", *photos, "--catalog", catalog, "--no-gpu"),
+                 ("find-duplicates", str(library), "--catalog", catalog, "--no-gpu")):
+        out = cli(*argv, env=env)
+        assert not mark.exists(), argv
+    assert "search backend: mih" in out.stderr or "search backend: faiss" in out.stderr
+    pool = "[hashing]\nparallel_min_mb = 0\nworkers = 2\n"
+    user_file.write_text(pool + '[gpu]\nuse = "off"\n[index]\nbackend = "gpu"\n')
+    cli("find-duplicates", "--catalog", catalog, env=env)
+    cli("hash", *photos, env=env)
+    assert not mark.exists()
+    user_file.write_text(pool)  # "auto": both look (and find no CuPy: quietly the CPU)
+    hashed = cli("hash", *photos, "--json", env=env)
+    assert mark.exists() and hashed.stderr == ""
+    assert {f["path"] for f in json.loads(hashed.stdout)["files"]} == set(photos)

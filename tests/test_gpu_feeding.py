@@ -13,16 +13,16 @@ import signal
 import threading
 from pathlib import Path
 
+import _gpu_standin
 import pytest
-
 from conftest import write_photo
+
 from lumina_plugin.config import Config
-from lumina_plugin.ingest import gpu_processes as gpu_pipeline, pool as parallel
+from lumina_plugin.ingest import gpu_processes, pool
 from lumina_plugin.ingest.gpu_processes import GpuProcess
 from lumina_plugin.ingest.pipeline import LAST_RUN, hash_paths
+from lumina_plugin.settings.gpu import GpuSettings
 from lumina_plugin.settings.hashing import HashingSettings
-
-import _gpu_standin
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
 FACTS = ("path", "checksum", "size_bytes", "mtime_ns", "width", "height", "orientation", "format",
@@ -59,9 +59,9 @@ def _standins(monkeypatch: pytest.MonkeyPatch, *die_after: int | None, garble_af
     for proc in procs:
         assert proc.handshake() is None
     # What load_gpu() keeps after starting GPU processes that passed their checks.
-    monkeypatch.setattr(gpu_pipeline, "_PROCESSES", list(procs))
-    monkeypatch.setattr(gpu_pipeline, "_LOADED", True)
-    monkeypatch.setattr(gpu_pipeline, "_REASON", None)
+    monkeypatch.setattr(gpu_processes, "_PROCESSES", list(procs))
+    monkeypatch.setattr(gpu_processes, "_LOADED", True)
+    monkeypatch.setattr(gpu_processes, "_REASON", None)
     return procs
 
 
@@ -105,7 +105,7 @@ def test_two_gpu_processes_share_a_run_and_give_the_cpus_records(
 
 
 def test_a_gpu_process_dying_mid_run_loses_no_photo(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     procs = _standins(monkeypatch, 1, None)  # the first dies holding its second batch
     with caplog.at_level(logging.WARNING):
         got = _run(library, processes=2)
@@ -115,7 +115,7 @@ def test_a_gpu_process_dying_mid_run_loses_no_photo(
     assert [e for _, e in got] == [e for _, e in cpu_only]
     assert not procs[0].process.is_alive() and not procs[1].process.is_alive()  # both let go
     # Later runs in this process use the CPU and say why.
-    assert gpu_pipeline.load_gpu(2) == ([], gpu_pipeline._REASON)
+    assert gpu_processes.load_gpu(2) == ([], gpu_processes._REASON)
     again = _run(library[:12], processes=2)
     assert LAST_RUN["gpu"] is False
     want = _records(cpu_only)
@@ -146,7 +146,7 @@ def test_when_the_gpu_dies_a_pool_that_took_no_whole_files_takes_the_rest(
 
 
 def test_a_garbled_answer_from_the_gpu_loses_no_photo(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # A bug on either side of the pipe must cost speed, not photos, and never hang the run.
     procs = _standins(monkeypatch, None, garble_after=1)
     with caplog.at_level(logging.WARNING):
@@ -159,7 +159,7 @@ def test_a_garbled_answer_from_the_gpu_loses_no_photo(
 
 
 def test_pool_workers_killed_beside_the_gpu_lose_no_photo(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # The pool probes the facts of the GPU's files: when it breaks, those files (claimed,
     # sent, or waiting for their facts) are hashed in this process instead.
     procs = _standins(monkeypatch, None, None, delay=0.1)
@@ -171,8 +171,9 @@ def test_pool_workers_killed_beside_the_gpu_lose_no_photo(
         for batch in hash_paths(library, cfg):
             got.append(batch)
             if len(got) == 1:
-                for worker in list(parallel._POOL._processes.values()):
-                    os.kill(worker.pid, signal.SIGKILL)
+                assert pool._POOL is not None
+                for worker in list(pool._POOL._processes.values()):
+                    os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
 
     try:
         with caplog.at_level(logging.WARNING):
@@ -186,3 +187,28 @@ def test_pool_workers_killed_beside_the_gpu_lose_no_photo(
     assert _records(got) == _records(cpu_only)
     assert [e for _, e in got] == [e for _, e in cpu_only]
     assert any("worker process died" in r.getMessage() for r in caplog.records)
+
+
+def test_the_configured_device_reaches_the_gpu_processes(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[gpu] device: load_gpu starts the GPU processes on it (here stand-ins, which say so)."""
+    monkeypatch.setattr(gpu_processes, "_PROCESSES", [])
+    monkeypatch.setattr(gpu_processes, "_LOADED", False)
+    monkeypatch.setattr(gpu_processes, "_REASON", None)
+    monkeypatch.setattr(gpu_processes, "cupy_problem", lambda: None)  # "CuPy sees a device"
+    monkeypatch.setattr(gpu_processes, "GpuProcess", functools.partial(GpuProcess, target=_gpu_standin.serve))
+    cfg = Config(batch_size=8, gpu=GpuSettings(device=1),
+                 hashing=HashingSettings(gpu_batch_size=4, gpu_processes=2, workers=2, parallel_min_mb=0))
+    out: list = []
+    worker = threading.Thread(target=lambda: out.extend(hash_paths(library, cfg)), daemon=True)
+    try:
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the run did not finish in 120 s: files were lost"
+        devices = [p.device for p in gpu_processes._PROCESSES]
+    finally:
+        for proc in gpu_processes._PROCESSES:
+            proc.stop()
+    assert devices == ["stand-in (share 1/2, device 1)"] * 2
+    assert LAST_RUN["gpu_processes"] == 2 and LAST_RUN["gpu_hashed"] >= 1
+    assert _records(out) == _records(cpu_only)

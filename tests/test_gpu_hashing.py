@@ -20,6 +20,8 @@ except Exception:  # no driver
 if _DEVICES < 1:
     pytest.skip("no CUDA device", allow_module_level=True)
 
+from conftest import MakePhoto  # noqa: E402
+
 from lumina_plugin.config import Config  # noqa: E402
 from lumina_plugin.decode.photo import probe  # noqa: E402
 from lumina_plugin.hashing import resize  # noqa: E402
@@ -66,7 +68,7 @@ def test_kernels_equal_pillow_and_cpu_codes_on_every_sample_photo(hasher: GpuHas
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_kernels_turn_camera_sized_photos_like_the_cpu(hasher: GpuHasher, make_photo, orientation: int) -> None:
+def test_kernels_turn_camera_sized_photos_like_the_cpu(hasher: GpuHasher, make_photo: MakePhoto, orientation: int) -> None:
     path = make_photo(f"o{orientation}.jpg", size=(4000, 3000), orientation=orientation, quality=92)
     rgb, o = stored_rgb(path)
     assert o == orientation
@@ -181,7 +183,8 @@ def test_gpu_memory_stays_bounded_over_runs(library: list[str], tmp_path: Path) 
     assert cupy.cuda.runtime.memGetInfo()[0] > free_after_one - (512 << 20)
 
 
-def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_path: Path, caplog) -> None:
+@pytest.mark.slow
+def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The real GPU processes, one SIGKILLed while it holds work: every photo still gets
     its record (the CPU's facts; GPU-decoded codes within a few bits), one warning, and
     the next load starts fresh GPU processes."""
@@ -189,7 +192,7 @@ def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_pa
     import os
     import signal
 
-    from lumina_plugin.ingest import gpu_processes as gpu_pipeline
+    from lumina_plugin.ingest import gpu_processes
 
     many = []
     for n in range(400):  # enough that the GPU processes still hold work at the first commit
@@ -198,14 +201,15 @@ def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_pa
         many.append(str(dest))
     cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=8, gpu_processes=2,
                                                        workers=2, parallel_min_mb=0))
-    procs, reason = gpu_pipeline.load_gpu(2)
+    procs, reason = gpu_processes.load_gpu(2)
     assert len(procs) == 2, reason
     killed: list[int] = []
 
     def kill_one(phase: str, done: int, total: int) -> None:
-        if not killed and done >= 8:
-            killed.append(procs[0].process.pid)
-            os.kill(procs[0].process.pid, signal.SIGKILL)
+        pid = procs[0].process.pid
+        if not killed and done >= 8 and pid is not None:
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
 
     try:
         with caplog.at_level(logging.WARNING):
@@ -220,7 +224,7 @@ def test_killing_a_gpu_process_mid_run_loses_no_photo(library: list[str], tmp_pa
                 assert (r.checksum, r.width, r.height, r.orientation) == (w.checksum, w.width, w.height, w.orientation)
                 assert max(hamming(a, b) for a, b in zip(r.codes, w.codes)) <= 4, r.path
         assert len([r for r in caplog.records if "GPU hashing stopped" in r.getMessage()]) == 1
-        assert gpu_pipeline.load_gpu(2)[0] == []  # this process now hashes on the CPU...
+        assert gpu_processes.load_gpu(2)[0] == []  # this process now hashes on the CPU...
     finally:
-        gpu_pipeline._LOADED = False  # ...until the GPU is loaded afresh (tests after this one)
-        gpu_pipeline._REASON = None
+        gpu_processes._LOADED = False  # ...until the GPU is loaded afresh (tests after this one)
+        gpu_processes._REASON = None

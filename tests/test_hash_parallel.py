@@ -16,7 +16,7 @@ import pytest
 
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine
-from lumina_plugin.ingest import pool as parallel
+from lumina_plugin.ingest import pool
 from lumina_plugin.ingest.pipeline import hash_paths
 from lumina_plugin.settings.hashing import HashingSettings
 
@@ -60,7 +60,7 @@ def as_rows(batches: list) -> list:
 def test_pool_gives_the_same_batches_as_one_process(mixed: list[str]) -> None:
     want = list(hash_paths(mixed, in_process()))
     got = list(hash_paths(mixed, config()))
-    assert parallel.pool_running()
+    assert pool.pool_running()
     assert [len(r) + len(e) for r, e in got] == [5, 5, 5, 5, 1]
     assert as_rows(got) == as_rows(want)
     assert sum(len(e) for _, e in got) == 4
@@ -74,9 +74,9 @@ def test_progress_reaches_the_total_in_order(mixed: list[str]) -> None:
 
 
 def test_small_runs_stay_in_this_process(mixed: list[str]) -> None:
-    parallel.shutdown_pool()
+    pool.shutdown_pool()
     batches = list(hash_paths(mixed[:6], config(parallel_min_mb=32)))
-    assert not parallel.pool_running()
+    assert not pool.pool_running()
     assert as_rows(batches) == as_rows(list(hash_paths(mixed[:6], in_process())))
 
 
@@ -147,13 +147,13 @@ def _blas_threads() -> list[int]:
     packages, such as SciPy through imagehash in a test, may load BLAS copies of their own)."""
     from threadpoolctl import threadpool_info
 
-    return [pool["num_threads"] for pool in threadpool_info()
-            if pool["user_api"] == "blas" and "numpy" in pool["filepath"]]
+    return [lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
 
 
 def test_workers_run_their_matrix_products_on_one_thread() -> None:
     """The thumbnails' row pass is a matrix product: N workers each running a BLAS thread
     per core would oversubscribe the machine N times over."""
-    pool = parallel.get_pool(2)
+    executor = pool.get_pool(2)
     assert _blas_threads(), "NumPy's BLAS not found"
-    assert set(pool.submit(_blas_threads).result(timeout=60)) == {1}
+    assert set(executor.submit(_blas_threads).result(timeout=60)) == {1}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MakePhoto
 
 from lumina_plugin.config import Config, ConfigError
 from lumina_plugin.decode.photo import decode, probe
@@ -36,7 +37,7 @@ def test_draft_decodes_luma_at_a_fraction_and_keeps_the_full_size(big_photo: Pat
     assert max(hamming(a, b) for a, b in zip(full.codes, drafted.codes)) <= 4
 
 
-def test_draft_applies_the_orientation_after_scaling(make_photo) -> None:
+def test_draft_applies_the_orientation_after_scaling(make_photo: MakePhoto) -> None:
     path = make_photo("r.jpg", size=(1200, 800), orientation=6, quality=95)
     photo = decode(path, MAX_PIXELS, 4)
     assert (photo.width, photo.height) == (1200, 800)
@@ -44,7 +45,7 @@ def test_draft_applies_the_orientation_after_scaling(make_photo) -> None:
 
 
 @pytest.mark.parametrize("name", ["p.png", "w.webp"])
-def test_draft_leaves_other_formats_alone(make_photo, name: str) -> None:
+def test_draft_leaves_other_formats_alone(make_photo: MakePhoto, name: str) -> None:
     path = str(make_photo(name, size=(320, 200)))
     np.testing.assert_array_equal(record_for(path, MAX_PIXELS, 2).codes, record_for(path, MAX_PIXELS).codes)
 
@@ -55,7 +56,7 @@ def test_draft_setting_reaches_hash_paths(big_photo: Path) -> None:
     np.testing.assert_array_equal(records[0].codes, record_for(str(big_photo), MAX_PIXELS, 8).codes)
 
 
-def test_probe_tells_everything_but_the_pixels(make_photo) -> None:
+def test_probe_tells_everything_but_the_pixels(make_photo: MakePhoto) -> None:
     path = make_photo("p.jpg", size=(400, 300), orientation=8, make="Canon", model="EOS 80D")
     facts, photo = probe(path, MAX_PIXELS), decode(path, MAX_PIXELS)
     assert (facts.width, facts.height, facts.orientation, facts.format, facts.mode) == \

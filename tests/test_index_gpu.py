@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lumina_plugin.index import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih
+from lumina_plugin import gpu_status
+from lumina_plugin.config import Config
+from lumina_plugin.index import cupy_join, flat, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, pick_backend, query_pairs
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(cupy_join.cupy_module() is None, reason="needs CuPy and a CUDA GPU"),
+    pytest.mark.skipif(gpu_status.cupy_module() is None, reason="needs CuPy and a CUDA GPU"),
 ]
 
 
@@ -65,6 +67,10 @@ def test_self_check_passes() -> None:
     assert gpu_check.gpu_problem() is None
     assert pick_backend("auto", 6, 10**6) == "gpu"
     assert pick_backend("auto", 6, 10**7 + 1000, 1000) == "gpu"
+    # the one switch: "off" keeps the index off this usable GPU, whatever [index] backend says
+    for backend in ("auto", "gpu", "faiss-gpu"):
+        options = Config.from_mapping({"gpu": {"use": "off"}, "index": {"backend": backend}}).index.search_options()
+        assert pick_backend(options["backend"], 6, 10**6, device=options["device"]) in ("mih", "faiss")
 
 
 def lane_keys(chunks, q: int) -> np.ndarray:  # type: ignore[no-untyped-def]

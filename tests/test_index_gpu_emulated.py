@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lumina_plugin import gpu_status
+from lumina_plugin.gpu_status import Why
 from lumina_plugin.index import cupy_join, gpu_check, gpu_lanes, lanes, mih
 from lumina_plugin.index.search import all_pairs, query_pairs
 
@@ -180,7 +182,7 @@ def kernels_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 @pytest.fixture
 def fake_gpu(kernels_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     cp = _fake_cupy(kernels_lib)
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: cp)
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: cp)
     small = gpu_check._self_check_codes(840)  # the emulation is slow: a smaller self-check
     monkeypatch.setattr(gpu_check, "_self_check_codes", lambda n=840: small)
     for cached in (cupy_join._kernels, gpu_lanes._kernel, gpu_check.gpu_problem):
@@ -267,7 +269,8 @@ def test_a_wrong_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: pytest
 
     monkeypatch.setattr(cupy_join, "mih_join", lossy)
     problem = gpu_check.gpu_problem()
-    assert problem is not None and "mih_join" in problem and "disagrees" in problem
+    assert problem is not None and problem.why is Why.SELF_CHECK
+    assert "mih_join" in problem.detail and "disagrees" in problem.detail
 
 
 def lane_pairs(chunks) -> set[tuple[int, int]]:  # type: ignore[no-untyped-def]
@@ -344,4 +347,4 @@ def test_a_wrong_lane_kernel_fails_the_self_check(fake_gpu: None, monkeypatch: p
 
     monkeypatch.setattr(gpu_lanes, "join", lossy)
     problem = gpu_check.gpu_problem()
-    assert problem is not None and "lane_query" in problem
+    assert problem is not None and problem.why is Why.SELF_CHECK and "lane_query" in problem.detail

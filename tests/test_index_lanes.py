@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_plugin.index import cupy_join, lanes, mih, search
+from lumina_plugin import gpu_status
+from lumina_plugin.index import lanes, mih, search
 from lumina_plugin.index.search import pick_backend, query_pairs, query_plan, radius_join
 
 
@@ -114,7 +115,7 @@ def test_degenerate_and_bad_arguments() -> None:
 
 def test_radius_join_in_query_mode_uses_the_lanes(batch, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """radius_join with queries: the lane join plus the pairs within the batch, as mih.join."""
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: None)
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: None)
     x, q = batch
     col = np.concatenate([x, q])
     q0 = len(x)
@@ -129,7 +130,7 @@ def test_radius_join_in_query_mode_uses_the_lanes(batch, monkeypatch: pytest.Mon
 def test_query_pairs_same_through_lanes_and_sorted_join(monkeypatch: pytest.MonkeyPatch) -> None:
     """The lane path of query_pairs (re-queried ids left out, pairs within the batch added) gives
     what the sorted join over the kept rows gives, at radii the lanes serve and beyond."""
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: None)
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: None)
     rng = np.random.default_rng(21)
     n, batch = 3000, 400
     codes = rng.integers(0, 2**64, (n, 4), dtype=np.uint64, endpoint=False)
@@ -158,7 +159,7 @@ def test_query_pairs_same_through_lanes_and_sorted_join(monkeypatch: pytest.Monk
 def test_auto_picks_the_lanes_for_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Query mode on the CPU: the lane join for a batch at the radii it serves (FAISS compares the
     batch with everything; the sorted join sorts everything), FAISS beyond."""
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: None)
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: None)
     for n in (10**5, 10**6, 10**7):
         for q in (256, 1000):
             assert query_plan(6, n + q, q) == "lanes"

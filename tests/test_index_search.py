@@ -9,8 +9,11 @@ import faiss
 import numpy as np
 import pytest
 
-from lumina_plugin.index import cupy_join, gpu_check, search
+from lumina_plugin import gpu_status
+from lumina_plugin.gpu_status import GpuProblem, Why
+from lumina_plugin.index import gpu_check, search
 from lumina_plugin.index.search import BACKENDS, Pairs, all_pairs, pick_backend, query_pairs
+from lumina_plugin.settings.gpu import GpuSettings
 from lumina_plugin.settings.index import BACKENDS as SETTINGS_BACKENDS
 from lumina_plugin.settings.index import IndexSettings
 
@@ -185,7 +188,7 @@ def test_bad_arguments() -> None:
 
 def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CPU rule: the multi-index join at the engine's radii, FAISS where MIH cannot win."""
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: None)
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: None)
     for radius in (0, 3, 6, 8, 10):
         assert pick_backend("auto", radius, 1_000_000) == "mih"
     assert pick_backend("auto", 24, 1_000_000) == "faiss"  # too many probes for any plan
@@ -200,7 +203,7 @@ def test_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     """No GPU, or a GPU whose self-check failed: the same pairs from the CPU, and a warning."""
-    if cupy_join.cupy_module() is not None:
+    if gpu_status.cupy_module() is not None:
         pytest.skip("this machine has a CuPy GPU: tests/test_index_gpu.py covers it")
     ids, codes = data
     radii = (4, 6, 8, -1)
@@ -214,13 +217,34 @@ def test_gpu_backends_fall_back_with_a_warning(data, caplog: pytest.LogCaptureFi
 
 
 def test_a_gpu_failing_its_self_check_is_not_used(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(cupy_join, "cupy_module", lambda: object())  # "a GPU is present"...
-    monkeypatch.setattr(gpu_check, "gpu_problem", lambda device=0: "mih_join disagrees with the CPU join")  # ...but wrong
+    monkeypatch.setattr(gpu_status, "cupy_module", lambda: object())  # "a GPU is present"...
+    wrong = GpuProblem(Why.SELF_CHECK, "mih_join disagrees with the CPU join")
+    monkeypatch.setattr(gpu_check, "gpu_problem", lambda device=0: wrong)  # ...but wrong
     search._warned.clear()
     assert pick_backend("auto", 6, 10**6) == "mih"  # auto: quietly the CPU
     with caplog.at_level(logging.WARNING):
         assert pick_backend("gpu", 6, 10**6) == "mih"
     assert "disagrees" in caplog.text
+
+
+def test_the_cpu_backend_never_looks_for_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"cpu" (what "auto" and "gpu" become when [gpu] use = "off") is the CPU rule alone."""
+    def no_looking() -> None:
+        raise AssertionError("the GPU must not be looked for")
+
+    monkeypatch.setattr(gpu_status, "cupy_module", no_looking)
+    monkeypatch.setattr(gpu_check, "gpu_problem", no_looking)
+    assert pick_backend("cpu", 6, 10**6) == "mih" and pick_backend("cpu", 24, 10**6) == "faiss"
+    assert pick_backend("cpu", 10, 10_000_000, queries=256) == "mih"
+    off = IndexSettings(backend="gpu", gpu=GpuSettings(use="off")).search_options()
+    assert off["backend"] == "cpu"
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 2**64, (300, 4), dtype=np.uint64, endpoint=False)
+    codes[1::2] = codes[::2] ^ np.uint64(5)
+    ids = np.arange(300)
+    assert_pairs_equal(all_pairs(ids, codes, (4, 4, 4, 4), **off), all_pairs(ids, codes, (4, 4, 4, 4), backend="faiss"))
+    assert_pairs_equal(query_pairs(ids[:200], codes[:200], ids[200:], codes[200:], (4, 4, 4, 4), **off),
+                       query_pairs(ids[:200], codes[:200], ids[200:], codes[200:], (4, 4, 4, 4), backend="faiss"))
 
 
 def test_settings_options_reach_the_search(data) -> None:  # type: ignore[no-untyped-def]

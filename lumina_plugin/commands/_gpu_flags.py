@@ -1,39 +1,63 @@
-"""``--gpu/--no-gpu/--gpu-batch-size N``: the hashing flags of the commands that hash.
+"""``--gpu/--no-gpu/--gpu-batch-size N``: the GPU flags of the commands that hash or search.
 
 A command adds them with :func:`add_gpu_flags`; :func:`apply_gpu_flags` lays them over
-the configuration (they win over the ``[hashing]`` table, as every flag does). Commands
-without the flags are untouched.
+the configuration (they win over the files, as every flag does), and :func:`gpu_overrides`
+gives them as configuration tables, for a command whose engine is built elsewhere (the
+watcher's plugin host). Commands without the flags are untouched.
+
+``--gpu``/``--no-gpu`` set the one switch, ``[gpu] use``, which governs hashing and the index
+search together; they also put ``[hashing] gpu`` (the older hashing-only key) back to
+"auto", so a file's ``[hashing] gpu = "off"`` does not outvote ``--gpu``. An ``[index]
+backend`` that names one backend stays, except that ``--no-gpu`` keeps it off the GPU
+(settings/gpu.py has the rules).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+from typing import Any
 
 from ..config import Config
 
 
 def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("hashing")
+    """Add ``--gpu``, ``--no-gpu`` and ``--gpu-batch-size N`` to ``parser``."""
+    group = parser.add_argument_group("GPU")
     gpu = group.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", dest="gpu", action="store_const", const="on", default=None,
-                     help="decode and hash on the GPU (if it cannot be used: one warning, then the CPU)")
+                     help="hash and search on the GPU (if it cannot be used: one warning, then the CPU)")
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const="off",
-                     help="hash on the CPU only (default: the GPU when one passes its self-check)")
+                     help="hash and search on the CPU only, without looking for a GPU "
+                          "(default: the GPU when one passes its self-checks)")
     group.add_argument("--gpu-batch-size", type=_positive, default=None, metavar="N",
                        help="photos per GPU decode batch (default 128, lowered to fit free GPU memory)")
 
 
-def apply_gpu_flags(args: argparse.Namespace, config: Config) -> Config:
-    """``config`` with the flags of ``args`` applied (unchanged when none were given)."""
-    changes: dict[str, object] = {}
+def gpu_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The flags of ``args`` as configuration tables (``{"gpu": {...}, "hashing": {...}}``;
+    empty when none were given, or the command has no such flags)."""
+    out: dict[str, dict[str, Any]] = {}
     if getattr(args, "gpu", None) is not None:
-        changes["gpu"] = args.gpu
+        out["gpu"] = {"use": args.gpu}
+        out["hashing"] = {"gpu": "auto"}
     if getattr(args, "gpu_batch_size", None) is not None:
-        changes["gpu_batch_size"] = args.gpu_batch_size
-    if not changes:
-        return config
-    return config.replace(hashing=dataclasses.replace(config.hashing, **changes))
+        out.setdefault("hashing", {})["gpu_batch_size"] = args.gpu_batch_size
+    return out
+
+
+def apply_gpu_flags(args: argparse.Namespace, config: Config) -> Config:
+    """``config`` with the flags of ``args`` applied (``config`` itself when none were given)."""
+    overrides = gpu_overrides(args)
+    return Config.from_mapping(overrides, config) if overrides else config
+
+
+def merge_tables(base: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``base`` (a configuration mapping) with ``overrides`` laid over it, table by table."""
+    out = dict(base)
+    for key, table in overrides.items():
+        below = out.get(key)
+        out[key] = {**(below if isinstance(below, dict) else {}), **table}
+    return out
 
 
 def _positive(text: str) -> int:

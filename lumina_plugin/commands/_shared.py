@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..catalog.locator import is_database_url
 from ..config import Config
 from ..engine import Engine, RunReport
 from ._gpu_flags import apply_gpu_flags
@@ -25,15 +26,15 @@ def default_catalog() -> Path:
 def catalog_path(args: argparse.Namespace) -> Path:
     """The SQLite catalog file (for a ``postgresql://`` catalog: the default file's place,
     where the configuration file is looked for)."""
-    if args.catalog and "://" in args.catalog:
+    if args.catalog and is_database_url(args.catalog):
         return default_catalog().absolute()
     return Path(args.catalog).absolute() if args.catalog else default_catalog().absolute()
 
 
 def catalog_locator(args: argparse.Namespace) -> str:
     """What ``--catalog`` names: a SQLite file's absolute path, or a ``postgresql://`` URL."""
-    if args.catalog and "://" in args.catalog:
-        return args.catalog
+    if args.catalog and is_database_url(args.catalog):
+        return str(args.catalog)
     return str(catalog_path(args))
 
 
@@ -43,17 +44,20 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
-    # --gpu/--no-gpu/--gpu-batch-size where the command has them (a no-op elsewhere)
+    """The engine on ``--catalog`` with ``config`` (default: :func:`load_config`) and the GPU
+    flags where the command has them (``--gpu/--no-gpu/--gpu-batch-size``; a no-op elsewhere)."""
     config = apply_gpu_flags(args, config or load_config(args))
     return Engine(catalog_locator(args), config, progress=progress, lock_timeout=max(0.0, args.wait))
 
 
 def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout."""
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
 def print_report(report: RunReport, as_json: bool) -> None:
+    """A run's report: one JSON object, or its groups as text (errors and a summary on stderr)."""
     if as_json:
         print_json(report.as_json())
         return
@@ -68,9 +72,9 @@ def print_report(report: RunReport, as_json: bool) -> None:
                 f"near copy, distance {m.distance} ({', '.join(m.link.linked_by) if m.link else ''})"
             print(f"  {'=' if m.kind == 'exact' else '~'}     {info.path}  [{how}]")
     if report.dry_run:
-        changes = report.changes()
-        for sign, key in (("+", "add"), ("-", "remove")):
-            for row in changes[key]:
+        planned = report.changes()
+        for key in ("add", "remove"):
+            for row in planned[key]:
                 print(f"would {key:6} {row['tag']:26} {row['path']}")
     for err in report.errors:
         print(f"error: {err.path}: {err.error}", file=sys.stderr)

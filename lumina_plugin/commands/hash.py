@@ -1,4 +1,9 @@
-"""hash: the four hashes of each file, as imagehash prints them. Needs no catalog."""
+"""hash: the four hashes of each file, as imagehash prints them. Needs no catalog.
+
+Hashes through the same pipeline as import (``hash_paths``: in this process for a few
+small files, else the worker pool and, where one is usable, the GPU), with the user's
+configuration file (``~/.config/lumina-dedup/config.toml``) and the GPU flags on top.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,32 @@ import sys
 from typing import Any
 
 from ..config import Config
-from ..decode.photo import PhotoError
-from ..ingest.pipeline import record_for
-from ..files import FileError, discover
-from ..model import ALGORITHMS
+from ..files import discover
 from ..hashing.codes import code_to_hex
+from ..ingest.pipeline import hash_paths
+from ..model import ALGORITHMS
+from ._gpu_flags import add_gpu_flags, apply_gpu_flags
 from ._shared import print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the ``hash`` command."""
     p = sub.add_parser("hash", help="print the four hashes of each file (imagehash hex)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-v", "--verbose", action="count", default=0)
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_hash)
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    config = Config()
+    """Print the hashes of ``args.files`` (folders: their photos), then the files that failed."""
+    config = apply_gpu_flags(args, Config.load())
     files, errors = discover(args.files, config.extensions)
     results: list[dict[str, Any]] = []
-    for path in files:
-        try:
-            rec = record_for(path, config.max_pixels)
-        except PhotoError as exc:
-            errors.append(FileError(exc.path, exc.reason))
-            continue
-        results.append({"path": path, **{a: code_to_hex(c) for a, c in zip(ALGORITHMS, rec.codes)}})
+    for records, failed in hash_paths(files, config):
+        results += [{"path": r.path, **{a: code_to_hex(c) for a, c in zip(ALGORITHMS, r.codes)}} for r in records]
+        errors += failed
     if args.json:
         print_json({"files": results, "errors": [e.as_json() for e in errors]})
     else:

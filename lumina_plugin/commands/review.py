@@ -13,6 +13,7 @@ import webbrowser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from ..catalog.locator import is_database_url
 from ..engine import RunReport
 from ..progress import terminal_progress
 from ..review import PAGE_SIZE, ReviewError, write_review
@@ -44,7 +45,7 @@ def shown_locator(args: argparse.Namespace) -> str:
     path, or a ``postgresql://`` URL without its password (a report is a file people
     pass around; libpq finds the password in ~/.pgpass or $PGPASSWORD)."""
     raw = str(args.catalog or "")
-    if "://" not in raw:
+    if not is_database_url(raw):
         return str(catalog_path(args))
     parts = urlsplit(raw)
     if parts.password is None:
@@ -61,7 +62,7 @@ def default_out(catalog: Path) -> Path:
 def cmd_review(args: argparse.Namespace) -> int:
     catalog = catalog_path(args)  # for a postgresql:// catalog: where its file would be
     locator = shown_locator(args)
-    if "://" not in locator and not catalog.is_file():
+    if not is_database_url(locator) and not catalog.is_file():
         print(f"lumina-dedup: error: no catalog at {catalog}; run find-duplicates first", file=sys.stderr)
         return 1
     out = (args.out or default_out(catalog)).absolute()

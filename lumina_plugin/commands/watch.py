@@ -23,10 +23,12 @@ from ..settings.watch import WatchSettings
 from ..watch.errors import WatchError
 from ..watch.host import BatchResult, check_roots
 from ..watch.service import WatchService
+from ._gpu_flags import add_gpu_flags, apply_gpu_flags, gpu_overrides, merge_tables
 from ._shared import catalog_locator, catalog_path, load_config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the ``watch`` command."""
     p = sub.add_parser("watch", parents=[common],
                        help="watch folders and import photos as they land, in batches, until stopped")
     p.add_argument("paths", nargs="*", metavar="PATH",
@@ -38,18 +40,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--max-wait", type=float, default=None, metavar="S",
                    help="...or S seconds after the last new file (default 0.25)")
     p.add_argument("--json", action="store_true", help="print one JSON line per batch (NDJSON)")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_watch)
 
 
 def _host_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--config`` file's table, passed to the plugin through the host context (the
-    plugin reads the file beside the catalog itself)."""
-    if args.config is None:
-        return {}
-    data = tomllib.loads(args.config.read_text(encoding="utf-8"))  # load_config has checked it
-    if args.config.name == "pyproject.toml":
-        data = data.get("tool", {}).get("lumina-dedup", {})
-    return data
+    """The ``--config`` file's table with the GPU flags on top, passed to the plugin through
+    the host context (the plugin reads the file beside the catalog itself)."""
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        data = tomllib.loads(args.config.read_text(encoding="utf-8"))  # load_config has checked it
+        if args.config.name == "pyproject.toml":
+            data = data.get("tool", {}).get("lumina-dedup", {})
+    return merge_tables(data, gpu_overrides(args))
 
 
 def settings_from(args: argparse.Namespace, config: Config) -> WatchSettings:
@@ -72,7 +75,8 @@ def settings_from(args: argparse.Namespace, config: Config) -> WatchSettings:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    config = load_config(args)
+    """Watch until stopped: 0, 130 after Ctrl-C, 2 for bad flags or folders, 1 when it cannot run."""
+    config = apply_gpu_flags(args, load_config(args))
     try:
         settings = settings_from(args, config)
         roots = check_roots(args.paths or settings.folders)

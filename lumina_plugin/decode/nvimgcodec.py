@@ -3,7 +3,8 @@
 The engines take baseline and extended sequential Huffman JPEGs with 8-bit samples and
 three components (YCbCr): what cameras and phones write. Anything else (progressive,
 arithmetic or lossless JPEG, gray or CMYK JPEG, PNG, WebP, HEIC...) is recognised from
-its header by :func:`gpu_jpeg_size` before any upload and decoded by Pillow instead, as
+its header (:func:`~lumina_plugin.decode.jpeg_header.read_jpeg_header`, ``engine_ready``;
+the GPU process's reader asks it) before any upload and decoded by Pillow instead, as
 is any file the engines reject.
 
 Pixels are decoded as stored (``apply_exif_orientation=False``): the hash kernels apply
@@ -18,23 +19,8 @@ Importing this module never needs a GPU; :class:`GpuJpegDecoder` does.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-from .jpeg_header import read_jpeg_header
-
-
-def gpu_jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) as stored when ``data`` is a whole JPEG the engines take, else None.
-
-    Baseline or extended sequential Huffman, 8-bit, three components, and an end-of-image
-    marker after the scan: a truncated file goes to Pillow, which refuses it, so both
-    paths agree on what is an error. Cheap: the header is walked, nothing is decoded
-    (decode/jpeg_header.py).
-    """
-    header = read_jpeg_header(data)
-    if header is None or not header.engine_ready:
-        return None
-    return header.width, header.height
+from collections.abc import Sequence
+from typing import Any
 
 
 class GpuJpegDecoder:

@@ -17,15 +17,18 @@ median ties are recomputed on the host (thumbs.resolve_ambiguous). Pillow 13 run
 column pass first for tall images (resize.vertical_first); :meth:`GpuHasher.supports`
 says no to those and they are hashed on the CPU.
 
-Importing this module never needs CuPy; :class:`GpuHasher` and :func:`self_check` do.
+Importing this module never needs CuPy; :class:`GpuHasher` and :func:`self_check` do (found
+through :func:`lumina_plugin.gpu_status.require_cupy`, the one place that looks for it).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..gpu_status import require_cupy
 from . import resize
 from .resize import COLUMNS, THUMB_BYTES, THUMB_SIZES
 from .thumb_codes import codes_from_thumbnails, hash_thumbnails, resolve_ambiguous
@@ -168,7 +171,7 @@ class DeviceImage(NamedTuple):
     strides: tuple[int, ...]
 
     @classmethod
-    def of(cls, image: Any) -> "DeviceImage":
+    def of(cls, image: Any) -> DeviceImage:
         cai = image.__cuda_array_interface__
         shape = tuple(int(n) for n in cai["shape"])
         if cai["typestr"] not in ("|u1", "<u1", ">u1") or len(shape) != 3 or shape[2] < 3:
@@ -184,8 +187,9 @@ class GpuHasher:
     """Compiled kernels and the device copies of the weight tables (per image size)."""
 
     def __init__(self) -> None:
-        import cupy  # optional dependency: ImportError when absent
-
+        """Compile the kernels on the current CUDA device; raises
+        :class:`~lumina_plugin.gpu_status.GpuUnavailable` without CuPy or a device."""
+        cupy = require_cupy()
         self.cp = cupy
         module = cupy.RawModule(code=_SOURCE)
         self._rows = module.get_function("rows_pass")

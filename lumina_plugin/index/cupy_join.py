@@ -1,6 +1,7 @@
 """Radius joins on a CUDA GPU with CuPy: a brute-force reference and a multi-index join.
 
-CuPy is imported lazily, so this module imports (and everything else runs) without it. Nothing
+CuPy is imported lazily (:func:`lumina_plugin.gpu_status.cupy_module`, the one place that looks
+for it), so this module imports (and everything else runs) without it. Nothing
 here is used before :func:`.gpu_check.gpu_problem` has compared both kernels with the CPU join on a few
 thousand codes: a GPU that gives a different answer is reported and left alone.
 
@@ -30,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from ..gpu_status import require_cupy
 from . import mih
 
 __all__ = [
-    "DEFAULT_CAPACITY", "brute_join", "choose_plan", "cupy_module", "estimate_seconds", "mih_join",
+    "DEFAULT_CAPACITY", "brute_join", "choose_plan", "estimate_seconds", "mih_join",
 ]
 
 #: Pairs one kernel launch may write (two int32 arrays: 8 bytes a pair).
@@ -123,20 +125,9 @@ extern "C" __global__ void mih_join(const u64* __restrict__ sx, const unsigned i
 
 
 @functools.cache
-def cupy_module() -> Any | None:
-    """CuPy if it imports and sees a GPU, else None (never raises; asked once per process)."""
-    try:
-        import cupy
-
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:
-        return None
-
-
 @functools.cache
 def _kernels(device: int) -> tuple[Any, Any]:
-    cp = cupy_module()
-    assert cp is not None
+    cp = require_cupy()
     with cp.cuda.Device(device):
         module = cp.RawModule(code=_SOURCE, options=("-std=c++14",))
         return module.get_function("brute_join"), module.get_function("mih_join")
@@ -187,9 +178,7 @@ def brute_join(
 ) -> Iterator[tuple[Any, Any]]:
     """Yield row pairs ``(i, j)`` (CuPy int64, i < j) within ``radius`` bits, each once, by brute
     force. ``x``: uint64 codes (NumPy or CuPy); ``first_query`` as in :func:`.mih.join`."""
-    cp = cupy_module()
-    if cp is None:
-        raise RuntimeError("no CuPy GPU")
+    cp = require_cupy()
     n = len(x)
     if radius < 0 or n < 2 or first_query >= n:
         return
@@ -245,9 +234,7 @@ def mih_join(
     """The multi-index join of :func:`.mih.join` on the GPU: same arguments and pairs, as CuPy
     int64 arrays. Plans need blocks of at most 24 bits (at least 3 blocks); without a plan the
     cost model picks one, or brute force where that is predicted faster."""
-    cp = cupy_module()
-    if cp is None:
-        raise RuntimeError("no CuPy GPU")
+    cp = require_cupy()
     n = len(x)
     if radius < 0 or n < 2 or first_query >= n:
         return

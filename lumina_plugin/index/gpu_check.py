@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import gpu_status
+from ..gpu_status import GpuProblem, Why
 from . import cupy_join, gpu_lanes, mih
 
 __all__ = ["gpu_problem"]
@@ -39,12 +41,12 @@ def _pair_set(chunks: Iterator[tuple[Any, Any]], n: int) -> np.ndarray:
 
 
 @functools.cache
-def gpu_problem(device: int = 0) -> str | None:
+def gpu_problem(device: int = 0) -> GpuProblem | None:
     """Why the CuPy joins must not be used on ``device`` (None: both kernels agree with the CPU
     join on a few thousand codes, at several radii, for all pairs and for queries, and the lane
-    kernel of :mod:`.gpu_lanes` agrees with the CPU lane join)."""
-    if cupy_join.cupy_module() is None:
-        return "CuPy is not installed or sees no GPU"
+    kernel of :mod:`.gpu_lanes` agrees with the CPU lane join). Cached per device."""
+    if gpu_status.cupy_module() is None:
+        return gpu_status.cupy_problem() or GpuProblem(Why.NO_CUPY)
     x = _self_check_codes()
     n = len(x)
     try:
@@ -60,10 +62,11 @@ def gpu_problem(device: int = 0) -> str | None:
                         cupy_join.mih_join(x, radius, first_query=q0, plan=plan, device=device, capacity=4096), n)
                 for name, keys in got.items():
                     if not np.array_equal(keys, want):
-                        return f"{name} disagrees with the CPU join (radius {radius}: {len(keys)} vs {len(want)} pairs)"
+                        return GpuProblem(Why.SELF_CHECK, f"{name} disagrees with the CPU join "
+                                                          f"(radius {radius}: {len(keys)} vs {len(want)} pairs)")
         problem = gpu_lanes.self_check(x, device)
         if problem is not None:
-            return problem
+            return GpuProblem(Why.SELF_CHECK, problem)
     except Exception as err:
-        return f"GPU join failed: {type(err).__name__}: {err}"
+        return GpuProblem.of(Why.FAILED, err)
     return None

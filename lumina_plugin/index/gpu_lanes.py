@@ -6,7 +6,7 @@ column of indexed codes on the device with each lane's sorted order and key tabl
 takes one (query, lane, flip mask): it scans the codes whose lane key is the query's key XOR the
 mask, checks all 64 bits, and keeps a pair only in the first lane within ``s = r // 4`` bits.
 
-Output goes through :func:`.gpu._chunks` (fixed buffers, an atomic counter, ranges split and run
+Output goes through :func:`.cupy_join._chunks` (fixed buffers, an atomic counter, ranges split and run
 again on overflow), so a batch of black frames against thousands of indexed ones is never lost.
 :func:`self_check` compares the kernel with the CPU lane join; :func:`.gpu_check.gpu_problem` runs it
 before any GPU join is trusted.
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..gpu_status import require_cupy
 from . import cupy_join, lanes
 
 __all__ = ["DeviceLanes", "join", "query_join", "self_check"]
@@ -70,17 +71,9 @@ extern "C" __global__ void lane_query(const u64* __restrict__ x, const int* __re
 
 @functools.cache
 def _kernel(device: int) -> Any:
-    cp = cupy_join.cupy_module()
-    assert cp is not None
+    cp = require_cupy()
     with cp.cuda.Device(device):
         return cp.RawModule(code=_SOURCE, options=("-std=c++14",)).get_function("lane_query")
-
-
-def _cupy() -> Any:
-    cp = cupy_join.cupy_module()
-    if cp is None:
-        raise RuntimeError("no CuPy GPU")
-    return cp
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,7 @@ class DeviceLanes:
     @classmethod
     def build(cls, x: Any, device: int = 0) -> DeviceLanes:
         """Upload ``x`` (uint64 (n,), NumPy or CuPy, n < 2**31) and sort each lane on the device."""
-        cp = _cupy()
+        cp = require_cupy()
         n = len(x)
         if n >= 2**31:
             raise ValueError(f"the GPU lane tables hold fewer than 2**31 codes, got {n}")
@@ -123,7 +116,7 @@ def join(
     CuPy. ``capacity``: pairs one launch may write (8 bytes each)."""
     if not lanes.usable(radius):
         raise ValueError(f"the lane join serves radii 0 to {lanes.MAX_RADIUS}, got {radius}")
-    cp = _cupy()
+    cp = require_cupy()
     q = len(queries)
     if tables.n == 0 or q == 0:
         return

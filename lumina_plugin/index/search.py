@@ -8,13 +8,16 @@ searching again. The backends, all exact (tests check each against brute force):
 - ``"faiss"``: FAISS ``IndexBinaryFlat.range_search`` on the CPU (brute force);
 - ``"mih"``: the multi-index join of :mod:`.mih` in NumPy on the CPU; for a batch against the
   index, the lane join of :mod:`.lanes` (no sort of the index), unless sorting is predicted cheaper;
-- ``"gpu"``: the CuPy kernels of :mod:`.gpu` (multi-index join, brute force) and, for a batch, the
-  lane kernel of :mod:`.gpu_lanes`;
+- ``"gpu"``: the CuPy kernels of :mod:`.cupy_join` (multi-index join, brute force) and, for a
+  batch, the lane kernel of :mod:`.gpu_lanes`;
 - ``"faiss-gpu"``: FAISS ``GpuIndexBinaryFlat`` k-NN, completed on the CPU where k was too small;
-- ``"auto"`` (default): ``"gpu"`` when CuPy sees a GPU that passes its self-check, else whichever
-  of ``"mih"`` and ``"faiss"`` the cost models predict faster for that column's radius and size.
+- ``"cpu"``: whichever of ``"mih"`` and ``"faiss"`` the cost models predict faster for that
+  column's radius and size;
+- ``"auto"`` (default): ``"gpu"`` when CuPy sees a GPU that passes its self-check, else ``"cpu"``.
 
-A GPU backend that is missing or fails its self-check falls back to the CPU with a warning.
+A GPU backend that is missing or fails its self-check falls back to ``"cpu"`` with a warning. The
+``[gpu]`` switch of the configuration reaches here through the backend it asks for
+(``IndexSettings.search_options``: switched off, "auto" and "gpu" arrive as "cpu").
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .. import gpu_status
 from ..model import ALGORITHMS
-from . import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih
+from . import cupy_join, flat, gpu_check, gpu_lanes, lanes, mih
 from ._arrays import has_duplicates, is_increasing, isin, positions_in, sorted_unique
 
 __all__ = [
@@ -41,7 +45,7 @@ log = logging.getLogger(__name__)
 _NCODES = len(ALGORITHMS)
 #: Queries per FAISS ``range_search`` call: bounds FAISS's per-call result buffers.
 DEFAULT_CHUNK = flat.DEFAULT_QUERIES
-BACKENDS = ("auto", "faiss", "mih", "gpu", "faiss-gpu")
+BACKENDS = ("auto", "cpu", "faiss", "mih", "gpu", "faiss-gpu")
 #: Multi-index joins are chosen over FAISS when predicted this many times faster. It was 2.0, for
 #: fear that clustered libraries slow the joins; measured, skewed codes cost them no more than
 #: uniform ones (100k at radius 10: 6.5 s both, FAISS 9.1 s; the 100k Lumina benchmark: MIH
@@ -105,7 +109,8 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 def _usable(backend: str, device: int) -> str:
-    """``backend``, or the CPU choice ("auto") with a warning when a GPU backend cannot be used."""
+    """``backend``, or the CPU choice ("cpu") with a warning when a GPU backend cannot be used."""
+    problem: gpu_status.GpuProblem | str | None
     if backend == "gpu":
         problem = gpu_check.gpu_problem(device)
     elif backend == "faiss-gpu":
@@ -114,10 +119,10 @@ def _usable(backend: str, device: int) -> str:
         return backend
     if problem is None:
         return backend
-    if (backend, problem) not in _warned:  # once per process, not once per column and call
-        _warned.add((backend, problem))
+    if (backend, str(problem)) not in _warned:  # once per process, not once per column and call
+        _warned.add((backend, str(problem)))
         log.warning("index search: backend %r unusable (%s); using the CPU", backend, problem)
-    return "auto"
+    return "cpu"
 
 
 _warned: set[tuple[str, str]] = set()
@@ -126,16 +131,19 @@ _warned: set[tuple[str, str]] = set()
 def pick_backend(backend: str, radius: int, n: int, queries: int | None = None, *, device: int = 0) -> str:
     """The concrete backend ("faiss", "mih", "gpu" or "faiss-gpu") for one column's join.
 
-    ``backend`` as asked; ``n`` rows of which ``queries`` are queries (None: all pairs). "auto"
-    takes the GPU when it passes its self-check (quietly skipped when there is no CuPy or GPU),
-    else compares the CPU cost models.
+    ``backend`` as asked (``IndexSettings.search_options()["backend"]`` carries the ``[gpu]``
+    switch); ``n`` rows of which ``queries`` are queries (None: all pairs). "auto" takes the GPU
+    when it passes its self-check (quietly skipped when there is none or it fails), else does what
+    "cpu" does: compares the CPU cost models. "cpu" never looks for a GPU.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto" and cupy_join.cupy_module() is not None and gpu_check.gpu_problem(device) is None:
-        return "gpu"
+    if backend == "auto":
+        if gpu_status.cupy_module() is not None and gpu_check.gpu_problem(device) is None:
+            return "gpu"
+        backend = "cpu"
     backend = _usable(backend, device)
-    if backend != "auto":
+    if backend != "cpu":
         return backend
     if queries is None:
         fast = mih.estimate_seconds(mih.choose_plan(radius, n, None), n, None)

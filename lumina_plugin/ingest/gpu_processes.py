@@ -15,7 +15,8 @@ At most ``_IN_FLIGHT`` batches are out at a time, so the GPU process reads the n
 batches while it decodes one, and memory stays bounded. If the GPU process fails or
 dies, one warning is logged and every file it held goes to the CPU: the run finishes.
 
-:func:`load_gpu` starts the GPU processes once per main process (lazily) and keeps them.
+:func:`load_gpu` starts the GPU processes once per main process (lazily) and keeps them; when
+none can be used it says why with a :class:`~lumina_plugin.gpu_status.GpuProblem`.
 There are two by default (``HashingSettings.gpu_processes``), each fed by a
 :class:`GpuFeeder` of its own: nvImageCodec's ``decode`` call blocks until its batch is
 decoded, and around it the process spends a fifth of its time in Python (wrapping the
@@ -30,14 +31,15 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from ..decode.photo import FileFacts, PhotoFacts
 from ..files import FileError
+from ..gpu_status import GpuProblem, Why, cupy_problem, first_line
 from .pool import Scheduler, process_context
-from .reasons import first_line
 from .records import record_from
 
 log = logging.getLogger(__name__)
@@ -55,17 +57,18 @@ _START_TIMEOUT = 120.0
 class GpuProcess:
     """The GPU process and its two pipes; one run at a time may use it."""
 
-    def __init__(self, share: int = 1, target: Callable[..., None] | None = None) -> None:
+    def __init__(self, share: int = 1, target: Callable[..., None] | None = None, device: int = 0) -> None:
         """Start ``target`` (the GPU process's main loop, gpu_worker.serve; tests pass a
-        stand-in that speaks the same protocol) in a new process; it may use 1/``share``
-        of the GPU memory that batches may take."""
+        stand-in that speaks the same protocol) in a new process, on CUDA ``device``; it may
+        use 1/``share`` of the GPU memory that batches may take."""
         from . import gpu_worker
 
         ctx = process_context()  # never a fork of a process that may hold a CUDA context
         req_r, self.requests = ctx.Pipe(duplex=False)
         self.results, res_w = ctx.Pipe(duplex=False)
+        # (device only when not the default: the stand-ins of tests and benchmarks take three arguments)
         self.process = ctx.Process(target=target or gpu_worker.serve, args=(req_r, res_w, share),
-                                   daemon=True, name="lumina-gpu")
+                                   kwargs={"device": device} if device else {}, daemon=True, name="lumina-gpu")
         self.process.start()
         req_r.close()
         res_w.close()
@@ -74,26 +77,28 @@ class GpuProcess:
         self.send_lock = threading.Lock()
         self.batch_ids = itertools.count()
 
-    def handshake(self) -> str | None:
+    def handshake(self) -> GpuProblem | None:
         """Wait for the process's self-report: None when ready, else why it is unusable."""
         if not self.results.poll(_START_TIMEOUT):
             self.stop()
-            return "the GPU process did not start in time"
+            return GpuProblem(Why.FAILED, "the GPU process did not start in time")
         try:
             kind, detail = self.results.recv()
         except (EOFError, OSError):
-            return "the GPU process died while starting"
+            return GpuProblem(Why.FAILED, "the GPU process died while starting")
         if kind != "ready":
             self.process.join(5)
-            return str(detail)
+            return detail if isinstance(detail, GpuProblem) else GpuProblem(Why.FAILED, str(detail))
         self.device = str(detail)
         return None
 
     def send(self, message: Any) -> None:
+        """Send one request (a batch, or None to stop) to the GPU process."""
         with self.send_lock:
             self.requests.send(message)
 
     def stop(self) -> None:
+        """Ask the GPU process to stop; kill it when it has not within 5 seconds."""
         try:
             self.send(None)
         except (OSError, ValueError):
@@ -106,49 +111,48 @@ class GpuProcess:
 #: Processes started when HashingSettings.gpu_processes is 0.
 DEFAULT_PROCESSES = 2
 _PROCESSES: list[GpuProcess] = []
-_REASON: str | None = None
+_REASON: GpuProblem | None = None
 _LOADED = False
 _LOAD_LOCK = threading.Lock()
 
 
-def load_gpu(processes: int = 1) -> tuple[list[GpuProcess], str | None]:
+def load_gpu(processes: int = 1, device: int = 0) -> tuple[list[GpuProcess], GpuProblem | None]:
     """(up to ``processes`` GPU processes, None) when CuPy, a device, nvImageCodec and the
-    kernels' self-check are all good; else ([], the reason in a few words). Usability is
-    decided once per process, by the first GPU process; more are started when a run asks
-    for more (one that fails to start is left out: the run uses those that did)."""
+    kernels' self-check are all good; else ([], why not). Usability is decided once per
+    process, by the first GPU process, on the ``device`` of that first call (later calls get
+    the processes on that device); more are started when a run asks for more (one that
+    fails to start is left out: the run uses those that did)."""
     global _REASON, _LOADED
     with _LOAD_LOCK:
         if not _LOADED:
             _LOADED = True
-            import importlib.util
-
-            if importlib.util.find_spec("cupy") is None:  # no need to start a process to know
-                _REASON = "CuPy is not installed"
-            else:
-                _REASON = _start(max(1, processes))
+            # No CuPy or no device: no need to start a process to know.
+            _REASON = cupy_problem() or _start(max(1, processes), device)
         elif _PROCESSES and len(_PROCESSES) < processes:
-            _start(processes - len(_PROCESSES))
+            _start(processes - len(_PROCESSES), device)
         return list(_PROCESSES[:max(1, processes)]), _REASON
 
 
-def _start(count: int) -> str | None:
+def _start(count: int, device: int) -> GpuProblem | None:
     """Start ``count`` more GPU processes at once (each takes a second or two to load);
     keep those that report ready. None, or why the first one could not be used."""
     started: list[GpuProcess] = []
-    reasons: list[str] = []
+    reasons: list[GpuProblem] = []
     for _ in range(count):
         try:
             # Memory is shared out as if DEFAULT_PROCESSES (or more) were running.
-            started.append(GpuProcess(share=max(DEFAULT_PROCESSES, len(_PROCESSES) + count)))
+            started.append(GpuProcess(share=max(DEFAULT_PROCESSES, len(_PROCESSES) + count), device=device))
         except Exception as exc:  # cannot even start one: the CPU does the work
-            reasons.append(first_line(exc))
+            reasons.append(GpuProblem.of(Why.FAILED, exc))
     for proc in started:
         reason = proc.handshake()
         if reason is None:
             _PROCESSES.append(proc)
         else:
             reasons.append(reason)
-    return None if _PROCESSES else (reasons[0] if reasons else "no GPU process started")
+    if _PROCESSES:
+        return None
+    return reasons[0] if reasons else GpuProblem(Why.FAILED, "no GPU process started")
 
 
 def _unload(reason: str, proc: GpuProcess) -> bool:
@@ -160,7 +164,7 @@ def _unload(reason: str, proc: GpuProcess) -> bool:
         procs = list(_PROCESSES) if first else [proc]
         if first:
             _PROCESSES.clear()
-            _REASON = reason
+            _REASON = GpuProblem(Why.FAILED, reason)
     for p in procs:
         p.stop()
     return first
@@ -265,9 +269,10 @@ class GpuFeeder:
                     return
                 _, batch_id, rows = message
                 with self.lock:
-                    facts = self.out.pop(batch_id, None)
-                if facts is None:  # an answer for a run that was closed: nobody waits for it
+                    waiting = self.out.pop(batch_id, None)
+                if waiting is None:  # an answer for a run that was closed: nobody waits for it
                     continue
+                facts = waiting
                 # The GPU is free for the next batch now; this one still waits for its facts
                 # (the CPU pool may lag behind the GPU at a few thousand photos a second).
                 self.slots.release()

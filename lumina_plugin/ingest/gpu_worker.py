@@ -8,7 +8,7 @@ about 1,000 to 36 photos/s. Here the GIL has no other heavy user: reader threads
 wait on the disk, and this process's switch interval is short.
 
 Protocol over two pipes (ingest/gpu_processes.py is the other end):
-    -> ("ready", device name) | ("unusable", reason)       once, at start
+    -> ("ready", device name) | ("unusable", GpuProblem)   once, at start
     <- ("batch", id, [(index, path), ...])                   work; None = stop
     -> ("done", id, [(index, codes | None, (w, h), orientation, file | None), ...])   in request order
     -> ("failed", reason)                                    then it exits
@@ -30,12 +30,12 @@ from typing import Any
 
 from PIL import Image
 
-from ..decode.photo import _orientation
-from ..decode.nvimgcodec import GpuJpegDecoder
 from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
+from ..decode.nvimgcodec import GpuJpegDecoder
+from ..decode.photo import _orientation
+from ..gpu_status import GpuProblem, GpuUnavailable, Why, first_line, require_cupy
 from ..hashing.cupy_hasher import DeviceImage
-from .reasons import first_line
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 _READERS = 6
@@ -83,39 +83,34 @@ def _read(index: int, path: str) -> _Job | None:
                 (len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest()))
 
 
-def load_engine(share: int = 1) -> tuple[Any, GpuJpegDecoder, int, str]:
-    """(hasher, decoder, bytes of pixels a batch may hold, device name); raises with the
-    reason when CuPy, a device, the kernels' self-check or nvImageCodec is missing.
-    ``share``: how many GPU processes share the device's memory."""
-    try:
-        import cupy
-    except ImportError:
-        raise RuntimeError("CuPy is not installed") from None
-    try:
-        devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, no device: CuPy raises its CUDA runtime error
-        raise RuntimeError(f"no CUDA device is visible ({first_line(exc)})") from None
-    if devices < 1:
-        raise RuntimeError("no CUDA device is visible")
+def load_engine(share: int = 1, device: int = 0) -> tuple[Any, GpuJpegDecoder, int, str]:
+    """(hasher, decoder, bytes of pixels a batch may hold, device name) on CUDA ``device``;
+    raises :class:`GpuUnavailable` saying why when CuPy, the device, the kernels' self-check
+    or nvImageCodec is missing. ``share``: how many GPU processes share the device's memory."""
+    cupy = require_cupy()
+    devices = int(cupy.cuda.runtime.getDeviceCount())
+    if device >= devices:
+        raise GpuUnavailable(GpuProblem(Why.NO_DEVICE, f"device {device} asked for, {devices} visible"))
+    cupy.cuda.Device(device).use()
     from ..hashing.cupy_hasher import GpuHasher, self_check
 
     hasher = GpuHasher()
     problem = self_check(hasher)
     if problem:
-        raise RuntimeError(f"the GPU kernels disagree with NumPy: {problem}")
+        raise GpuUnavailable(GpuProblem(Why.SELF_CHECK, f"the hashing kernels disagree with NumPy: {problem}"))
     try:
-        decoder = GpuJpegDecoder()
+        decoder = GpuJpegDecoder(device)
     except ImportError:
-        raise RuntimeError("nvImageCodec is not installed (pip install nvidia-nvimgcodec-cu12)") from None
+        raise GpuUnavailable(GpuProblem(Why.NO_NVIMGCODEC)) from None
     free, _total = cupy.cuda.runtime.memGetInfo()
-    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    name = cupy.cuda.runtime.getDeviceProperties(device)["name"].decode()
     # Three batches of pixels at most are alive (two read ahead, one decoded): a share of
     # the free memory each, so memory stays bounded whatever the library's size.
     return hasher, decoder, int(min(free * 0.5, 24 << 30) // 3 // max(1, share)), name
 
 
-def serve(requests: Connection, results: Connection, share: int = 1) -> None:
-    """The GPU process's main loop (the target of its multiprocessing.Process).
+def serve(requests: Connection, results: Connection, share: int = 1, device: int = 0) -> None:
+    """The GPU process's main loop (the target of its multiprocessing.Process), on CUDA ``device``.
 
     Each batch is cut into parts that fit the memory share; a part is decoded on one
     CUDA stream and its kernels queued on another, so they run while the engines decode
@@ -125,9 +120,12 @@ def serve(requests: Connection, results: Connection, share: int = 1) -> None:
     """
     sys.setswitchinterval(0.0005)
     try:
-        hasher, decoder, batch_bytes, name = load_engine(share)
-    except Exception as exc:
-        results.send(("unusable", first_line(exc)))
+        hasher, decoder, batch_bytes, name = load_engine(share, device)
+    except GpuUnavailable as exc:
+        results.send(("unusable", exc.problem))
+        return
+    except Exception as exc:  # (compiling the kernels, creating the decoder...)
+        results.send(("unusable", GpuProblem.of(Why.FAILED, exc)))
         return
     results.send(("ready", name))
     readers = ThreadPoolExecutor(_READERS, thread_name_prefix="lumina-gpu-read")

@@ -1,14 +1,16 @@
 """Files to hash records, in batches: the one place that turns paths into ImageRecords.
 
-Which machinery runs is decided here, per run, from ``config.hashing``:
+Which machinery runs is decided here, per run, from ``config.hashing`` and ``config.gpu``:
 
 - fewer files than ``parallel_min_files``, or less than ``parallel_min_mb`` of them
   while no worker pool is running yet (or one core, or a daemonic process such as a
   Celery prefork worker, which may not start children): this process, one file at a time;
-- else a process pool over the cores (ingest/pool.py) and, when ``gpu`` is "auto"
-  or "on" and a GPU passes its checks (ingest/gpu_processes.py), the GPU's JPEG engines
-  and CuPy kernels beside it. "on" without a usable GPU logs one warning line and runs
-  on the CPU; "auto" says nothing unless a GPU is there but fails its self-check.
+- else a process pool over the cores (ingest/pool.py) and, when the GPU mode
+  (:func:`gpu_mode`: ``[gpu] use`` narrowed by ``[hashing] gpu``) is "auto" or "on" and a
+  GPU passes its checks (ingest/gpu_processes.py), the GPU's JPEG engines and CuPy kernels
+  beside it. "on" without a usable GPU logs one warning line and runs on the CPU; "auto"
+  says nothing when there is none to use (:attr:`~lumina_plugin.gpu_status.Why.absent`),
+  one line when one is there but fails its checks.
 
 Every way yields the same thing: (records, errors) per ``config.batch_size`` files, in
 path order, each batch as soon as it is complete.
@@ -19,30 +21,34 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING
 
-from ..model import ImageRecord
 from ..config import Config
 from ..decode.photo import PhotoError
 from ..files import FileError, chunked
+from ..gpu_status import GpuProblem, Why
+from ..model import ImageRecord
 from ..settings.hashing import HashingSettings
-from . import pool as parallel
+from . import pool
 from .records import record_for
 
 if TYPE_CHECKING:
     from .gpu_processes import GpuProcess
 
-__all__ = ["hash_paths", "record_for", "Progress", "gpu_status"]
+__all__ = ["hash_paths", "record_for", "Progress", "gpu_mode", "gpu_status"]
 
 #: progress(phase, done, total)
 Progress = Callable[[str, int, int], None]
+#: (records, errors) per batch, in path order; a generator, so a caller may close it halfway.
+Batches = Generator[tuple[list[ImageRecord], list[FileError]], None, None]
 
 log = logging.getLogger(__name__)
 
 _WARNED: set[str] = set()
 #: How the last run in this process was split: {"files", "workers", "gpu", "gpu_hashed"}
 #: (for benchmarks and logs; "gpu_hashed" counts the files the GPU decoded and hashed).
-LAST_RUN: dict[str, int | bool] = {}
+LAST_RUN: dict[str, int | float | bool] = {}
 
 
 def _default_gpu_batch() -> int:
@@ -72,17 +78,27 @@ def _cpu_files_beside_gpu(settings: HashingSettings) -> int:
     return max(0, settings.cpu_files_beside_gpu)
 
 
-def gpu_status() -> tuple[bool, str | None]:
-    """(usable, why not): runs the GPU checks once per process (CuPy, device, self-check,
-    nvImageCodec) without hashing anything."""
+def gpu_mode(config: Config) -> str:
+    """How hashing uses the GPU: "auto", "on" or "off" (``[gpu] use`` narrowed by the older
+    ``[hashing] gpu``; settings/gpu.py has the rule)."""
+    return config.gpu.hashing_mode(config.hashing.gpu)
+
+
+def gpu_status(config: Config | None = None) -> tuple[bool, GpuProblem | None]:
+    """(usable, why not) for hashing with ``config`` (default settings when None): the GPU
+    checks, run once per process (CuPy, device, self-check, nvImageCodec), without hashing
+    anything; switched off, (False, :attr:`Why.SWITCHED_OFF`) without looking."""
+    config = config or Config()
+    if gpu_mode(config) == "off":
+        return False, GpuProblem(Why.SWITCHED_OFF)
     from .gpu_processes import load_gpu
 
-    procs, reason = load_gpu()
+    procs, reason = load_gpu(device=config.gpu.device)
     return bool(procs), reason
 
 
 def hash_paths(paths: Sequence[str], config: Config,
-               progress: Progress | None = None) -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
+               progress: Progress | None = None) -> Batches:
     """Decode and hash ``paths`` in batches of ``config.batch_size``, in order.
 
     Yields (records, errors) per batch; a file that fails becomes a FileError and the
@@ -92,11 +108,12 @@ def hash_paths(paths: Sequence[str], config: Config,
     paths = list(paths)
     settings = config.hashing
     small = len(paths) < max(2, settings.parallel_min_files) or (
-        not parallel.pool_running() and not _big_enough(paths, settings.parallel_min_mb << 20))
+        not pool.pool_running() and not _big_enough(paths, settings.parallel_min_mb << 20))
     if small or multiprocessing.current_process().daemon:
         yield from _in_process(paths, config, progress)
         return
-    procs = _gpu_processes(settings) if settings.gpu != "off" else []
+    mode = gpu_mode(config)
+    procs = _gpu_processes(config, mode) if mode != "off" else []
     # Another run of this process may hold some (a host's import beside a Find Duplicates):
     # this one takes those that are free, or runs on the CPU.
     gpus = [p for p in procs if p.in_use.acquire(blocking=False)]
@@ -108,16 +125,16 @@ def hash_paths(paths: Sequence[str], config: Config,
 
 
 def _parallel(paths: list[str], config: Config, progress: Progress | None,
-              gpus: "list[GpuProcess]") -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
+              gpus: list[GpuProcess]) -> Batches:
     settings = config.hashing
-    cores = parallel.cpu_count()
+    cores = pool.cpu_count()
     gpu = bool(gpus)
     workers = settings.workers or (_workers_beside_gpu(cores) if gpu else cores)
     if workers <= 1 and not gpu:
         yield from _in_process(paths, config, progress)
         return
     try:
-        pool = parallel.get_pool(workers)
+        executor = pool.get_pool(workers)
     except (OSError, RuntimeError, ValueError) as exc:
         _warn_once("pool", f"cannot start hashing worker processes ({exc}); hashing in this process")
         yield from _in_process(paths, config, progress)
@@ -128,7 +145,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     # thousand small photos a second, and may claim nothing past the window while one
     # CPU file (slowed by everything else running) holds back the commits.
     lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
-    scheduler = parallel.Scheduler(paths, config, pool, cpu_limit, lookahead, cpu_limit_alone=alone)
+    scheduler = pool.Scheduler(paths, config, executor, cpu_limit, lookahead, cpu_limit_alone=alone)
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0)
     from .gpu_processes import GpuFeeder
@@ -162,14 +179,13 @@ def _big_enough(paths: list[str], min_bytes: int) -> bool:
     return len(paths) > 1 and total >= min_bytes
 
 
-def _gpu_processes(settings: HashingSettings) -> "list[GpuProcess]":
+def _gpu_processes(config: Config, mode: str) -> list[GpuProcess]:
     from .gpu_processes import DEFAULT_PROCESSES, load_gpu
 
-    procs, reason = load_gpu(settings.gpu_processes or DEFAULT_PROCESSES)
+    procs, reason = load_gpu(config.hashing.gpu_processes or DEFAULT_PROCESSES, config.gpu.device)
     if not procs:
         # "auto" stays quiet when there is simply no GPU stack; a broken one is worth a line.
-        quiet = reason is not None and reason.startswith(("CuPy is not installed", "no CUDA device"))
-        if settings.gpu == "on" or not quiet:
+        if mode == "on" or reason is None or not reason.why.absent:
             _warn_once("gpu", f"GPU hashing unavailable ({reason}); hashing on the CPU")
     return procs
 
@@ -181,7 +197,7 @@ def _warn_once(key: str, message: str) -> None:
 
 
 def _in_process(paths: list[str], config: Config,
-                progress: Progress | None) -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
+                progress: Progress | None) -> Batches:
     done = 0
     for batch in chunked(paths, config.batch_size):
         records: list[ImageRecord] = []

@@ -20,21 +20,23 @@ Ctrl-C so that only the main process decides what an interrupt does. If the pool
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
-from typing import Callable, Iterator, Sequence
+from multiprocessing.context import ForkServerContext, SpawnContext
 
-from ..model import ImageRecord
 from ..config import Config
-from ..decode.photo import PhotoError, PhotoFacts
 from ..decode.head import probe_head
+from ..decode.photo import PhotoError, PhotoFacts
 from ..files import FileError
+from ..model import ImageRecord
 from .records import record_for
 
 Outcome = ImageRecord | FileError
@@ -124,7 +126,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def process_context() -> multiprocessing.context.BaseContext:
+def process_context() -> ForkServerContext | SpawnContext:
     """How this package starts every process of its own (pool workers, GPU processes):
     ``forkserver``, never a plain fork (a process may hold threads and a CUDA context).
     The server preloads this module, so each new process starts with NumPy, Pillow and
@@ -259,7 +261,7 @@ class Scheduler:
                 self.futures.add(fut)
                 if counted:
                     self.cpu_inflight += 1
-            fut.add_done_callback(lambda f, i=i, counted=counted: self._full_done(f, i, counted))
+            fut.add_done_callback(functools.partial(self._full_done, index=i, counted=counted))
 
     def submit_facts(self, indices: Sequence[int]) -> Future:
         """Probe these files' heads in the pool; the future gives one PhotoFacts (its

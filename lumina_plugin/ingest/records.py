@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import ImageRecord
 from ..decode.photo import DecodedPhoto, PhotoFacts, decode
-from ..model import ALGORITHM_VERSION
 from ..hashing.cpu import hash_gray
+from ..model import ALGORITHM_VERSION, ImageRecord
 
 
 def record_for(path: str, max_pixels: int, draft: int = 0) -> ImageRecord:

@@ -1,4 +1,4 @@
-"""Settings: how photos are decoded and hashed: CPU workers, JPEG draft decoding, GPU use.
+"""Settings: how photos are decoded and hashed: CPU workers, JPEG draft decoding, GPU batches.
 
 A section of :class:`lumina_plugin.config.Config` (its TOML table is ``[hashing]``).
 Fields must have defaults and simple types (bool, int, float, str, tuple of str).
@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ConfigError
+from .gpu import GPU_MODES
 
-GPU_MODES = ("auto", "on", "off")
 #: 0 = full decode; N > 0 = JPEG luma-only DCT-domain decoding at scale 1/N (see ``draft``).
 DRAFT_SCALES = (0, 1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
 class HashingSettings:
-    #: "auto" (use a GPU when CuPy, a device and nvImageCodec pass the self-check),
-    #: "on" (use it, or say why not in one warning line and use the CPU), "off".
+    #: An older key, for hashing only: the ``[gpu] use`` switch (settings/gpu.py) governs
+    #: hashing and the index together; this narrows it for hashing ("off" keeps hashing on
+    #: the CPU, "on" asks for the GPU loudly). The effective mode is
+    #: ``config.gpu.hashing_mode(config.hashing.gpu)``.
     gpu: str = "auto"
     #: Photos per GPU decode batch; 0 = 128, lowered to what free GPU memory allows.
     gpu_batch_size: int = 0
@@ -53,7 +55,6 @@ class HashingSettings:
     parallel_min_mb: int = 32
 
     def __post_init__(self) -> None:
-
         if self.gpu not in GPU_MODES:
             raise ConfigError(f"hashing.gpu must be one of {', '.join(GPU_MODES)}, got {self.gpu!r}")
         if self.draft not in DRAFT_SCALES:
