@@ -4,23 +4,43 @@ Plugins are found in the ``lumina`` entry-point group (``[project.entry-points.l
 and may also be registered directly. Set ``LUMINA_DISABLE_PLUGIN_AUTOLOAD=1`` to skip
 entry points, or ``LUMINA_BLOCK_PLUGINS=a,b`` to skip named ones, as pytest and tox
 allow. The typed methods below are the host's only way to call hooks, so host code
-never touches the untyped ``pm.hook``.
+never touches the untyped ``pm.hook``: the events answer with the plugins'
+:class:`~lumina_hooks.events.HookReport` objects, whatever a plugin returned.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pluggy
 
 from . import specs
-from .events import HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
+from .events import HookReport, HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = specs.PROJECT_NAME
+
+
+def _report(hook: str, answer: object) -> HookReport | None:
+    """A plugin's answer as a HookReport. A mapping (the plugin's JSON, as the contract
+    had it before HookReport) becomes its ``details``, with no counts; anything else is
+    dropped. Either is logged: hosts read the report's fields only."""
+    if answer is None or isinstance(answer, HookReport):
+        return answer
+    if isinstance(answer, Mapping):
+        log.warning("a plugin answered %s with a %s, not a HookReport: its counts are lost",
+                    hook, type(answer).__name__)
+        return HookReport(kind=hook, details=dict(answer))
+    log.warning("a plugin answered %s with a %s, not a HookReport: ignored", hook, type(answer).__name__)
+    return None
+
+
+def _reports(hook: str, answers: Iterable[object]) -> list[HookReport]:
+    return [r for r in (_report(hook, a) for a in answers) if r is not None]
 
 
 class PluginHost:
@@ -82,27 +102,34 @@ class PluginHost:
         self._started = True
 
     def images_imported(self, paths: Iterable[str], source: str = "host",
-                        job_id: str | None = None) -> list[dict[str, Any]]:
+                        job_id: str | None = None) -> list[HookReport]:
+        """Fire images-imported; the plugins' reports, in the order they answered."""
         event = ImagesImported(tuple(str(p) for p in paths), source, job_id)
-        return self.pm.hook.lumina_images_imported(host=self.context, event=event)
+        return _reports("lumina_images_imported", self.pm.hook.lumina_images_imported(host=self.context, event=event))
 
-    def scan_finished(self, roots: Iterable[str] = (), job_id: str | None = None) -> list[dict[str, Any]]:
+    def scan_finished(self, roots: Iterable[str] = (), job_id: str | None = None) -> list[HookReport]:
+        """Fire scan-finished; the plugins' reports."""
         event = ScanFinished(tuple(str(r) for r in roots), job_id)
-        return self.pm.hook.lumina_scan_finished(host=self.context, event=event)
+        return _reports("lumina_scan_finished", self.pm.hook.lumina_scan_finished(host=self.context, event=event))
 
-    def images_removed(self, paths: Iterable[str]) -> list[dict[str, Any]]:
+    def images_removed(self, paths: Iterable[str]) -> list[HookReport]:
+        """Fire images-removed; the plugins' reports."""
         event = ImagesRemoved(tuple(str(p) for p in paths))
-        return self.pm.hook.lumina_images_removed(host=self.context, event=event)
+        return _reports("lumina_images_removed", self.pm.hook.lumina_images_removed(host=self.context, event=event))
 
-    def images_moved(self, moves: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    def images_moved(self, moves: Iterable[tuple[str, str]]) -> list[HookReport]:
+        """Fire images-moved; the plugins' reports."""
         event = ImagesMoved(tuple((str(a), str(b)) for a, b in moves))
-        return self.pm.hook.lumina_images_moved(host=self.context, event=event)
+        return _reports("lumina_images_moved", self.pm.hook.lumina_images_moved(host=self.context, event=event))
 
     def menu_actions(self) -> list[MenuAction]:
+        """Every plugin's menu actions, concatenated."""
         return [a for answer in self.pm.hook.lumina_menu_actions(host=self.context) for a in answer]
 
-    def run_action(self, action_id: str, **params: Any) -> dict[str, Any]:
-        result = self.pm.hook.lumina_run_action(host=self.context, action_id=action_id, params=params)
+    def run_action(self, action_id: str, **params: Any) -> HookReport:
+        """Run a menu action; the report of the plugin that owns it. KeyError if none does."""
+        result = _report("lumina_run_action",
+                         self.pm.hook.lumina_run_action(host=self.context, action_id=action_id, params=params))
         if result is None:
             raise KeyError(f"no plugin offers the action {action_id!r}")
         return result
@@ -112,7 +139,7 @@ class PluginHost:
             self.pm.hook.lumina_shutdown(host=self.context)
             self._started = False
 
-    def __enter__(self) -> "PluginHost":
+    def __enter__(self) -> PluginHost:
         self.startup()
         return self
 

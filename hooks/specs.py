@@ -2,7 +2,9 @@
 
 Every hook takes the :class:`~lumina_hooks.events.HostContext` as ``host``; an
 implementation may accept any subset of a hook's arguments (pluggy passes only
-those it names), so hosts can add arguments later without breaking plugins.
+those it names), so hosts can add arguments later without breaking plugins. Hooks
+that do work answer with a :class:`~lumina_hooks.events.HookReport` (or None: nothing
+to say); hosts read its fields, never a plugin's own JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from .events import HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
+from .events import HookReport, HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished
 
 PROJECT_NAME = "lumina"
 
@@ -28,32 +30,33 @@ def lumina_startup(host: HostContext) -> None:
 
 
 @hookspec
-def lumina_images_imported(host: HostContext, event: ImagesImported) -> dict[str, Any] | None:
+def lumina_images_imported(host: HostContext, event: ImagesImported) -> HookReport | None:
     """A batch of photos was imported. Return a short report (plugins answer in LIFO order)."""
 
 
 @hookspec
-def lumina_scan_finished(host: HostContext, event: ScanFinished) -> dict[str, Any] | None:
+def lumina_scan_finished(host: HostContext, event: ScanFinished) -> HookReport | None:
     """A scan finished. Plugins may do catalog-wide work here; return a short report."""
 
 
 @hookspec
-def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> dict[str, Any] | None:
+def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> HookReport | None:
     """Photos were removed from the catalog; plugins forget them."""
 
 
 @hookspec
-def lumina_images_moved(host: HostContext, event: ImagesMoved) -> dict[str, Any] | None:
+def lumina_images_moved(host: HostContext, event: ImagesMoved) -> HookReport | None:
     """Photos were renamed or moved on disk; plugins update their paths instead of re-importing."""
 
 
 @hookspec
 def lumina_menu_actions(host: HostContext) -> list[MenuAction]:
     """The menu actions a plugin offers; the host shows the concatenation of all answers."""
+    raise NotImplementedError  # a specification: pluggy never calls its body
 
 
 @hookspec(firstresult=True)
-def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any]) -> HookReport | None:
     """Run a menu action. The plugin that owns ``action_id`` answers; others return None."""
 
 

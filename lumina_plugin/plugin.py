@@ -2,26 +2,45 @@
 
 Registered in the ``lumina`` entry-point group, so any :class:`lumina_hooks.PluginHost`
 loads it. Each event opens the host's catalog for the length of the work and closes
-it again, so the plugin holds no lock between events.
+it again, so the plugin holds no lock between events. Each answers with a
+:class:`lumina_hooks.HookReport` made from the engine's report (:func:`hook_report`):
+its counts, and the ``--json`` object as ``details``.
+
+Loading this module is cheap (the engine is imported at the first event), so the Lumina
+bridge and ``lumina-dedup plugins`` may import it freely.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lumina_hooks import (HostContext, ImagesImported, ImagesMoved, ImagesRemoved, MenuAction, ScanFinished,
-                          hookimpl)
+from lumina_hooks import (
+    FailedFile,
+    HookReport,
+    HostContext,
+    ImagesImported,
+    ImagesMoved,
+    ImagesRemoved,
+    MenuAction,
+    ScanFinished,
+    hookimpl,
+)
 
+from .catalog.locator import is_database_url
 from .config import Config
-from .engine import Engine
 
+if TYPE_CHECKING:
+    from .engine import Engine, RunReport
+
+#: The id of the plugin's Find Duplicates menu action (the Lumina bridge runs it by this id).
 FIND_DUPLICATES = "lumina-dedup.find-duplicates"
 
 
 def _engine(host: HostContext) -> Engine:
+    from .engine import Engine
     locator: str | Path
-    if "://" in host.catalog:  # Lumina's database: postgresql://...?catalog=<id>
+    if is_database_url(host.catalog):  # Lumina's database: postgresql://...?catalog=<id>
         locator, base = host.catalog, Config.load()
     else:
         locator = Path(host.catalog)
@@ -30,30 +49,40 @@ def _engine(host: HostContext) -> Engine:
     return Engine(locator, config, progress=host.progress)
 
 
+def hook_report(report: RunReport) -> HookReport:
+    """The engine's report as the contract's answer: its summary's counts, the files that
+    failed, and its ``--json`` object (:meth:`RunReport.as_json`) as ``details``."""
+    summary = report.summary()
+    return HookReport(kind=report.kind, files=summary["files"], hashed=summary["hashed"],
+                      unchanged=summary["unchanged"], groups=summary["groups"], duplicates=summary["duplicates"],
+                      errors=summary["errors"], dry_run=report.dry_run,
+                      failed=tuple(FailedFile(e.path, e.error) for e in report.errors), details=report.as_json())
+
+
 @hookimpl
-def lumina_images_imported(host: HostContext, event: ImagesImported) -> dict[str, Any]:
+def lumina_images_imported(host: HostContext, event: ImagesImported) -> HookReport:
     with _engine(host) as engine:
-        return engine.import_paths(event.paths, job_id=event.job_id).as_json()
+        return hook_report(engine.import_paths(event.paths, job_id=event.job_id))
 
 
 @hookimpl
-def lumina_scan_finished(host: HostContext, event: ScanFinished) -> dict[str, Any]:
+def lumina_scan_finished(host: HostContext, event: ScanFinished) -> HookReport:
     # Imports already flagged each batch against the index; a finished scan is when a
     # whole-catalog pass is worth its cost (it also regroups across batches).
     with _engine(host) as engine:
-        return engine.find_duplicates(job_id=event.job_id).as_json()
+        return hook_report(engine.find_duplicates(job_id=event.job_id))
 
 
 @hookimpl
-def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> dict[str, Any]:
+def lumina_images_removed(host: HostContext, event: ImagesRemoved) -> HookReport:
     with _engine(host) as engine:
-        return engine.remove_paths(event.paths).as_json()
+        return hook_report(engine.remove_paths(event.paths))
 
 
 @hookimpl
-def lumina_images_moved(host: HostContext, event: ImagesMoved) -> dict[str, Any]:
+def lumina_images_moved(host: HostContext, event: ImagesMoved) -> HookReport:
     with _engine(host) as engine:
-        return engine.move_paths(event.moves).as_json()
+        return hook_report(engine.move_paths(event.moves))
 
 
 @hookimpl
@@ -63,10 +92,9 @@ def lumina_menu_actions(host: HostContext) -> list[MenuAction]:
 
 
 @hookimpl
-def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any]) -> HookReport | None:
     if action_id != FIND_DUPLICATES:
         return None
     with _engine(host) as engine:
-        report = engine.find_duplicates(params.get("paths", ()), dry_run=bool(params.get("dry_run")),
-                                        job_id=params.get("job_id"))
-        return report.as_json()
+        return hook_report(engine.find_duplicates(params.get("paths", ()), dry_run=bool(params.get("dry_run")),
+                                                  job_id=params.get("job_id")))

@@ -1,6 +1,8 @@
 """The host contract, end to end: a real PluginHost loads our plugin through the
 ``lumina`` entry point, fires its events on a real SQLite catalog with the sample
-photos, and the catalog is read back with plain ``sqlite3``.
+photos, and the catalog is read back with plain ``sqlite3``. Hooks answer with typed
+:class:`~lumina_hooks.HookReport` objects: the tests read their counts as attributes, and
+the plugin's full JSON (groups, members) from ``details``.
 
 Nothing under test is mocked. Small recording plugins stand in for *other* plugins
 only (registered with ``host.register(obj, name=...)`` as datasette and llm do).
@@ -10,26 +12,33 @@ without a test here.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import inspect
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 import pytest
+from lumina_hooks import ENTRY_POINT_GROUP, FailedFile, HookReport, HostContext, MenuAction, PluginHost, hookimpl
 
 import lumina_plugin.plugin as dedup_plugin
-from lumina_hooks import ENTRY_POINT_GROUP, HostContext, MenuAction, PluginHost, hookimpl
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_catalog"
 NOT_PHOTOS = {"expected_groups.json", "SOURCES.md", "make_sample.py"}
 FIND = dedup_plugin.FIND_DUPLICATES
 TAG_PREFIX = "lumina-dedup:"
+#: The kinds of report our plugin answers with (the engine's RunReport.kind).
+OUR_KINDS = {"import", "find-duplicates", "remove", "move"}
+#: The fields of a HookReport that repeat the engine's summary.
+COUNTS = ("files", "hashed", "unchanged", "groups", "duplicates", "errors", "dry_run")
 
 Groups = set[frozenset[str]]
 
@@ -80,15 +89,24 @@ def rel(path: str, base: Path) -> str:
     return Path(path).relative_to(base).as_posix()
 
 
-def report_groups(report: dict[str, Any], base: Path) -> Groups:
-    return {frozenset(rel(m["path"], base) for m in g["members"]) for g in report["groups"]}
+def report_groups(report: HookReport | dict[str, Any], base: Path) -> Groups:
+    """The groups of a report's ``details`` (or of a bare ``{"groups": [...]}``), as relative paths."""
+    data = report.details if isinstance(report, HookReport) else report
+    return {frozenset(rel(m["path"], base) for m in g["members"]) for g in data["groups"]}
 
 
-def ours(results: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """The one report in a hook's answers that came from our plugin."""
-    reports = [r for r in results if isinstance(r, dict) and "groups" in r and "summary" in r]
+def ours(results: list[HookReport]) -> HookReport:
+    """The one report in a hook's answers that came from our plugin, checked for consistency:
+    its counts are those of the summary in its ``details`` (what ``--json`` prints)."""
+    assert all(isinstance(r, HookReport) for r in results), results
+    reports = [r for r in results if r.kind in OUR_KINDS]
     assert len(reports) == 1, results
-    return reports[0]
+    report = reports[0]
+    summary = report.details["summary"]
+    assert {k: getattr(report, k) for k in COUNTS} == {k: summary[k] for k in COUNTS}
+    assert report.groups == len(report.details["groups"])
+    assert [{"path": f.path, "error": f.error} for f in report.failed] == report.details["errors"]
+    return report
 
 
 def query(catalog: Path, sql: str, *args: Any) -> list[tuple]:
@@ -236,13 +254,13 @@ def test_hook_lumina_images_imported_subset_of_arguments(host: PluginHost, photo
     """An implementation may name only ``host``: pluggy passes what it asks for."""
     class HostOnly:
         @hookimpl
-        def lumina_images_imported(self, host: HostContext) -> dict[str, Any]:
-            return {"seen_by": host.name}
+        def lumina_images_imported(self, host: HostContext) -> HookReport:
+            return HookReport(kind="seen", details={"seen_by": host.name})
 
     host.register(HostOnly(), name="host-only")
     results = host.images_imported(photos[:2])
-    assert results[0] == {"seen_by": "test"}  # LIFO: registered last, called first
-    assert ours(results)["summary"]["files"] == 2
+    assert results[0] == HookReport(kind="seen", details={"seen_by": "test"})  # LIFO: registered last, called first
+    assert ours(results).files == 2
 
 
 # -- lifecycle ------------------------------------------------------------------------------
@@ -292,19 +310,20 @@ def test_hook_lumina_run_action_find_duplicates(host: PluginHost, photos: list[s
     host.images_imported(photos)
     before = tag_rows(catalog)
     action = next(a for a in host.menu_actions() if a.label == "Find Duplicates")
-    report = host.run_action(action.id)
+    report = ours([host.run_action(action.id)])
+    assert report.kind == "find-duplicates" and report.dry_run is False
     assert report_groups(report, photo_dir) == expected
-    assert report["summary"]["groups"] == len(expected)
-    assert report["summary"]["errors"] == 0
+    assert report.groups == len(expected) and report.duplicates == sum(len(g) - 1 for g in expected)
+    assert report.errors == 0 and report.failed == ()
     # The imports had tagged everything already: the action confirms, it changes nothing.
-    assert report["summary"]["tags_added"] == report["summary"]["tags_removed"] == 0
+    assert report.details["summary"]["tags_added"] == report.details["summary"]["tags_removed"] == 0
     assert tag_rows(catalog) == before
 
 
 def test_hook_lumina_run_action_dry_run_writes_nothing(host: PluginHost, photo_dir: Path,
                                                       expected: Groups, catalog: Path) -> None:
-    report = host.run_action(FIND, paths=[str(photo_dir)], dry_run=True)
-    assert report["summary"]["dry_run"] is True
+    report = ours([host.run_action(FIND, paths=[str(photo_dir)], dry_run=True)])
+    assert report.dry_run is True and report.files == 40
     assert report_groups(report, photo_dir) == expected
     assert image_paths(catalog) == set()
     assert tag_rows(catalog) == []
@@ -325,8 +344,10 @@ def test_hook_lumina_images_imported_tags_the_catalog(autoload: None, catalog: P
     results = host.images_imported(photos, source="watch", job_id="job-1")
     assert isinstance(results, list) and len(results) == 1
     report = ours(results)
-    assert report["summary"]["files"] == report["summary"]["hashed"] == 40
-    assert report["errors"] == []
+    assert report.kind == "import"
+    assert report.files == report.hashed == 40 and report.unchanged == 0
+    assert report.errors == 0 and report.failed == ()
+    assert report.groups == len(expected)
     assert report_groups(report, photo_dir) == expected
     assert ("hashing", 40, 40) in seen  # the host's progress callback reached the engine
 
@@ -347,8 +368,8 @@ def test_images_imported_twice_changes_nothing(host: PluginHost, catalog: Path, 
     assert tags and groups
 
     again = ours(host.images_imported(photos))
-    assert again["summary"]["hashed"] == 0 and again["summary"]["unchanged"] == 40
-    assert again["summary"]["tags_added"] == again["summary"]["tags_removed"] == 0
+    assert again.hashed == 0 and again.unchanged == 40
+    assert again.details["summary"]["tags_added"] == again.details["summary"]["tags_removed"] == 0
     assert report_groups(again, photo_dir) == expected
     assert tag_rows(catalog) == tags
     assert group_rows(catalog) == groups
@@ -363,6 +384,7 @@ def test_hook_lumina_scan_finished_regroups_across_batches(host: PluginHost, cat
     host.images_imported(photos[1::2])
     tags = tag_rows(catalog)
     report = ours(host.scan_finished(roots=[str(photo_dir)], job_id="scan-1"))
+    assert report.kind == "find-duplicates" and report.groups == len(expected)
     assert report_groups(report, photo_dir) == expected
     assert_tagged_as(catalog, photo_dir, expected, photos)
     assert tag_rows(catalog) == tags  # each batch was already searched against the index
@@ -381,7 +403,7 @@ def test_hook_lumina_images_removed_copy_of_a_pair(host: PluginHost, catalog: Pa
     gone_id = query(catalog, "SELECT id FROM images WHERE source_path=?", str(photo_dir / gone))[0][0]
 
     report = ours(host.images_removed([str(photo_dir / gone)]))
-    assert report["summary"]["files"] == 1
+    assert report.kind == "remove" and report.files == 1
     assert report_groups(report, photo_dir) == expected - {pair}  # a group of 2 is no group
 
     assert str(photo_dir / gone) not in image_paths(catalog)
@@ -403,7 +425,7 @@ def test_images_removed_keeper_regroups_like_a_fresh_import(autoload: None, tmp_
     host = PluginHost(HostContext(name="test", catalog=str(tmp_path / "a.db")))
     first = ours(host.images_imported(photos))
     big = _group_with(expected, "2015/2015-10-29/IMG_8812.jpg")
-    keeper = next(g["keeper"] for g in first["groups"]
+    keeper = next(g["keeper"] for g in first.details["groups"]
                   if report_groups({"groups": [g]}, photo_dir) == {big})
 
     report = ours(host.images_removed([keeper]))
@@ -417,7 +439,7 @@ def test_images_removed_keeper_regroups_like_a_fresh_import(autoload: None, tmp_
     never = ours(fresh.images_imported(remaining))
     assert report_groups(never, photo_dir) == report_groups(report, photo_dir)
     assert tags_by_path(tmp_path / "a.db", photo_dir) == tags_by_path(tmp_path / "b.db", photo_dir)
-    assert {g["keeper"] for g in never["groups"]} == {g["keeper"] for g in report["groups"]}
+    assert {g["keeper"] for g in never.details["groups"]} == {g["keeper"] for g in report.details["groups"]}
 
 
 def test_images_removed_accepts_unnormalised_paths(host: PluginHost, catalog: Path, photos: list[str],
@@ -426,8 +448,73 @@ def test_images_removed_accepts_unnormalised_paths(host: PluginHost, catalog: Pa
     monkeypatch.chdir(photo_dir.parent)
     target = os.path.join(photo_dir.name, "..", photo_dir.name, "downloads", "astronaut_collins.jpg")
     report = ours(host.images_removed([target]))
-    assert report["summary"]["files"] == 1
+    assert report.files == 1
     assert str(photo_dir / "downloads" / "astronaut_collins.jpg") not in image_paths(catalog)
+
+
+# -- typed answers -----------------------------------------------------------------------------------
+
+def test_report_names_the_files_that_failed(host: PluginHost, tmp_path: Path, photos: list[str]) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    report = ours(host.images_imported([photos[0], str(broken)]))
+    assert report.files == 2 and report.hashed == 1 and report.errors == 1
+    (failed,) = report.failed
+    assert isinstance(failed, FailedFile) and failed.path == str(broken) and failed.error
+
+
+def test_report_round_trips_through_json(host: PluginHost, photos: list[str]) -> None:
+    """What crosses a process boundary (a Celery result, a queue) comes back equal."""
+    report = ours(host.images_imported(photos[:3]))
+    text = json.dumps(report.as_json())
+    assert HookReport.from_json(json.loads(text)) == report
+    assert json.loads(text)["details"] == report.details
+    failed = HookReport(kind="import", files=1, errors=1, failed=(FailedFile("/a.jpg", "truncated"),))
+    assert HookReport.from_json(failed.as_json()) == failed
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a host cannot change what a plugin said
+        cast(Any, failed).errors = 0
+
+
+def test_answers_that_are_not_reports(host: PluginHost, photos: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A plugin still on the old contract (a dict) is wrapped, not passed on raw; other answers
+    are dropped: hosts always get HookReports."""
+    class OldStyle:
+        @hookimpl
+        def lumina_images_imported(self) -> dict[str, Any]:
+            return {"summary": {"files": 9}}
+
+        @hookimpl
+        def lumina_images_removed(self) -> str:
+            return "done"
+
+    host.register(OldStyle(), name="old-style")
+    results = host.images_imported(photos[:1])
+    assert results[0] == HookReport(kind="lumina_images_imported", details={"summary": {"files": 9}})
+    assert ours(results).files == 1
+    assert [r.kind for r in host.images_removed(["/nowhere.jpg"])] == ["remove"]
+    assert "not a HookReport" in caplog.text
+
+
+def test_host_package_imports_no_plugin() -> None:
+    """lumina_hooks is the host contract alone: pluggy and the standard library."""
+    code = ("import sys, lumina_hooks, lumina_hooks.host, lumina_hooks.lumina; "
+            "print(sorted(m for m in sys.modules if m.startswith('lumina_plugin')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["bridge", "celery", "listener", "router", "tasks", "worker"])
+def test_old_bridge_paths_are_deprecated_aliases(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--include lumina_hooks.lumina.celery`` and the other old paths still work for one
+    release: they warn and give the plugin's own module (not a second copy of it)."""
+    pytest.importorskip("celery")
+    pytest.importorskip("fastapi")
+    old, new = f"lumina_hooks.lumina.{name}", f"lumina_plugin.lumina.{name}"
+    monkeypatch.delitem(sys.modules, old, raising=False)  # a cached alias would not warn again
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new) is sys.modules[old]
+    assert module.__name__ == new
 
 
 # -- meta ---------------------------------------------------------------------------------------------
@@ -464,9 +551,9 @@ def test_hook_lumina_images_moved_keeps_tags_without_rehashing(host: PluginHost,
     new.parent.mkdir()
     old.rename(new)
     report = ours(host.images_moved([(str(old), str(new))]))
-    assert report["summary"]["files"] == 1
+    assert report.kind == "move" and report.files == 1
     rows = query(catalog, "SELECT i.source_path, t.name FROM image_tags it JOIN images i ON i.id = it.image_id"
                           " JOIN tags t ON t.id = it.tag_id WHERE i.source_path = ?", str(new))
     assert {r[1] for r in rows} & {"lumina-dedup:derivative", "lumina-dedup:keeper"}
     again = ours(host.images_imported([str(new)]))
-    assert again["summary"]["hashed"] == 0 and again["summary"]["unchanged"] == 1
+    assert again.hashed == 0 and again.unchanged == 1

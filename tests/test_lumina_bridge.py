@@ -4,7 +4,6 @@ and the standalone listener. PostgreSQL and Redis are the machine's own."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import secrets
@@ -18,9 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from test_lumina_support import (REDIS_URL, create_catalog, expected_groups_in_lumina, lumina, lumina_db,  # noqa: F401
-                                 make_lumina, now, pg_database, query, sample_photos, scan_as_lumina, unavailable)
+from test_lumina_support import (  # noqa: F401
+    REDIS_URL,
+    create_catalog,
+    expected_groups_in_lumina,
+    lumina,
+    lumina_db,
+    make_lumina,
+    now,
+    pg_database,
+    query,
+    sample_photos,
+    scan_as_lumina,
+    unavailable,
+)
 
 TESTS = Path(__file__).resolve().parent
 OURS = "SELECT i.source_path, t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id" \
@@ -39,9 +49,6 @@ def services() -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         unavailable(f"no Redis at {REDIS_URL}: {exc}")
-    import lumina_plugin.plugin as plugin
-    if "://" not in inspect.getsource(plugin._engine):
-        unavailable("lumina_plugin.plugin opens host.catalog as a path: it needs the URL change of issue 8")
 
 
 def write_config(home: Path, **lumina: Any) -> None:
@@ -91,7 +98,7 @@ def worker_env(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
          "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=TESTS, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "ready" in (home / "worker.log").read_text() or proc.poll() is not None, 30)
+        wait_for(lambda: "ready" in (home / "worker.log").read_text() or proc.poll() is not None, 60)
         assert proc.poll() is None, (home / "worker.log").read_text()
         yield {**env, "queue": queue, "log": str(home / "worker.log")}
     finally:
@@ -104,7 +111,16 @@ def worker_env(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
         drop()
 
 
-def test_celery_scan_worker_tags_duplicates_within_seconds(worker_env: dict[str, str]) -> None:
+#: Catches a hang, not a slow machine (issue 16): latency is the benchmarks' business
+#: (benchmarks/watch_latency.py for the import path, benchmarks/lumina_find_duplicates.py on a
+#: Lumina catalog); the test prints the scan-to-tag latency it saw (about 3 s on 2 cores).
+HANG_S = 30
+
+
+@pytest.mark.slow
+def test_celery_scan_worker_tags_duplicates_without_hanging(worker_env: dict[str, str]) -> None:
+    """Lumina's scan_worker batches, in a real worker with our module included, get their
+    duplicates tagged; the scan_finalizer's regroup changes nothing; every run names its scan."""
     from celery import Celery
     url = worker_env["LUMINA_TEST_DB"]
     cid = create_catalog(url)
@@ -126,7 +142,7 @@ def test_celery_scan_worker_tags_duplicates_within_seconds(worker_env: dict[str,
     wait_for(lambda: len(query(url, "SELECT 1 FROM images WHERE catalog_id = %s", (cid,))) == 38, 30)
     kept = [r[0] for r in query(url, "SELECT source_path FROM images WHERE catalog_id = %s", (cid,))]
     expected = expected_groups_in_lumina(kept)
-    latency = wait_for(lambda: groups_in(url) == expected, 30)
+    latency = wait_for(lambda: groups_in(url) == expected, HANG_S)
     client.send_task("scan_finalizer", args=[results], kwargs={"catalog_id": cid, "parent_job_id": job},
                      queue=worker_env["LUMINA_TEST_QUEUE"])
     wait_for(lambda: query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] == "SUCCESS", 30)
@@ -138,7 +154,6 @@ def test_celery_scan_worker_tags_duplicates_within_seconds(worker_env: dict[str,
     # Every run of ours says which Lumina scan it came from: both batch imports and the regroup.
     kinds = [k for (k,) in query(url, "SELECT kind FROM lumina_dedup_runs WHERE job_id = %s", (job,))]
     assert kinds.count("import") >= 2 and "find-duplicates" in kinds, kinds
-    assert latency < 5, latency  # the issue's target for a scan batch
     print(f"scan-to-tag latency: every group tagged {latency:.2f} s after the last scan_worker's rows")
     client.close()
 
@@ -147,6 +162,8 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
     from fastapi.testclient import TestClient
+    from starlette.types import Receive, Scope, Send
+
     from lumina_plugin.lumina.router import InFront, standalone
     url, cid = lumina
     kept = scan_as_lumina(url, cid, sample_photos())
@@ -156,9 +173,9 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
     pubsub = redis.Redis.from_url(REDIS_URL).pubsub()
     pubsub.psubscribe("job:*:progress")
 
-    async def lumina_app(scope: dict[str, Any], receive: Any, send: Any) -> None:  # stands for Lumina's own app
+    async def lumina_app(scope: Scope, receive: Receive, send: Send) -> None:  # stands for Lumina's own app
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -178,7 +195,7 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
     assert (status, error) == ("SUCCESS", None), Path(worker_env["log"]).read_text()[-3000:]
     assert result["status"] == "completed" and result["duplicate_groups"] == 8 and result["total_images"] == 38
     messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_S  # ends as soon as the SUCCESS message is read
     while time.monotonic() < deadline and not (messages and messages[-1]["status"] == "SUCCESS"):
         m = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if m is not None and m["channel"] == f"job:{job}:progress".encode():
@@ -188,7 +205,8 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
     assert all({"job_id", "status", "timestamp"} <= set(m) for m in messages)
     assert all({"current", "total", "percent", "message", "phase"} <= set(m["progress"])
                for m in messages if m["status"] == "PROGRESS")
-    assert json.loads(redis.Redis.from_url(REDIS_URL).get(f"job:{job}:last_progress"))["status"] == "SUCCESS"
+    last = redis.Redis.from_url(REDIS_URL).get(f"job:{job}:last_progress")
+    assert isinstance(last, bytes) and json.loads(last)["status"] == "SUCCESS"
     assert groups_in(url) == expected_groups_in_lumina(kept)
     assert query(url, OURS)
     # Our run record points at the Lumina job the button press created.
@@ -198,11 +216,13 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
 def test_listener_catches_up_then_follows_scans(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
-    from lumina_plugin.lumina.listener import Listener
+
     from lumina_plugin.config import Config
+    from lumina_plugin.lumina.listener import Listener
     url, cid = lumina
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    write_config(tmp_path / "config", url=url, redis_url=REDIS_URL, poll_seconds=30.0)
+    # A poll far beyond HANG_S: finishing within HANG_S proves the message woke the listener.
+    write_config(tmp_path / "config", url=url, redis_url=REDIS_URL, poll_seconds=600.0)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     photos = sample_photos()
     first = scan_as_lumina(url, cid, photos[: len(photos) // 2])  # scanned while the listener was down
@@ -211,16 +231,24 @@ def test_listener_catches_up_then_follows_scans(lumina: tuple[str, str], tmp_pat
     thread = threading.Thread(target=listener.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_for(lambda: groups_in(url) == expected_groups_in_lumina(first), 20)
+        wait_for(lambda: groups_in(url) == expected_groups_in_lumina(first), HANG_S)
         rest = scan_as_lumina(url, cid, photos[len(photos) // 2:])
         job = str(uuid.uuid4())
         query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, result, created_at, updated_at)"
                    " VALUES (%s, %s, 'scan', 'SUCCESS', '{\"status\": \"completed\"}', %s, %s) RETURNING 1",
               (job, cid, now(), now()))
-        redis.Redis.from_url(REDIS_URL).publish(f"job:{job}:progress", json.dumps({"job_id": job, "status": "SUCCESS"}))
-        # Woken by the message, long before the 30 s poll.
-        took = wait_for(lambda: groups_in(url) == expected_groups_in_lumina(first + rest), 20)
-        assert took < 15
+        client = redis.Redis.from_url(REDIS_URL)
+        sent = [0.0]
+
+        def woken() -> bool:
+            # Lumina's message, again each second: one sent while the listener was still in its
+            # first pass (not subscribed yet) is lost, as it would be in Lumina.
+            if time.monotonic() - sent[0] >= 1.0:
+                client.publish(f"job:{job}:progress", json.dumps({"job_id": job, "status": "SUCCESS"}))
+                sent[0] = time.monotonic()
+            return groups_in(url) == expected_groups_in_lumina(first + rest)
+        wait_for(woken, HANG_S)  # long before the next poll: the message woke the listener
+        client.close()
     finally:
         stop.set()
         thread.join(40)
@@ -245,8 +273,8 @@ def test_batch_task_without_job_batches(lumina: tuple[str, str], tmp_path: Path,
 def test_busy_catalog_sends_scan_tasks_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch or scan task that finds another run holding the catalog retries later (freeing
     the worker slot it shares with Lumina's own tasks) instead of failing."""
-    from lumina_plugin.lumina import tasks
     from lumina_plugin.catalog.interface import CatalogLockedError
+    from lumina_plugin.lumina import tasks
     calls: list[tuple[Any, ...]] = []
 
     def busy(*args: Any) -> dict[str, Any]:
@@ -269,8 +297,9 @@ def test_find_duplicates_waits_for_a_busy_catalog(lumina: tuple[str, str], tmp_p
     real Lumina before)."""
     import psycopg
     import redis
-    from lumina_plugin.lumina import bridge, tasks
+
     from lumina_plugin.catalog.postgres import lock_key, split_url
+    from lumina_plugin.lumina import bridge, tasks
     url, cid = lumina
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     write_config(tmp_path / "config", url=url, redis_url=REDIS_URL)
@@ -295,7 +324,7 @@ def test_find_duplicates_waits_for_a_busy_catalog(lumina: tuple[str, str], tmp_p
     assert outcome["status"] == "completed" and outcome["duplicate_groups"] == 8
     assert query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] == "SUCCESS"
     phases = []
-    deadline = time.monotonic() + 2  # what was published meanwhile waits in the subscription
+    deadline = time.monotonic() + 10  # what was published meanwhile waits in the subscription
     while time.monotonic() < deadline and "waiting" not in phases:
         if (m := pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
             phases.append(json.loads(m["data"]).get("progress", {}).get("phase"))

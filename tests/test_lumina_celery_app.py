@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-
 from test_lumina_support import _libpq, now, scan_as_lumina
 
 app = Celery("lumina", broker=os.environ.get("LUMINA_TEST_BROKER", "redis://127.0.0.1:6379/15"))
@@ -30,7 +29,9 @@ def scan_worker(self: Any, catalog_id: str, batch_id: str, parent_job_id: str,
     import psycopg
     url = os.environ["LUMINA_TEST_DB"]
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        items = conn.execute("SELECT work_items FROM job_batches WHERE id = %s", (batch_id,)).fetchone()[0]
+        row = conn.execute("SELECT work_items FROM job_batches WHERE id = %s", (batch_id,)).fetchone()
+    assert row is not None, f"no job_batches row {batch_id}"
+    items = row[0]
     added = scan_as_lumina(url, catalog_id, [Path(p) for p in items])
     return {"batch_id": batch_id, "status": "completed", "processed_count": len(items),
             "success_count": len(items), "error_count": 0, "added": len(added)}

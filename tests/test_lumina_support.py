@@ -15,7 +15,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def _libpq(url: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def create_catalog(url: str, name: str = "Photos", roots: tuple[str, ...] = ()) -> str:
@@ -133,7 +133,7 @@ def image_row(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     with Image.open(path) as im:
-        meta = {"format": im.format, "width": im.width, "height": im.height, "resolution": [im.width, im.height],
+        meta: dict[str, Any] = {"format": im.format, "width": im.width, "height": im.height, "resolution": [im.width, im.height],
                 "size_bytes": len(data), "exif": {}, "camera_make": None, "camera_model": None}
     return {"id": digest, "source_path": str(path), "checksum": digest, "size_bytes": len(data), "metadata": meta}
 
@@ -172,4 +172,4 @@ def expected_groups_in_lumina(kept: list[str]) -> set[frozenset[str]]:
 def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     import psycopg
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()

@@ -16,9 +16,14 @@ import argparse
 import dataclasses
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
+from ._gpu_flags import add_gpu_flags, apply_gpu_flags
 from ._shared import print_json, print_report
+
+if TYPE_CHECKING:
+    from ..catalog.postgres import PostgresCatalog
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -39,11 +44,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="also write the groups into Lumina's duplicate_groups (its duplicates page)")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_find)
 
     p = inner.add_parser("listen", parents=[shared],
                          help="follow Lumina's scans (Redis + polling jobs) and tag new duplicates; Ctrl-C stops")
     p.add_argument("--catalog", action="append", default=[], metavar="ID|NAME", help="only these catalogs")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_listen)
 
     p = inner.add_parser("status", parents=[shared], help="our recent runs and what is waiting to be hashed")
@@ -70,6 +77,7 @@ def _config(args: argparse.Namespace) -> Config:
     url = args.url
     if url and isinstance(getattr(args, "catalog", None), str):  # the flag wins over the URL's ?catalog=
         from urllib.parse import urlencode
+
         from ..catalog.postgres import split_url
         base, ours = split_url(url)
         ours.pop("catalog", None)
@@ -77,10 +85,11 @@ def _config(args: argparse.Namespace) -> Config:
     changes = {k: v for k, v in (("url", url), ("catalog", getattr(args, "catalog", None)),
                                  ("show_in_lumina", getattr(args, "show_in_lumina", None)))
                if v is not None and not isinstance(v, list)}
-    return config.replace(lumina=dataclasses.replace(config.lumina, **changes)) if changes else config
+    config = config.replace(lumina=dataclasses.replace(config.lumina, **changes)) if changes else config
+    return apply_gpu_flags(args, config)
 
 
-def _open(config: Config, wait: float):  # type: ignore[no-untyped-def]
+def _open(config: Config, wait: float) -> PostgresCatalog:
     from ..catalog.postgres import PostgresCatalog
     return PostgresCatalog(None, config.tags, lock_timeout=max(0.0, wait), settings=config.lumina)
 
@@ -98,10 +107,10 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from lumina_plugin.lumina.listener import Listener
+    from ..lumina.listener import Listener
     config = _config(args)
 
-    def show(report: dict) -> None:
+    def show(report: dict[str, Any]) -> None:
         for cid, n in report["imported"].items():
             print(f"catalog {cid}: {n} new image(s) hashed and checked", file=sys.stderr)
         for scan in report["scans"]:
@@ -120,17 +129,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..model import ALGORITHM_VERSION
     config = _config(args)
     with _open(config, args.wait) as catalog:
+        runs = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                for r in catalog.runs(10)]
         out = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,
                "show_in_lumina": catalog.show_in_lumina, "index_dir": str(catalog.index_dir),
-               "waiting": len(catalog.unhashed_paths(ALGORITHM_VERSION)),
-               "runs": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
-                        for r in catalog.runs(10)]}
+               "waiting": len(catalog.unhashed_paths(ALGORITHM_VERSION)), "runs": runs}
     if args.json:
         print_json(out)
     else:
         print(f"{out['catalog']} ({out['catalog_id']}): {out['waiting']} image(s) waiting to be hashed; "
               f"index in {out['index_dir']}")
-        for r in out["runs"]:
+        for r in runs:
             print(f"  run {r['id']:>5}  {r['kind']:16} {r['status']:7} {r['changes']:>6} changes  {r['started_at']}")
     return 0
 

@@ -13,22 +13,21 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
-
-from ..catalog.postgres import JOB_ENGINE, lumina_database_url, split_url, unhashed_paths
-from ..config import Config
-from ..model import ALGORITHM_VERSION
-from ..settings.lumina import LuminaSettings
 
 from lumina_hooks.events import HostContext
 from lumina_hooks.host import PluginHost
 
+from ..catalog.postgres import JOB_ENGINE, lumina_database_url, now, split_url, unhashed_paths
+from ..config import Config
+from ..model import ALGORITHM_VERSION
+from ..plugin import FIND_DUPLICATES as FIND_DUPLICATES  # the plugin's menu action that Find Duplicates runs
+from ..settings.lumina import LuminaSettings
+
 log = logging.getLogger(__name__)
 
-#: The menu action of the plugin that Lumina's Find Duplicates button runs.
-FIND_DUPLICATES = "lumina-dedup.find-duplicates"
 #: Our task names (stable: Lumina's broker may hold messages across an upgrade).
 TASK_BATCH = "lumina_dedup.batch_imported"
 TASK_SCAN = "lumina_dedup.scan_finished"
@@ -103,10 +102,6 @@ def batch_paths(conn: Any, catalog_id: str, batch_id: str) -> list[str] | None:
         " ORDER BY source_path", (catalog_id, paths))]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def create_job(conn: Any, catalog_id: str, job_type: str, parameters: dict[str, Any],
                job_id: str | None = None) -> str:
     """A ``jobs`` row of Lumina's shape (its id is the Celery task id), status PENDING."""
@@ -114,7 +109,7 @@ def create_job(conn: Any, catalog_id: str, job_type: str, parameters: dict[str, 
     # engine marks the row as ours, so `lumina-dedup lumina uninstall` can remove it.
     conn.execute("INSERT INTO jobs (id, catalog_id, job_type, status, parameters, created_at, updated_at)"
                  " VALUES (%s, %s, %s, 'PENDING', %s::jsonb, %s, %s)",
-                 (job_id, catalog_id, job_type, json.dumps({"engine": JOB_ENGINE, **parameters}), _now(), _now()))
+                 (job_id, catalog_id, job_type, json.dumps({"engine": JOB_ENGINE, **parameters}), now(), now()))
     return job_id
 
 
@@ -122,7 +117,7 @@ def update_job(conn: Any, job_id: str, status: str, result: dict[str, Any] | Non
                error: str | None = None) -> None:
     conn.execute("UPDATE jobs SET status = %s, result = COALESCE(%s::jsonb, result), error = COALESCE(%s, error),"
                  " updated_at = %s WHERE id = %s",
-                 (status, json.dumps(result) if result is not None else None, error, _now(), job_id))
+                 (status, json.dumps(result) if result is not None else None, error, now(), job_id))
 
 
 class Progress:
@@ -154,10 +149,10 @@ class Progress:
                     "progress": {"current": done, "total": total,
                                  "percent": int(done * 100 / total) if total > 0 else 0,
                                  "message": message or f"{phase} {done}/{total}", "phase": phase},
-                    "timestamp": _now().isoformat()})
+                    "timestamp": now().isoformat()})
 
     def finish(self, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-        payload: dict[str, Any] = {"job_id": self.job_id, "status": status, "timestamp": _now().isoformat()}
+        payload: dict[str, Any] = {"job_id": self.job_id, "status": status, "timestamp": now().isoformat()}
         if status == "SUCCESS" and result is not None:
             payload["result"] = result
         elif error is not None:

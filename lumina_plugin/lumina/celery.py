@@ -15,8 +15,7 @@ from typing import Any
 
 from celery.signals import task_success
 
-from . import bridge
-from . import tasks  # noqa: F401  (registers our tasks with the worker's app)
+from . import bridge, tasks  # noqa: F401  (importing tasks registers them with the worker's app)
 
 log = logging.getLogger(__name__)
 

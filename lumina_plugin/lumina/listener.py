@@ -17,11 +17,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..config import Config
-
 from . import bridge
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Listener:
                     host.images_imported(paths[start:start + batch], source="lumina-listener")
             if paths:
                 report["imported"][cid] = len(paths)
-        regroup = {cid: job for job, cid in scans if cid in catalogs}
+        regroup: dict[str, str | None] = {cid: job for job, cid in scans if cid in catalogs}
         if first:
             regroup.update({cid: None for cid, paths in pending.items() if paths})
         for cid, job in regroup.items():

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import bridge
 
@@ -81,10 +82,11 @@ def standalone() -> FastAPI:
 class InFront:
     """An ASGI app that sends our routes to ``ours`` and everything else to ``inner`` (Lumina)."""
 
-    def __init__(self, inner: Any, ours: Any | None = None) -> None:
-        self.inner, self.ours = inner, ours or standalone()
+    def __init__(self, inner: ASGIApp, ours: ASGIApp | None = None) -> None:
+        self.inner: ASGIApp = inner
+        self.ours: ASGIApp = ours or standalone()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and scope.get("method") == "POST" and (
                 LUMINA_ROUTE.match(path) or path.startswith("/api/lumina-dedup/")):
@@ -96,7 +98,7 @@ class InFront:
 def __getattr__(name: str) -> Any:
     """``app``: Lumina's own app with our route in front, built on first use (needs Lumina installed)."""
     if name == "app":
-        from lumina.api.app import app as lumina_app  # type: ignore[import-not-found]
+        from lumina.api.app import app as lumina_app
         globals()["app"] = wrapped = InFront(lumina_app)
         return wrapped
     raise AttributeError(name)

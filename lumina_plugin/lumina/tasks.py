@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery import shared_task
+from lumina_hooks import HookReport
 
 from ..catalog.interface import CatalogLockedError
-
 from . import bridge
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,15 @@ def run_scan_finished(catalog_id: str, job_id: str | None = None) -> dict[str, A
     return {"caught_up": caught_up["images"]}
 
 
+def job_result(report: HookReport, catalog_id: str, total_images: int) -> dict[str, Any]:
+    """The ``jobs.result`` of a Find Duplicates job, as Lumina's job panel reads it: the report's
+    counts, and the plugin's summary (``details["summary"]``, passed on as it came) for the UI."""
+    return {"status": "completed_with_errors" if report.errors else "completed",
+            "catalog_id": catalog_id, "total_images": total_images,
+            "duplicate_groups": report.groups, "total_duplicates": report.duplicates,
+            "engine": "lumina-dedup", "summary": dict(report.details.get("summary", {}))}
+
+
 def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     """Find Duplicates as a Lumina job: PROGRESS, progress on Redis, then SUCCESS with a result
     Lumina's job panel reads (``result.status = completed``), or FAILURE with the error."""
@@ -77,7 +87,7 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
         bridge.update_job(conn, job_id, "PROGRESS")
         progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
         try:
-            def run() -> dict[str, Any]:
+            def run() -> HookReport:
                 paths = bridge.pending_paths(conn, catalog_id)  # again after a wait: a scan may have added some
                 with bridge.make_host(catalog_id, config, progress) as host:
                     return host.run_action(bridge.FIND_DUPLICATES, paths=paths, job_id=job_id)
@@ -86,12 +96,8 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
                 bridge.update_job(conn, job_id, "PROGRESS")  # still running, not failed
                 progress("waiting", 0, 1, f"lumina-dedup: waiting for the catalog: {why}")
             report = wait_for_catalog(run, waiting, FIND_LOCK_WAIT_S)
-            summary = report.get("summary", {})
             total = conn.execute("SELECT count(*) FROM images WHERE catalog_id = %s", (catalog_id,)).fetchone()[0]
-            result = {"status": "completed_with_errors" if summary.get("errors") else "completed",
-                      "catalog_id": catalog_id, "total_images": total,
-                      "duplicate_groups": summary.get("groups", 0), "total_duplicates": summary.get("duplicates", 0),
-                      "engine": "lumina-dedup", "summary": summary}
+            result = job_result(report, catalog_id, total)
         except Exception as exc:
             log.exception("Find Duplicates failed for catalog %s", catalog_id)
             bridge.update_job(conn, job_id, "FAILURE", {"status": "failed", "error": str(exc)}, f"{type(exc).__name__}: {exc}")
@@ -108,7 +114,7 @@ def batch_imported(self: Any, catalog_id: str, batch_id: str | None = None,
     try:
         return run_batch_imported(catalog_id, batch_id, job_id)
     except CatalogLockedError as exc:
-        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S) from exc
 
 
 @shared_task(name=bridge.TASK_SCAN, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
@@ -116,7 +122,7 @@ def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict
     try:
         return run_scan_finished(catalog_id, job_id)
     except CatalogLockedError as exc:
-        raise self.retry(exc=exc, countdown=LOCK_RETRY_S)
+        raise self.retry(exc=exc, countdown=LOCK_RETRY_S) from exc
 
 
 @shared_task(name=bridge.TASK_FIND, ignore_result=True)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from lumina_hooks import HostContext, PluginHost
+from lumina_hooks import HookReport, HostContext, PluginHost
 
 from ..config import Config
 from ..settings.hashing import HashingSettings
@@ -93,15 +93,12 @@ class BatchResult:
     committed_at: float = 0.0  # time.time(), once every event of the batch returned
     backlog: int = 0           # operations still waiting
 
-    def count(self, answers: Iterable[Any] | None) -> None:
-        """Add up the plugins' answers to an images-imported event (reports with a summary)."""
+    def count(self, answers: Iterable[HookReport] | None) -> None:
+        """Add up the plugins' answers to an images-imported event (their HookReports)."""
         for answer in answers or []:
-            if not isinstance(answer, Mapping) or "summary" not in answer:
-                continue
-            summary = answer["summary"]
-            self.hashed += int(summary.get("hashed", 0))
-            self.unchanged += int(summary.get("unchanged", 0))
-            self.errors += [dict(e) for e in answer.get("errors", [])]
+            self.hashed += answer.hashed
+            self.unchanged += answer.unchanged
+            self.errors += [{"path": f.path, "error": f.error} for f in answer.failed]
 
     def as_json(self) -> dict[str, Any]:
         return {"batch": self.number, "committed_at": round(self.committed_at, 6),
