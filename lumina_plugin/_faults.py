@@ -2,7 +2,10 @@
 
 ``LUMINA_DEDUP_TEST_CRASH_AT=name`` (or ``name@N``: at the Nth time the point is
 reached) makes the process SIGKILL itself there, as a power cut would. Unset, as it
-always is outside the tests, each point costs one dictionary lookup.
+always is outside the tests, each point costs one dictionary lookup. The one mechanism for
+every point: the catalog's (``inside-images``, ``inside-tags``, ``inside-undo``), the
+engine's (``between-catalog-and-index``, ``between-pairs-and-tags``) and the hash index's
+(``before-manifest``, ``after-manifest`` in :mod:`lumina_plugin.index.store`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ _hits: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
+    """SIGKILL this process if :data:`CRASH_ENV` names this point (and its count is reached)."""
     wanted = os.environ.get(CRASH_ENV)
     if not wanted:
         return
@@ -23,4 +27,4 @@ def crash_point(name: str) -> None:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # (no SIGKILL on Windows)

@@ -8,18 +8,21 @@ with a Wilson 95% interval and suggests the widest threshold whose bands all sta
 above the target precision with confidence, and says when it cannot tell yet.
 
 The distance of a pair here is the larger of its dHash and pHash distances, the two
-structural hashes every accepted pair needs.
+structural hashes every accepted pair needs. :func:`calibrate` is the whole step over an
+index's codes; the ``calibrate`` command reaches it through ``Engine.calibrate``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from .index import all_pairs
 from .model import ALGORITHMS
 
 #: Distance bands (inclusive); the last is wider because few true copies live there.
@@ -35,6 +38,7 @@ def pair_distance(dist: np.ndarray) -> np.ndarray:
 
 
 def band_of(distance: int) -> int | None:
+    """The index in :data:`BANDS` of the band holding ``distance``, or None past the last."""
     for k, (lo, hi) in enumerate(BANDS):
         if lo <= distance <= hi:
             return k
@@ -124,7 +128,7 @@ def estimate(verdicts: Iterable[tuple[int, bool]], target: float = 0.95, min_jud
     return Calibration(bands, target, suggested, verdict)
 
 
-def verdicts_for(decisions: Sequence[dict], a: np.ndarray, b: np.ndarray,
+def verdicts_for(decisions: Sequence[Mapping[str, Any]], a: np.ndarray, b: np.ndarray,
                  dist: np.ndarray) -> list[tuple[int, bool]]:
     """(distance, is_duplicate) for every judged pair that is among the candidate pairs."""
     d = pair_distance(dist)
@@ -137,3 +141,28 @@ def verdicts_for(decisions: Sequence[dict], a: np.ndarray, b: np.ndarray,
         if key in where:
             out.append((where[key], dec["kind"] == "duplicate"))
     return out
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A pair for a person to judge: its band, its calibration distance and the two photos."""
+
+    band: tuple[int, int]
+    distance: int
+    paths: tuple[str, str]
+
+
+def calibrate(ids: np.ndarray, codes: np.ndarray, decisions: Sequence[Mapping[str, Any]], per_band: int,
+              target: float, paths_of: Callable[[set[int]], Mapping[int, str]]) -> tuple[list[Proposal], Calibration]:
+    """Up to ``per_band`` unjudged pairs per band to judge, and the estimate from those judged.
+
+    ``ids``/``codes``: the index; ``decisions``: the catalog's; ``paths_of``: image paths by
+    index id. The search reaches the last band, beyond the grouping thresholds.
+    """
+    widest = BANDS[-1][1]
+    found = all_pairs(ids, codes, (-1, widest, widest, -1))
+    judged = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"])) for d in decisions}
+    chosen = sample_pairs(found.a, found.b, found.dist, judged, max(0, per_band))
+    paths = paths_of({x for _, p, q, _ in chosen for x in (p, q)})
+    proposals = [Proposal(BANDS[k], d, (paths[p], paths[q])) for k, p, q, d in chosen]
+    return proposals, estimate(verdicts_for(decisions, found.a, found.b, found.dist), target=target)

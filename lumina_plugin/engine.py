@@ -3,6 +3,10 @@
 Each step is a plain function on plain data; only the catalog and the index hold
 state. The catalog is the truth: the index is rebuilt from the catalog's hashes
 whenever the two disagree (after a crash between their writes, or a new algorithm).
+
+One catalog call per step (:mod:`lumina_plugin.catalog.interface`): a batch's rows, pairs
+and tags are each written in one call, and what was written is kept in hand, not read back.
+Commands and the watcher reach the catalog and the index through the engine's methods.
 """
 
 from __future__ import annotations
@@ -10,26 +14,28 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+from . import calibration
 from ._faults import crash_point
+from .calibration import Calibration, Proposal
 from .catalog import open_catalog
-from .catalog.interface import Catalog
-from .model import ImageInfo, ImageRecord, taken_timestamp
-from .catalog.sqlite import image_id_for
+from .catalog.interface import Catalog, info_of, pairs_after_replace
+from .catalog.locator import normalized
 from .config import Config
 from .files import FileError, discover
-from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
 from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links, plausible, search_radii
-from .model import ALGORITHM_VERSION
 from .index import HashIndex, all_pairs, query_pairs
+from .index._arrays import isin
 from .index.search import pick_backend
+from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
+from .model import ALGORITHM_VERSION, ImageInfo, StoredFile
 from .tagging import TagDiff, desired_state, diff_states
 
 log = logging.getLogger(__name__)
@@ -37,10 +43,6 @@ log = logging.getLogger(__name__)
 #: progress(phase, done, total): how long work reports itself (a bar on a terminal,
 #: Redis messages inside a Celery worker, nothing in tests).
 Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(phase: str, done: int, total: int) -> None:
-    pass
 
 
 @contextmanager
@@ -78,11 +80,9 @@ class RunReport:
 
     def changes(self) -> dict[str, list[dict[str, str]]]:
         """The tag changes of a dry run, by path, as ``--json`` shows them."""
-        if self.diff is None:
-            return {"add": [], "remove": []}
-        def rows(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-            return [{"path": self.paths.get(i, i), "tag": t} for i, t in pairs]
-        return {"add": rows(self.diff.add_tags), "remove": rows(self.diff.remove_tags)}
+        diff = self.diff or TagDiff((), (), (), ())
+        return {key: [{"path": self.paths.get(i, i), "tag": t} for i, t in rows]
+                for key, rows in (("add", diff.add_tags), ("remove", diff.remove_tags))}
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -98,7 +98,7 @@ class RunReport:
 
     def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
         info = self.images[index_id]
-        taken = (datetime.fromtimestamp(info.taken_ts, timezone.utc).replace(tzinfo=None).isoformat()
+        taken = (datetime.fromtimestamp(info.taken_ts, UTC).replace(tzinfo=None).isoformat()
                  if info.taken_ts is not None else None)
         return {"path": info.path, **fields, "width": info.width, "height": info.height,
                 "format": info.format, "size_bytes": info.size_bytes, "camera": info.camera,
@@ -130,20 +130,17 @@ class RunReport:
 class Engine:
     """One catalog and its index, opened for a run. Use as a context manager."""
 
-    def __init__(self, catalog: Catalog | Path | str, config: Config | None = None,
+    def __init__(self, catalog: Catalog | str | os.PathLike[str], config: Config | None = None,
                  progress: Progress | None = None, lock_timeout: float = 10.0) -> None:
         """``catalog`` is an open :class:`Catalog`, or a locator for :func:`open_catalog`
         (a SQLite path or a ``postgresql://`` URL); the engine closes it either way."""
         self.config = config or Config()
-        self.progress = progress or _no_progress
+        self.progress: Progress = progress or (lambda phase, done, total: None)
         #: Seconds spent opening: the catalog (connection, lock) and the index (read and reconciled).
         self.timings: dict[str, float] = {}
         if isinstance(catalog, (str, os.PathLike)):
-            locator = os.fspath(catalog)
-            if "://" not in locator:
-                locator = os.path.abspath(locator)
             with _timed(self.timings, "open catalog"):
-                catalog = open_catalog(locator, self.config.tags, lock_timeout, self.config.lumina)
+                catalog = open_catalog(normalized(catalog), self.config.tags, lock_timeout, self.config.lumina)
         self.catalog = catalog
         try:
             with _timed(self.timings, "read hashes"):
@@ -157,7 +154,7 @@ class Engine:
         self.index.close()
         self.catalog.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -168,22 +165,21 @@ class Engine:
         """Make the index hold exactly the catalog's current codes."""
         ids, codes = self.catalog.all_codes(ALGORITHM_VERSION)
         have_ids, have_codes = self.index.ids, self.index.codes
-        stale = have_ids[~_isin(have_ids, ids)]
+        stale = have_ids[~isin(have_ids, ids)]
         if len(stale):
             self.index.remove(stale)
-        pos = np.searchsorted(have_ids, ids)
-        present = (pos < len(have_ids)) & (have_ids[np.minimum(pos, max(len(have_ids) - 1, 0))] == ids) \
-            if len(have_ids) else np.zeros(len(ids), dtype=bool)
-        same = np.zeros(len(ids), dtype=bool)
-        same[present] = (have_codes[pos[present]] == codes[present]).all(axis=1)
+        present = isin(ids, have_ids)
+        same = present.copy()
+        same[present] = (have_codes[np.searchsorted(have_ids, ids[present])] == codes[present]).all(axis=1)
         if (~same).any():
             log.info("index: adding %d codes from the catalog", int((~same).sum()))
             self.index.add(ids[~same], codes[~same])
 
     # -- hashing ------------------------------------------------------------------------
-    def _needs_hashing(self, paths: Sequence[str]) -> tuple[list[str], int]:
+    def _needs_hashing(self, paths: Sequence[str]) -> tuple[list[str], dict[str, StoredFile]]:
+        """The paths to hash (new, changed or hashed by another version), and the rows already stored."""
         if not paths:  # a whole-catalog run with nothing new: skip the catalog's lookup (a table scan in Lumina)
-            return [], 0
+            return [], {}
         stored = self.catalog.stored_files(paths)
         todo = []
         for path in paths:
@@ -196,17 +192,19 @@ class Engine:
                 if st is not None and st.st_size == prior.size_bytes and st.st_mtime_ns == prior.mtime_ns:
                     continue
             todo.append(path)
-        return todo, len(paths) - len(todo)
+        return todo, stored
 
-    def _import(self, paths: Iterable[str], report: RunReport, store: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _import(self, paths: Iterable[str], report: RunReport,
+                store: bool) -> tuple[np.ndarray, np.ndarray, dict[str, StoredFile]]:
         """Hash new or changed files; store them unless ``store`` is False (dry run).
 
-        Returns the (index ids, codes) of what was hashed; a dry run gets negative
-        temporary ids and their ImageInfo in ``report.images``.
+        Returns the (index ids, codes) of what was hashed and the rows stored before; a dry
+        run gets negative temporary ids and their ImageInfo in ``report.images``.
         """
         files, errors = discover(paths, self.config.extensions, self.config.follow_symlinks)
         report.files, report.errors = len(files), list(errors)
-        todo, report.unchanged = self._needs_hashing(files)
+        todo, stored = self._needs_hashing(files)
+        report.unchanged = len(files) - len(todo)
         new_ids: list[np.ndarray] = []
         new_codes: list[np.ndarray] = []
         temp = -1
@@ -217,37 +215,38 @@ class Engine:
                 continue
             codes = np.stack([r.codes for r in records])
             if store:
-                rows = self.catalog.upsert_images(records)
+                rows = self.catalog.upsert_images(records)  # one call, one transaction per batch
                 ids = np.array([r.index_id for r in rows], dtype=np.int64)
                 crash_point("between-catalog-and-index")
                 self.index.add(ids, codes)
             else:
                 ids = np.arange(temp, temp - len(records), -1, dtype=np.int64)
                 temp -= len(records)
-                stored = self.catalog.stored_files([r.path for r in records])
-                report.images.update({
-                    int(i): info_from_record(int(i), r, stored[r.path].id if r.path in stored else image_id_for(r.path))
-                    for i, r in zip(ids, records)})
+                report.images.update({int(i): info_of(r, int(i), stored[r.path].id if r.path in stored
+                                                      else self.catalog.new_image_id(r.path))
+                                      for i, r in zip(ids, records)})
             new_ids.append(ids)
             new_codes.append(codes)
         if not new_ids:
-            return np.empty(0, np.int64), np.empty((0, 4), np.uint64)
-        return np.concatenate(new_ids), np.concatenate(new_codes)
+            return np.empty(0, np.int64), np.empty((0, 4), np.uint64), stored
+        return np.concatenate(new_ids), np.concatenate(new_codes), stored
 
     # -- the three runs -------------------------------------------------------------------
     def import_paths(self, paths: Iterable[str], job_id: str | None = None) -> RunReport:
         """The on-import path: hash what is new, search it against the index, tag.
         ``job_id``: the host's job the import belongs to, recorded with the run."""
         report = RunReport(kind="import", job_id=job_id)
-        ids, codes = self._import(paths, report, store=True)
+        ids, codes, _ = self._import(paths, report, store=True)
+        pairs = self.catalog.pairs()  # read before the batch's pairs replace theirs: nothing is read back
         if len(ids):
             self.progress("searching", 0, 1)
             report.backend = self._backend(len(self.index.ids), len(ids))
-            pairs = query_pairs(self.index.ids, self.index.codes, ids, codes, search_radii(self.config.thresholds),
+            found = query_pairs(self.index.ids, self.index.codes, ids, codes, search_radii(self.config.thresholds),
                                 **self.config.index.search_options())
-            self.catalog.replace_pairs(ids, pairs.a, pairs.b, pairs.dist, None)
+            self.catalog.replace_pairs(ids, found.a, found.b, found.dist, None)
+            pairs = pairs_after_replace(pairs, ids, found.a, found.b, found.dist)
             self.progress("searching", 1, 1)
-        self._regroup(report, *self.catalog.pairs(), dry_run=False)
+        self._regroup(report, *pairs, dry_run=False)
         return report
 
     def find_duplicates(self, paths: Iterable[str] = (), dry_run: bool = False,
@@ -258,11 +257,11 @@ class Engine:
         with _timed(report.timings, "import"):
             if not dry_run:  # photos the host catalogued that we never hashed (Lumina's scans)
                 paths = [*paths, *self.catalog.unhashed_paths(ALGORITHM_VERSION)]
-            new_ids, new_codes = self._import(paths, report, store=not dry_run)
+            new_ids, new_codes, stored = self._import(paths, report, store=not dry_run)
         ids, codes = self.index.ids, self.index.codes
-        if dry_run and len(new_ids):
-            changed = set(self.catalog.stored_files([i.path for i in report.images.values()]).values())
-            keep = ~np.isin(ids, [c.index_id for c in changed])
+        if dry_run and len(new_ids):  # a re-hashed file replaces its stored codes
+            replaced = [stored[i.path].index_id for i in report.images.values() if i.path in stored]
+            keep = ~isin(ids, np.array(replaced, dtype=np.int64))
             ids = np.concatenate([ids[keep], new_ids])
             codes = np.concatenate([codes[keep], new_codes])
         self.progress("comparing", 0, 1)
@@ -321,11 +320,33 @@ class Engine:
         return report
 
     def undo(self) -> dict[str, Any] | None:
+        """Reverse the last run that changed tags or groups (see ``Catalog.undo_last``); None if none."""
         result = self.catalog.undo_last()
         if result is not None and self.config.xmp_sidecars:
-            errors = self._write_sidecars(result.get("tags_restored", ()), result.get("tags_removed", ()))
+            errors = self._write_sidecars(result["tags_restored"], result["tags_removed"])
             result["errors"] = [e.as_json() for e in errors]
         return result
+
+    # -- what commands and the watcher ask ---------------------------------------------------
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision recorded so far, oldest first (``decide list``)."""
+        return self.catalog.decisions()
+
+    def forget(self, decision_id: int) -> RunReport | None:
+        """Withdraw a decision and retag at once; None if there is no decision with that id."""
+        return self.decide("forget", []) if self.catalog.forget_decision(decision_id) else None
+
+    def calibrate(self, per_band: int, target: float = 0.95) -> tuple[list[Proposal], Calibration]:
+        """Pairs to judge from each distance band, and the precision the verdicts so far show. The
+        search is wider than the grouping thresholds: calibration must see the bands beyond them."""
+        return calibration.calibrate(self.index.ids, self.index.codes, self.catalog.decisions(), per_band, target,
+                                     lambda ids: {i: v.path for i, v in self.catalog.images(ids).items()})
+
+    def catalogued(self, wanted: Callable[[str], bool]) -> dict[str, tuple[int, int, str]]:
+        """Path -> (size, mtime_ns, checksum) of each catalogued photo that ``wanted`` accepts:
+        what the watcher's catch-up compares its folders with."""
+        sums = {info.path: info.checksum for info in self.catalog.images().values() if wanted(info.path)}
+        return {p: (s.size_bytes, s.mtime_ns, sums[p]) for p, s in self.catalog.stored_files(list(sums)).items()}
 
     # -- grouping and tags ---------------------------------------------------------------
     def _regroup(self, report: RunReport, a: np.ndarray, b: np.ndarray, dist: np.ndarray,
@@ -371,25 +392,8 @@ class Engine:
         add, remove = list(add), list(remove)
         paths = self.catalog.paths_of({i for i, _ in add + remove})
         changes: dict[str, tuple[set[str], set[str]]] = {}
-        for image_id, tag in add:
-            changes.setdefault(paths[image_id], (set(), set()))[0].add(tag)
-        for image_id, tag in remove:
-            changes.setdefault(paths[image_id], (set(), set()))[1].add(tag)
+        for k, pairs in enumerate((add, remove)):  # k: 0 added, 1 removed
+            for image_id, tag in pairs:
+                changes.setdefault(paths[image_id], (set(), set()))[k].add(tag)
         return [FileError(p, f"XMP sidecar: {e}") for p, e in xmp.write_many(changes)]
 
-
-def _isin(values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """Mask over ``values``: which occur in ``of``. Sort-based: NumPy 2.4's hash-based
-    ``np.setdiff1d`` takes 0.1-0.4 s on 100,000 ids (an index's, every run), this 5 ms."""
-    of = np.sort(np.asarray(of))
-    if of.size == 0:
-        return np.zeros(len(values), dtype=bool)
-    return of[np.minimum(np.searchsorted(of, values), of.size - 1)] == values
-
-
-def info_from_record(index_id: int, rec: ImageRecord, image_id: str) -> ImageInfo:
-    """The grouping view of a record that has no catalog row yet (dry run)."""
-    return ImageInfo(id=image_id, index_id=index_id, path=rec.path, checksum=rec.checksum,
-                     size_bytes=rec.size_bytes, width=rec.width, height=rec.height, format=rec.format,
-                     camera=rec.camera, taken_ts=taken_timestamp(rec.taken_at, rec.subsec),
-                     exif_tags=rec.exif_tags)

@@ -8,10 +8,10 @@ longer hold are removed.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from .model import GroupRow, TagDiff, TagState
 from .config import TagNames
+from .model import GroupRow, TagDiff, TagState
 
 
 def desired_state(groups: Iterable[GroupRow], names: TagNames) -> TagState:

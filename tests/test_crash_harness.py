@@ -25,6 +25,9 @@ import pytest
 
 from lumina_plugin.index import HashIndex
 
+#: Each test runs dozens of real processes (about 10 s to a minute each on 2 cores).
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 CRASH_ENV = "LUMINA_DEDUP_TEST_CRASH_AT"
 

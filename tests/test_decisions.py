@@ -89,9 +89,9 @@ def test_keeper_decision_wins_and_can_be_forgotten(tmp_path: Path, library: Path
         report = engine.decide("keeper", [small])
         group = next(g for g in report.as_json()["groups"] if "DSC04512" in g["keeper"])
         assert group["keeper"] == str(small) and "person" in group["reason"]
-        (decision,) = engine.catalog.decisions()
-        assert engine.catalog.forget_decision(decision["id"])
-        report = engine.decide("forget", [])
+        (decision,) = engine.decisions()
+        report = engine.forget(decision["id"])
+        assert report is not None and engine.forget(decision["id"]) is None
         group = next(g for g in report.as_json()["groups"] if "DSC04512" in g["keeper"])
         assert group["keeper"].endswith("2016-08-19/DSC04512.jpg")
 

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_lumina_support import SAMPLE, lumina, lumina_db, pg_database, query, scan_as_lumina  # noqa: F401  (fixtures)
 
-from lumina_plugin.catalog.interface import CatalogError, CatalogLockedError
-from lumina_plugin.model import GroupRow, ImageRecord, TagDiff
+from lumina_plugin.catalog.interface import CatalogError, CatalogLockedError, info_of, pairs_after_replace
 from lumina_plugin.config import TagNames
-from lumina_plugin.model import ALGORITHM_VERSION
 from lumina_plugin.ingest.pipeline import record_for
+from lumina_plugin.model import ALGORITHM_VERSION, GroupRow, ImageRecord, TagDiff
 from lumina_plugin.tagging import desired_state, diff_states
-from test_lumina_support import (SAMPLE, lumina, lumina_db, pg_database, query,  # noqa: F401  (fixtures)
-                                 scan_as_lumina)
 
 PHOTOS = [SAMPLE / p for p in ("2015/2015-10-29/IMG_8812.jpg", "exports/IMG_8812_crop.jpg",
                                "2016/2016-08-19/DSC04512.jpg", "exports/web/DSC04512_small.jpg",
@@ -103,6 +101,28 @@ def test_pairs_replace_whole_and_partial(cat, records: list[ImageRecord]) -> Non
     assert len(cat.pairs()[0]) == 0
 
 
+def test_what_the_engine_keeps_in_hand_is_what_it_would_read(cat, records: list[ImageRecord]) -> None:  # type: ignore[no-untyped-def]
+    """The engine never reads back what it just wrote: ``info_of`` and ``pairs_after_replace``
+    must give exactly what ``images()`` and ``pairs()`` give after the write."""
+    rows = cat.upsert_images(records)
+    infos = cat.images()
+    assert all(infos[row.index_id] == info_of(rec, row.index_id, row.id) for rec, row in zip(records, rows))
+    ids = np.array([r.index_id for r in rows], dtype=np.int64)
+    x, y = ids[[0, 1, 2, 3]], ids[[1, 2, 3, 4]]
+    cat.replace_pairs(None, np.minimum(x, y), np.maximum(x, y), np.arange(16, dtype=np.uint8).reshape(4, 4), None)
+    before = cat.pairs()
+    batch = ids[[2, 4]]  # a batch re-hashed: its old pairs go, its new ones come
+    x, y = ids[[0, 2]], ids[[4, 4]]
+    a, b, dist = np.minimum(x, y), np.maximum(x, y), np.array([[1, 1, 2, 2], [3, 3, 4, 4]], np.uint8)
+    order = np.lexsort((b, a))
+    cat.replace_pairs(batch, a[order], b[order], dist[order], None)
+    got, want = cat.pairs(), pairs_after_replace(before, batch, a[order], b[order], dist[order])
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    assert len(got[0]) == 3  # (0, 1) stays; (1, 2), (2, 3), (3, 4) go; (0, 4) and (2, 4) come
+
+
 def test_remove_paths_forgets_codes_and_pairs(cat, records: list[ImageRecord]) -> None:  # type: ignore[no-untyped-def]
     ids = np.array([r.index_id for r in cat.upsert_images(records)], dtype=np.int64)
     cat.replace_pairs(None, ids[[0]], ids[[1]], np.array([[1, 1, 1, 1]], np.uint8), None)
@@ -126,9 +146,11 @@ def test_tags_apply_idempotent_and_undo(cat, records: list[ImageRecord]) -> None
     # A second run that drops the group, then undo: back to the first run's state.
     cat.apply_tag_diff(diff_states(cat.tag_state(), desired_state([], NAMES)), "find-duplicates", {})
     assert cat.tag_state() == empty
-    assert cat.undo_last()["changes_reversed"] > 0
+    undone = cat.undo_last()
+    assert undone["changes_reversed"] > 0 and undone["tags_removed"] == []
+    assert set(undone["tags_restored"]) == set(want.image_tags)  # what XMP sidecars follow
     assert cat.tag_state() == want
-    cat.undo_last()
+    assert set(cat.undo_last()["tags_removed"]) == set(want.image_tags)
     assert cat.tag_state() == empty
     assert cat.undo_last() is None
 
@@ -178,8 +200,9 @@ def test_postgres_refuses_files_lumina_never_catalogued(lumina, tmp_path: Path, 
 
 
 def test_postgres_names_the_catalog(lumina_db: str) -> None:  # noqa: F811
-    from lumina_plugin.catalog.postgres import PostgresCatalog
     from test_lumina_support import create_catalog
+
+    from lumina_plugin.catalog.postgres import PostgresCatalog
     with pytest.raises(CatalogError, match="no catalog"):
         PostgresCatalog(lumina_db)
     first = create_catalog(lumina_db, "Family")

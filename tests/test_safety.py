@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 
 
@@ -26,6 +28,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
+@pytest.mark.slow  # every command as a real process: about 13 s
 def test_all_commands_leave_photos_alone_and_write_only_beside_the_catalog(tmp_path: Path) -> None:
     lib = tmp_path / "library"
     shutil.copytree(SAMPLE, lib, ignore=shutil.ignore_patterns("*.py", "*.md", "*.json"))

@@ -111,7 +111,7 @@ def test_dry_run_writes_nothing_and_shows_the_change(tmp_path: Path, library: Pa
 
 
 def _image_id(path: Path) -> str:
-    from lumina_plugin.catalog.sqlite import image_id_for
+    from lumina_plugin.catalog.interface import image_id_for
     return image_id_for(str(path))
 
 

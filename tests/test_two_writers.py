@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -13,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+#: Each test runs two or three real processes over the sample library (about 4 s each on 2 cores).
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 EXPECTED = json.loads((SAMPLE / "expected_groups.json").read_text())
 
 
-def cli(*args: str, **kw) -> subprocess.Popen:
+def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "lumina_plugin.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 

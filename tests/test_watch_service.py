@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lumina_hooks import HostContext, PluginHost, hookimpl
 
 import lumina_plugin.plugin as dedup_plugin
-from lumina_hooks import HostContext, PluginHost, hookimpl
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine
 from lumina_plugin.settings.watch import WatchSettings

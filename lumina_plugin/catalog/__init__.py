@@ -1,4 +1,13 @@
-"""Where photos, hashes, pairs, groups and tags are kept: the interface, SQLite and Lumina's PostgreSQL."""
+"""Where photos, hashes, pairs, groups and tags are kept: the interface, SQLite and Lumina's PostgreSQL.
+
+- ``interface.py``: the :class:`Catalog` protocol the engine talks to, and its errors;
+- ``locator.py``: the one place that tells a database URL from a file path;
+- ``sqlite.py`` + ``sqlite_tags.py``: the embedded SQLite catalog;
+- ``postgres.py`` + ``postgres_tags.py``: one Lumina catalog in its PostgreSQL database;
+  ``postgres_db.py``: that database as a whole (URL, our schema, uninstall); ``pg_copy.py``:
+  binary COPY into NumPy;
+- ``tag_store.py``: tags, groups, runs and undo, shared by both (``*_tags.py`` are its dialects).
+"""
 
 import os
 from pathlib import Path

@@ -1,18 +1,22 @@
 """The Catalog interface: what the engine needs from wherever photos are catalogued.
 
-Two implementations: the embedded SQLite catalog (``sqlite.py``) and Lumina's PostgreSQL
-database (``postgres.py``). Only plain data crosses this boundary: the types of
-:mod:`lumina_plugin.model`.
+Two implementations: the embedded SQLite catalog (``catalog/sqlite.py``) and Lumina's
+PostgreSQL database (``catalog/postgres.py``); their tags, groups, runs and undo are one
+tag store (``catalog/tag_store.py``) in two SQL dialects (``sqlite_tags.py``,
+``postgres_tags.py``). Only plain data crosses this boundary: the types of
+:mod:`lumina_plugin.model`. Catalog locators (path or URL) are parsed in ``catalog/locator.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..model import ImageInfo, ImageRecord, StoredFile, TagDiff, TagState
+from ..model import ImageInfo, ImageRecord, StoredFile, TagDiff, TagState, taken_timestamp
 
 
 class CatalogError(Exception):
@@ -36,6 +40,35 @@ class CatalogLockedError(CatalogError):
     """Another process holds the catalog."""
 
 
+def image_id_for(path: str) -> str:
+    """The image id of a file known by its path alone: the SQLite catalog's ids are per path
+    (not per content), so byte-identical copies keep their rows."""
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def info_of(record: ImageRecord, index_id: int, image_id: str) -> ImageInfo:
+    """What :meth:`Catalog.images` gives for ``record`` once stored under these ids: the engine
+    keeps it in hand instead of reading it back (and a dry run, which stores nothing, shows it)."""
+    return ImageInfo(id=image_id, index_id=index_id, path=record.path, checksum=record.checksum,
+                     size_bytes=record.size_bytes, width=record.width, height=record.height, format=record.format,
+                     camera=record.camera, taken_ts=taken_timestamp(record.taken_at, record.subsec),
+                     exif_tags=record.exif_tags)
+
+
+def pairs_after_replace(stored: tuple[np.ndarray, np.ndarray, np.ndarray], index_ids: np.ndarray,
+                        a: np.ndarray, b: np.ndarray,
+                        dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :meth:`Catalog.pairs` gives after ``replace_pairs(index_ids, a, b, dist)``, from what it
+    gave before: the engine keeps the pairs it wrote in hand instead of reading them back.
+    ``a < b`` in each row, rows unique (as the index's search returns them)."""
+    sa, sb, sdist = stored
+    keep = ~(np.isin(sa, index_ids) | np.isin(sb, index_ids))  # a batch's ids against all pairs: a table lookup
+    out_a, out_b = np.concatenate([sa[keep], a]), np.concatenate([sb[keep], b])
+    out_dist = np.concatenate([sdist[keep], np.asarray(dist, dtype=np.uint8).reshape(-1, 4)])
+    order = np.lexsort((out_b, out_a))
+    return out_a[order], out_b[order], out_dist[order]
+
+
 class Catalog(Protocol):
     """A catalog of photos the engine reads and writes.
 
@@ -47,6 +80,10 @@ class Catalog(Protocol):
     index_dir: Path
 
     def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]: ...
+
+    def new_image_id(self, path: str) -> str:
+        """The image id a file at ``path`` that has no row yet would get (what a dry run shows)."""
+        ...
 
     def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]: ...
 

@@ -10,100 +10,47 @@ Driver: psycopg 3 (binary COPY, server-side arrays, pipelined batches). A sessio
 PostgreSQL advisory lock, keyed by the catalog, is held from open to close, so two runs on
 one catalog never interleave, whichever host they run on; it dies with the connection,
 so a crashed run never leaves it behind.
+
+Here: photos, hashes and pairs. Tags, groups, runs, undo and decisions:
+:mod:`~lumina_plugin.catalog.postgres_tags` (the PostgreSQL dialect of
+:mod:`~lumina_plugin.catalog.tag_store`). The database as a whole (its URL, our schema,
+uninstall, the catch-up list): :mod:`~lumina_plugin.catalog.postgres_db`, whose public
+names are importable from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import resources
-from pathlib import Path
-from typing import Any, Iterable, Sequence
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
 from ..config import TagNames
-from ..settings.lumina import LuminaSettings
-from .interface import CatalogError, CatalogLockedError
 from ..model import ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from ..settings.lumina import LuminaSettings
+from .interface import CatalogError, CatalogLockedError, image_id_for
 from .pg_copy import bigints_from_copy
-from .postgres_tags import PgTagStore
-
-#: Bumped when postgres_schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply.
-SCHEMA_VERSION = 1
-#: Our tables, in an order that DROP can follow (children first).
-OUR_TABLES = ("lumina_dedup_undo", "lumina_dedup_runs", "lumina_dedup_members", "lumina_dedup_groups",
-              "lumina_dedup_pairs", "lumina_dedup_decisions", "lumina_dedup_images", "lumina_dedup_meta")
-#: ``jobs.parameters->>'engine'`` of the Lumina job rows the bridge creates (Find Duplicates).
-JOB_ENGINE = "lumina-dedup"
-#: Query parameters of a catalog URL that are ours, not libpq's.
-_OUR_PARAMS = ("catalog", "show_in_lumina")
-#: Serialises schema creation between processes (any constant unlikely to clash).
-_SCHEMA_LOCK = 0x6C756D696E61
-
-
-def now() -> datetime:
-    """Naive UTC, as Lumina stores timestamps."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+from .postgres_db import (  # noqa: F401  (public here too)
+    JOB_ENGINE,
+    OUR_TABLES,
+    SCHEMA_VERSION,
+    data_home,
+    ensure_schema,
+    lock_key,
+    lumina_database_url,
+    split_url,
+    truthy,
+    unhashed_paths,
+    uninstall,
+)
+from .postgres_tags import PostgresTags
+from .tag_store import now
 
 
-def lumina_database_url(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
-    """The URL Lumina itself connects to, from its ``POSTGRES_*`` variables and defaults."""
-    env = os.environ if environ is None else environ
-    user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
-    password = env.get("POSTGRES_PASSWORD", "")
-    auth = f"{user}:{quote(password, safe='')}" if password else user
-    host, port = env.get("POSTGRES_HOST", "localhost"), env.get("POSTGRES_PORT", "5432")
-    return f"postgresql://{auth}@{host}:{port}/{quote(env.get('POSTGRES_DB', 'lumina'), safe='')}"
-
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """(URL for libpq, our own query parameters such as ``catalog``)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OUR_PARAMS}
-    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMS])
-    return urlunsplit(parts._replace(query=rest)), ours
-
-
-def data_home(settings: LuminaSettings) -> Path:
-    """Where per-catalog index folders live: the setting, else ``$XDG_DATA_HOME/lumina-dedup``."""
-    if settings.data_dir:
-        return Path(settings.data_dir).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "lumina-dedup"
-
-
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
-
-
-def lock_key(catalog_id: str) -> int:
-    """The advisory-lock key of a catalog: 64 bits of a hash, so no registry of keys is needed."""
-    return int.from_bytes(hashlib.sha256(f"lumina-dedup:{catalog_id}".encode()).digest()[:8], "big", signed=True)
-
-
-@dataclass(frozen=True)
-class LuminaImage:
-    """An image row as Lumina stored it (what the bridge needs beyond :class:`ImageInfo`)."""
-
-    id: str
-    path: str
-    checksum: str
-    file_type: str
-    metadata: dict[str, Any]
-    burst_id: str | None
-    status_id: str
-
-
-class PostgresCatalog(PgTagStore):
+class PostgresCatalog(PostgresTags):
     """One Lumina catalog in its PostgreSQL database. Use as a context manager or call :meth:`close`.
 
     ``url`` is a ``postgresql://`` URL (default: built from Lumina's ``POSTGRES_*`` variables);
@@ -116,7 +63,7 @@ class PostgresCatalog(PgTagStore):
         self.settings = settings or LuminaSettings()
         conninfo, ours = split_url(url or self.settings.url or lumina_database_url())
         self.names = tags or TagNames()
-        self.show_in_lumina = _truthy(ours["show_in_lumina"]) if "show_in_lumina" in ours \
+        self.show_in_lumina = truthy(ours["show_in_lumina"]) if "show_in_lumina" in ours \
             else self.settings.show_in_lumina
         self._locked = False
         try:
@@ -125,7 +72,7 @@ class PostgresCatalog(PgTagStore):
         except psycopg.Error as exc:
             raise CatalogError(f"cannot connect to Lumina's database: {exc}".strip()) from None
         try:
-            self._ensure_schema()
+            ensure_schema(self.conn)
             self.catalog_id, self.catalog_name = self._resolve_catalog(ours.get("catalog") or self.settings.catalog)
             self._acquire_lock(lock_timeout)
         except BaseException:
@@ -134,22 +81,6 @@ class PostgresCatalog(PgTagStore):
         self.index_dir = data_home(self.settings) / f"lumina-{self.catalog_id}.index"
 
     # -- connection, schema and lock ----------------------------------------------------
-    def _ensure_schema(self) -> None:
-        row = self.conn.execute("SELECT to_regclass('images'), to_regclass('tags'), to_regclass('lumina_dedup_meta')"
-                                ).fetchone()
-        if row is None or row[0] is None or row[1] is None:
-            raise CatalogError("not a Lumina database: it has no images or tags table")
-        if row[2] is not None:
-            got = self.conn.execute("SELECT value FROM lumina_dedup_meta WHERE key='schema_version'").fetchone()
-            if got is not None and int(got[0]) == SCHEMA_VERSION:
-                return
-        ddl = resources.files("lumina_plugin.catalog").joinpath("postgres_schema.sql").read_text()
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self.conn.execute(ddl)  # type: ignore[call-overload]  # several statements, so no parameters
-            self.conn.execute("INSERT INTO lumina_dedup_meta (key, value) VALUES ('schema_version', %s)"
-                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-
     def _resolve_catalog(self, wanted: str) -> tuple[str, str]:
         rows = [(str(i), n) for i, n in self.conn.execute("SELECT id, name FROM catalogs ORDER BY created_at")]
         if wanted:
@@ -191,7 +122,7 @@ class PostgresCatalog(PgTagStore):
             conn.close()  # also releases the advisory lock
         self.conn = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "PostgresCatalog":
+    def __enter__(self) -> PostgresCatalog:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -246,7 +177,7 @@ class PostgresCatalog(PgTagStore):
                 (self.catalog_id, now(), [stored[r.path].id for r in records], [r.path for r in records],
                  [r.checksum for r in records], [r.size_bytes for r in records], [r.mtime_ns for r in records],
                  *(codes[:, k].tolist() for k in range(4)), [r.hash_version for r in records], facts)).fetchall()
-        index_of = dict(rows)
+        index_of: dict[str, int] = dict(rows)
         return [StoredFile(stored[r.path].id, index_of[stored[r.path].id], r.size_bytes, r.mtime_ns, r.hash_version)
                 for r in records]
 
@@ -334,37 +265,17 @@ class PostgresCatalog(PgTagStore):
         return table[:, 0].copy(), table[:, 1].copy(), table[:, 2:].astype(np.uint8)
 
     def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT id, source_path FROM images WHERE id = ANY(%s)",  # type: ignore[arg-type]
+        return dict(self.conn.execute("SELECT id, source_path FROM images WHERE id = ANY(%s)",
                                       (sorted(set(image_ids)),)).fetchall())
 
-    # -- what the bridge needs beyond the Catalog protocol --------------------------------
     def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]:
-        """See :func:`unhashed_paths`."""
+        """Lumina's photos not hashed with ``hash_version`` yet: see :func:`.postgres_db.unhashed_paths`."""
         return unhashed_paths(self.conn, self.catalog_id, hash_version, limit)
 
-    def lumina_images(self, paths: Sequence[str] | None = None) -> list[LuminaImage]:
-        """Lumina's rows of this catalog (at ``paths`` if given) with its metadata, burst and status."""
-        query = ("SELECT id, source_path, checksum, file_type, metadata, burst_id, status_id FROM images"
-                 " WHERE catalog_id = %s AND (%s::text[] IS NULL OR source_path = ANY(%s)) ORDER BY source_path")
-        wanted = None if paths is None else list(paths)
-        return [LuminaImage(r[0], r[1], r[2], r[3], r[4] or {}, str(r[5]) if r[5] else None, r[6])
-                for r in self.conn.execute(query, (self.catalog_id, wanted, wanted))]
-
-
-def unhashed_paths(conn: psycopg.Connection, catalog_id: str, hash_version: int,
-                   limit: int | None = None) -> list[str]:
-    """Paths of Lumina's still-image rows we have not hashed with ``hash_version`` yet (new
-    since we last looked, or hashed by an older algorithm), oldest first: the catch-up list.
-    A function of a connection, so a bridge can ask without taking the catalog's lock."""
-    if conn.execute("SELECT to_regclass('lumina_dedup_images')").fetchone()[0] is None:  # type: ignore[index]
-        return [r[0] for r in conn.execute(
-            "SELECT source_path FROM images WHERE catalog_id = %s AND file_type = 'image'"
-            " ORDER BY created_at, id LIMIT %s", (catalog_id, limit))]
-    rows = conn.execute(
-        "SELECT i.source_path FROM images i LEFT JOIN lumina_dedup_images d ON d.image_id = i.id"
-        " WHERE i.catalog_id = %s AND i.file_type = 'image' AND (d.image_id IS NULL OR d.hash_version <> %s)"
-        " ORDER BY i.created_at, i.id LIMIT %s", (catalog_id, hash_version, limit)).fetchall()
-    return [r[0] for r in rows]
+    def new_image_id(self, path: str) -> str:
+        """A stand-in id for a file Lumina has no row for (a dry run shows it; storing the
+        file is refused: Lumina owns image rows)."""
+        return image_id_for(path)
 
 
 def _info(row: tuple) -> ImageInfo:
@@ -377,38 +288,3 @@ def _info(row: tuple) -> ImageInfo:
         exif_tags=int(facts.get("exif_tags") or 0),
     )
 
-
-def uninstall(url: str | None = None, settings: LuminaSettings | None = None,
-              tags: TagNames | None = None) -> dict[str, int]:
-    """Remove every row and tag the plugin wrote and drop its tables, in one transaction.
-
-    Lumina's own rows (images, its tags, its duplicate groups, its jobs) are left as they are.
-    Only tables that Lumina's ``init_db()`` creates are touched (no ``job_batches`` or
-    ``duplicate_pairs``: a deployment may lack them).
-    """
-    settings = settings or LuminaSettings()
-    names = tags or TagNames()
-    conninfo, _ = split_url(url or settings.url or lumina_database_url())
-    ours = [names.parent, *names.roles().values()]
-    out = {"image_tags": 0, "tags": 0, "lumina_groups": 0, "jobs": 0, "tables": 0}
-    with psycopg.connect(conninfo, autocommit=True, application_name="lumina-dedup") as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        if conn.execute("SELECT to_regclass('lumina_dedup_groups')").fetchone()[0] is not None:  # type: ignore[index]
-            out["lumina_groups"] = conn.execute(
-                "DELETE FROM duplicate_groups WHERE id IN (SELECT lumina_group_id FROM lumina_dedup_groups"
-                " WHERE lumina_group_id IS NOT NULL)").rowcount
-        out["image_tags"] = conn.execute(
-            "DELETE FROM image_tags it USING tags t WHERE t.id = it.tag_id AND it.source = %s AND t.name = ANY(%s)",
-            (names.source, ours)).rowcount
-        out["tags"] = conn.execute(
-            "DELETE FROM tags t WHERE t.name = ANY(%s) AND t.description = %s"
-            " AND NOT EXISTS (SELECT 1 FROM image_tags it WHERE it.tag_id = t.id)",
-            (ours, PgTagStore.TAG_DESCRIPTION)).rowcount
-        # The Find Duplicates jobs our router created (Lumina's job panel history).
-        out["jobs"] = conn.execute("DELETE FROM jobs WHERE parameters->>'engine' = %s", (JOB_ENGINE,)).rowcount
-        for table in OUR_TABLES:
-            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None:  # type: ignore[index]
-                conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
-                out["tables"] += 1
-        conn.execute("DROP SEQUENCE IF EXISTS lumina_dedup_index_id_seq")
-    return out

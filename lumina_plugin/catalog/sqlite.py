@@ -6,31 +6,26 @@ held for a whole run so two processes never interleave their runs on one catalog
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..config import TagNames
-from ..model import ALGORITHMS
-from ..hashing.codes import code_to_hex, hex_to_code
 from .._faults import crash_point
 from .._lockfile import LockFile, LockHeld
-from .sqlite_tags import TagStore, now as _now
-from .interface import DECISIONS, CatalogError, CatalogLockedError, check_decision
-from ..model import ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from ..config import TagNames
+from ..hashing.codes import code_to_hex, hex_to_code
+from ..model import ALGORITHMS, ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from .interface import CatalogError, CatalogLockedError, check_decision, image_id_for
+from .sqlite_tags import SqliteTags
+from .tag_store import stamp
 
 _CHUNK = 500  # parameters per IN (...) query, under SQLite's limit
-
-
-def image_id_for(path: str) -> str:
-    """Image ids are per path (not per content), so byte-identical copies keep their rows."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
@@ -38,10 +33,11 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-class SqliteCatalog(TagStore):
+class SqliteCatalog(SqliteTags):
     """A catalog in one SQLite file. Use as a context manager or call :meth:`close`.
 
-    Tags, groups, runs and undo live in :class:`TagStore` (``_tags.py``).
+    Tags, groups, runs and undo: :class:`~lumina_plugin.catalog.sqlite_tags.SqliteTags`
+    (``catalog/sqlite_tags.py``, the SQLite dialect of ``catalog/tag_store.py``).
     """
 
     def __init__(self, path: Path, tags: TagNames | None = None, lock_timeout: float = 10.0) -> None:
@@ -49,7 +45,7 @@ class SqliteCatalog(TagStore):
         self.index_dir = Path(str(self.path) + ".index")
         self.names = tags or TagNames()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = self._acquire_lock(lock_timeout)
+        self._lock_fh: LockFile | None = self._acquire_lock(lock_timeout)
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=lock_timeout)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -84,14 +80,14 @@ class SqliteCatalog(TagStore):
             self.conn = None  # type: ignore[assignment]
         self._release_lock()
 
-    def __enter__(self) -> "SqliteCatalog":
+    def __enter__(self) -> SqliteCatalog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- helpers --------------------------------------------------------------------
-    def _transaction(self):
+    def _transaction(self) -> _Transaction:
         return _Transaction(self.conn, self.path)
 
     def _ensure_catalog(self) -> str:
@@ -102,7 +98,7 @@ class SqliteCatalog(TagStore):
         with self._transaction():
             self.conn.execute(
                 "INSERT INTO catalogs (id, name, source_directories, created_at, updated_at)"
-                " VALUES (?, ?, '[]', ?, ?)", (cid, self.path.stem, _now(), _now()))
+                " VALUES (?, ?, '[]', ?, ?)", (cid, self.path.stem, stamp(), stamp()))
         return cid
 
     def _next_index_ids(self, n: int) -> list[int]:
@@ -124,6 +120,10 @@ class SqliteCatalog(TagStore):
                 found[row[0]] = StoredFile(row[1], row[2], row[3], row[4], row[5])
         return found
 
+    def new_image_id(self, path: str) -> str:
+        """The id a new row at ``path`` gets: per path, see :func:`.interface.image_id_for`."""
+        return image_id_for(path)
+
     def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]:
         """Catalogued files without hashes of this version (none here: rows come with hashes)."""
         return [r[0] for r in self.conn.execute(
@@ -134,7 +134,7 @@ class SqliteCatalog(TagStore):
         """Insert or update one row per path, in one transaction; returns the rows' ids."""
         if not records:
             return []
-        now = _now()
+        now = stamp()
         out: list[StoredFile] = []
         with self._transaction():
             existing = self.stored_files([r.path for r in records])
@@ -170,7 +170,7 @@ class SqliteCatalog(TagStore):
         """Forget these files (their tags, pairs and memberships go with them)."""
         removed: list[int] = []
         with self._transaction():
-            for path, stored in self.stored_files(paths).items():
+            for stored in self.stored_files(paths).values():
                 # Groups whose keeper goes are dropped whole; the next grouping rebuilds them.
                 self.conn.execute("DELETE FROM images WHERE id=?", (stored.id,))
                 removed.append(stored.index_id)
@@ -190,7 +190,7 @@ class SqliteCatalog(TagStore):
                 self.conn.execute("DELETE FROM images WHERE catalog_id=? AND source_path=?", (self.catalog_id, new))
                 moved += self.conn.execute(
                     "UPDATE images SET source_path=?, updated_at=? WHERE catalog_id=? AND source_path=?",
-                    (new, _now(), self.catalog_id, old)).rowcount
+                    (new, stamp(), self.catalog_id, old)).rowcount
         return moved
 
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,8 +215,6 @@ class SqliteCatalog(TagStore):
         return {r[1]: _info(r) for r in rows}
 
     # -- decisions -------------------------------------------------------------------
-    DECISIONS = DECISIONS
-
     def add_decision(self, kind: str, paths: Sequence[str]) -> int:
         """Remember a person's decision about catalogued photos; returns its id."""
         check_decision(kind, paths)
@@ -236,7 +234,7 @@ class SqliteCatalog(TagStore):
                 ids = [ids[0], ids[0]]
             cur = self.conn.execute(
                 "INSERT INTO dedup_decisions (catalog_id, kind, image_1, image_2, created_at)"
-                " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", (self.catalog_id, kind, *ids, _now()))
+                " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", (self.catalog_id, kind, *ids, stamp()))
             row = self.conn.execute(
                 "SELECT id FROM dedup_decisions WHERE catalog_id=? AND kind=? AND image_1=? AND image_2=?",
                 (self.catalog_id, kind, *ids)).fetchone()
@@ -285,7 +283,7 @@ class SqliteCatalog(TagStore):
                     self.conn.execute(
                         f"DELETE FROM duplicate_pairs WHERE catalog_id=? AND (image_1 IN ({marks})"
                         f" OR image_2 IN ({marks}))", (self.catalog_id, *chunk, *chunk))
-            now, job = _now(), (str(run_id) if run_id is not None else None)
+            now, job = stamp(), (str(run_id) if run_id is not None else None)
             rows = []
             for x, y, d in zip(a.tolist(), b.tolist(), np.asarray(dist).tolist()):
                 i1, i2 = sorted((id_of[x], id_of[y]))
@@ -359,7 +357,7 @@ class _Transaction:
             raise
         return self.conn
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.nested:
             return
         if exc_type is None:

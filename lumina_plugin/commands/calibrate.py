@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from typing import Any
 
-from ..calibration import BANDS, estimate, sample_pairs, verdicts_for
-from ..index import all_pairs
 from ._shared import catalog_locator, open_engine, print_json
 
 
@@ -21,20 +20,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
-        # Wider than the grouping thresholds: calibration must see the bands beyond them.
-        widest = BANDS[-1][1]
-        found = all_pairs(engine.index.ids, engine.index.codes, (-1, widest, widest, -1))
-        a, b, dist = found.a, found.b, found.dist
-        decisions = engine.catalog.decisions()
-        judged = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"])) for d in decisions}
-        proposals = sample_pairs(a, b, dist, judged, max(0, args.per_band))
-        paths = {i: info.path for i, info in engine.catalog.images({x for _, p, q, _ in proposals for x in (p, q)}).items()}
-        result = estimate(verdicts_for(decisions, a, b, dist), target=args.target)
+        proposals, result = engine.calibrate(args.per_band, args.target)
     cat = shlex.quote(catalog_locator(args))
-    todo = [{"band": list(BANDS[k]), "distance": d, "paths": [paths[p], paths[q]],
-             "same": f"lumina-dedup decide duplicate {shlex.quote(paths[p])} {shlex.quote(paths[q])} --catalog {cat}",
-             "different": f"lumina-dedup decide not-duplicate {shlex.quote(paths[p])} {shlex.quote(paths[q])} --catalog {cat}"}
-            for k, p, q, d in proposals]
+    todo: list[dict[str, Any]] = []
+    for p in proposals:
+        pair = " ".join(shlex.quote(path) for path in p.paths)
+        todo.append({"band": list(p.band), "distance": p.distance, "paths": list(p.paths),
+                     "same": f"lumina-dedup decide duplicate {pair} --catalog {cat}",
+                     "different": f"lumina-dedup decide not-duplicate {pair} --catalog {cat}"})
     bands = [{"band": list(e.band), "judged": e.judged, "duplicates": e.duplicates,
               "precision": e.precision, "interval95": [round(e.low, 3), round(e.high, 3)]} for e in result.bands]
     if args.json:

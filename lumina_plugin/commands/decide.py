@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_decide(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         if args.decision == "list":
-            decisions = engine.catalog.decisions()
+            decisions = engine.decisions()
             if args.json:
                 print_json({"decisions": decisions})
             if not decisions and not args.json:
@@ -37,12 +37,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
                 pair = d["path_1"] if d["kind"] == "keeper" else f"{d['path_1']}  {d['path_2']}"
                 print(f"{d['id']:>5}  {d['kind']:13}  {pair}")
             return 0
-        if args.decision == "forget":
-            if not engine.catalog.forget_decision(args.decision_id):
-                print(f"lumina-dedup: error: no decision with id {args.decision_id}", file=sys.stderr)
-                return 1
-            report = engine.decide("forget", [])
-        else:
-            report = engine.decide(args.decision, args.paths)
+        report = (engine.forget(args.decision_id) if args.decision == "forget"
+                  else engine.decide(args.decision, args.paths))
+    if report is None:
+        print(f"lumina-dedup: error: no decision with id {args.decision_id}", file=sys.stderr)
+        return 1
     print_report(report, args.json)
     return 0

@@ -35,17 +35,14 @@ import hashlib
 import json
 import os
 import secrets
-import signal
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .._faults import CRASH_ENV, crash_point
 from ..model import ALGORITHM_VERSION, ALGORITHMS
 from ._arrays import has_duplicates, sorted_unique
-from .search import Pairs, all_pairs, query_pairs
 from .segments import (
     FORMAT,
     MANIFEST_NAME,
@@ -66,17 +63,6 @@ __all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorr
 #: This many tail segments of one size class (rows + tombstones, in powers of this number) are
 #: merged into one.
 MERGE_FANOUT = 10
-
-#: Test hook: set to "before-manifest" (segment written, manifest not replaced) or
-#: "after-manifest" (manifest replaced, old files not yet deleted) to SIGKILL the process there.
-CRASH_ENV = "LUMINA_DEDUP_TEST_CRASH_AT"
-
-
-def _crash_point(name: str) -> None:
-    """Die abruptly at a named point of the write path when :data:`CRASH_ENV` asks (tests only)."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-
 
 def _as_ids(ids: object) -> np.ndarray:
     arr = np.asarray(ids)
@@ -149,18 +135,6 @@ class HashIndex:
             return np.zeros(query.shape, bool)
         pos = np.minimum(np.searchsorted(self._ids, query), len(self._ids) - 1)
         return self._ids[pos] == query
-
-    def search(self, ids: np.ndarray, codes: np.ndarray, radii: Sequence[int], **options: Any) -> Pairs:
-        """Pairs between a batch and the live rows, and within the batch (see :func:`query_pairs`;
-        ``options`` are its keyword options). The import path searches a batch, then adds it; a
-        removed image is gone from every later search at once."""
-        self._check_open()
-        return query_pairs(self._ids, self._codes, ids, codes, radii, **options)
-
-    def pairs(self, radii: Sequence[int], **options: Any) -> Pairs:
-        """Every pair of live images within the radii (see :func:`all_pairs`): Find Duplicates."""
-        self._check_open()
-        return all_pairs(self._ids, self._codes, radii, **options)
 
     def refresh(self) -> None:
         """Reload from disk if another ``HashIndex`` object has written since we last looked."""
@@ -261,7 +235,7 @@ class HashIndex:
             name = f"seg-{generation:010d}-{secrets.token_hex(6)}.bin"
             write_durable(self.directory / name, data)
             new.append(Segment(name, len(ids), len(tombs), hashlib.sha256(data).hexdigest()))
-        _crash_point("before-manifest")
+        crash_point("before-manifest")  # test hook (see lumina_plugin._faults): segment written, manifest not
         appended = keep == len(self._segments)
         segments = self._segments[:keep] + new
         doc = {
@@ -282,7 +256,7 @@ class HashIndex:
                 (self.directory / s.name).unlink(missing_ok=True)
             raise
         fsync_dir(self.directory)
-        _crash_point("after-manifest")
+        crash_point("after-manifest")  # test hook: manifest replaced, old files not yet deleted
         self._generation, self._segments = generation, segments
         self._listed = [s.name for s in segments]
         if appended:

@@ -21,10 +21,11 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .._lockfile import LockFile, LockHeld
+from ..catalog.locator import is_database_url
 from .batcher import Op
 from .errors import WatchError
 
@@ -50,7 +51,7 @@ def queue_path(catalog: str | os.PathLike[str], state_dir: str | os.PathLike[str
     beside a SQLite catalog; for a database (``postgresql://...``) a file named after
     the URL in ``state_dir``."""
     text = os.fspath(catalog)
-    if "://" in text:
+    if is_database_url(text):
         if state_dir is None:
             raise WatchError(f"a watcher of {text.split('://')[0]}:// catalogs needs a folder for its queue file")
         return Path(state_dir) / f"watch-queue-{hashlib.sha256(text.encode()).hexdigest()[:16]}.db"
@@ -92,7 +93,7 @@ class DurableQueue:
             self.conn = None  # type: ignore[assignment]
         self._release_lock()
 
-    def __enter__(self) -> "DurableQueue":
+    def __enter__(self) -> DurableQueue:
         return self
 
     def __exit__(self, *exc: object) -> None:

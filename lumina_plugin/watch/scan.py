@@ -9,6 +9,9 @@ file is never read, let alone re-hashed.
 - a catalogued photo no longer on disk: removed, unless a new file has the same size,
   mtime and SHA-256 (a rename while we were away): then it is a move, and the photo
   keeps its row, hashes and tags.
+
+The catalog is read through :meth:`lumina_plugin.engine.Engine.catalogued`, like every
+other reader of the catalog.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from ..catalog import open_catalog
-from ..config import TagNames
+from ..config import Config
+from ..engine import Engine
 from .readiness import NameRules
 
 Signature = tuple[int, int]  # (size, mtime_ns)
@@ -123,18 +126,14 @@ def compare(on_disk: dict[str, Signature], catalogued: dict[str, Signature],
 
 
 def catch_up(catalog: str | os.PathLike[str], roots: Iterable[str], rules: NameRules,
-             tags: TagNames | None = None, lock_timeout: float = 10.0,
-             follow_symlinks: bool = False) -> ScanResult:
+             config: Config | None = None, lock_timeout: float = 10.0) -> ScanResult:
     """Walk ``roots`` and compare with ``catalog``. The catalog is opened only while read."""
-    on_disk, errors = walk(roots, rules, follow_symlinks)
-    with_catalog = open_catalog(catalog, tags, lock_timeout=lock_timeout)
-    try:
-        infos = [info for info in with_catalog.images().values() if rules.wanted(info.path)]
-        stored = with_catalog.stored_files([info.path for info in infos])
-    finally:
-        with_catalog.close()
-    catalogued = {path: (row.size_bytes, row.mtime_ns) for path, row in stored.items()}
-    checksums = {info.path: info.checksum for info in infos}
+    config = config or Config()
+    on_disk, errors = walk(roots, rules, config.follow_symlinks)
+    with Engine(catalog, config, lock_timeout=lock_timeout) as engine:
+        rows = engine.catalogued(rules.wanted)
+    catalogued = {path: (size, mtime_ns) for path, (size, mtime_ns, _) in rows.items()}
+    checksums = {path: checksum for path, (_, _, checksum) in rows.items()}
     result = compare(on_disk, catalogued, checksums)
     result.errors = errors
     return result

@@ -23,11 +23,13 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from lumina_hooks import PluginHost
 
 from ..catalog.interface import CatalogLockedError
+from ..catalog.locator import normalized
 from ..config import Config
 from ..settings.watch import WatchSettings
 from . import compat
@@ -35,7 +37,7 @@ from .batcher import IMPORT, MOVE, REMOVE, Batcher, Op, OpList, phases
 from .host import BatchResult, check_roots, default_host, own_host_config
 from .observer import LostEventsAlarm, RawEvent, Watch
 from .queue import DurableQueue, queue_path
-from .readiness import NameRules, Ready, Readiness
+from .readiness import NameRules, Readiness, Ready
 from .scan import catch_up, printable, utf8
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,7 @@ class WatchService:
                  watch_limit: int | None = None, state_dir: str | os.PathLike[str] | None = None,
                  lock_timeout: float = 10.0) -> None:
         self.roots = check_roots(roots)
-        locator = os.fspath(catalog)
-        self.catalog = locator if "://" in locator else os.path.abspath(locator)
+        self.catalog = normalized(catalog)
         self.queue_file = queue_path(self.catalog, state_dir)
         self.lock_timeout = lock_timeout
         self.config = config or Config()
@@ -206,12 +207,12 @@ class WatchService:
         self._queue.drop(self.batcher.add_all(stored))
 
     @staticmethod
-    def _ready(item: Ready | None, local: "OpList") -> None:
+    def _ready(item: Ready | None, local: OpList) -> None:
         if item is not None:
             log.debug("%s: complete (%s, %d bytes)", item.path, item.how, item.size)
             local.add(Op(IMPORT, item.path))
 
-    def _on_event(self, event: RawEvent, local: "OpList") -> None:
+    def _on_event(self, event: RawEvent, local: OpList) -> None:
         readiness = self.readiness
         assert readiness is not None
         for name in (event.path, event.dest):
@@ -274,7 +275,7 @@ class WatchService:
     def _wanted(self, path: str) -> bool:
         return path not in self._bad_names and self.rules.wanted(path)
 
-    def _forget(self, path: str, local: "OpList") -> None:
+    def _forget(self, path: str, local: OpList) -> None:
         """``path`` left: remove its catalog row, or just withdraw its pending import."""
         if path in self.known:
             local.add(Op(REMOVE, path))  # folding drops any pending import of it
@@ -282,14 +283,14 @@ class WatchService:
         else:
             self._cancel_import(path, local)
 
-    def _move(self, src: str, dest: str, local: "OpList") -> None:
+    def _move(self, src: str, dest: str, local: OpList) -> None:
         """Queue a move of a catalogued photo. ``known`` follows at once, so that a second
         rename before the batch is applied moves the row again instead of importing."""
         local.add(Op(MOVE, src, dest))
         self.known.discard(src)
         self.known.add(dest)
 
-    def _cancel_import(self, path: str, local: "OpList") -> bool:
+    def _cancel_import(self, path: str, local: OpList) -> bool:
         if local.cancel_import(path):
             return True
         op = self.batcher.cancel(path)
@@ -314,8 +315,7 @@ class WatchService:
         assert self.readiness is not None
         first = not self.started.is_set()
         try:
-            result = catch_up(self.catalog, self.roots, self.rules, self.config.tags, self.lock_timeout,
-                              follow_symlinks=self.config.follow_symlinks)
+            result = catch_up(self.catalog, self.roots, self.rules, self.config, self.lock_timeout)
         except CatalogLockedError as exc:
             log.warning("cannot compare the folders with the catalog yet: %s", exc)
             self._next_rescan = time.monotonic() + self.settings.retry_seconds

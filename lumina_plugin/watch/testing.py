@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from .host import BatchResult
 from .service import WatchService
@@ -77,7 +77,7 @@ class WatcherThread:
         except BaseException as exc:  # surfaced in __exit__
             self.error = exc
 
-    def __enter__(self) -> "WatcherThread":
+    def __enter__(self) -> WatcherThread:
         self.thread.start()
         wait_for(lambda: self.service.started.is_set() or not self.thread.is_alive(), self.start_timeout,
                  what="the watcher to start")
@@ -170,7 +170,3 @@ def photo_sources(sample_dir: str | os.PathLike[str]) -> list[Path]:
     exts = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
     return sorted(p for p in Path(sample_dir).rglob("*") if p.suffix.lower() in exts)
 
-
-def read_all(paths: Iterable[str | os.PathLike[str]]) -> dict[str, bytes]:
-    """The bytes of each file, by path (to copy them into a watched folder later)."""
-    return {os.fspath(p): Path(p).read_bytes() for p in paths}
