@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import _corpus_edits as E  # beside this file (benchmarks/ is on sys.path: see accuracy_corpus.py)
 import numpy as np
 from PIL import Image
-
-import _corpus_edits as E  # beside this file (benchmarks/ is on sys.path: see accuracy_corpus.py)
 
 CAPTIONS = ("Summer holidays 2023", "Happy birthday Grandma!", "Throwback Thursday", "Lisbon, June 2022",
             "When the coffee kicks in", "Best day ever", "Our new home", "Weekend vibes")

@@ -42,8 +42,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import accuracy_corpus  # noqa: E402
-from _accuracy_score import Pair, group_pairs, markdown, score  # noqa: E402
+import accuracy_corpus
+from _accuracy_score import Pair, group_pairs, markdown, score
 
 
 def corpus(path: str | None, rebuild: bool, seed: int, use_skimage: bool, jobs: int,

@@ -52,8 +52,8 @@ from PIL import Image, ImageOps
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-import _corpus_edits as E  # noqa: E402
-from _corpus_kinds import CAPTIONS, KINDS, PER_ORIGINAL, Out, shifted_windows  # noqa: E402
+import _corpus_edits as E
+from _corpus_kinds import CAPTIONS, KINDS, PER_ORIGINAL, Out, shifted_windows
 
 FORMAT = "lumina-accuracy-corpus/1"
 ROOT = Path(__file__).resolve().parent.parent

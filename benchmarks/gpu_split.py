@@ -25,7 +25,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,8 +33,9 @@ sys.path.insert(0, str(BENCH))
 
 import hash_throughput as ht  # noqa: E402  (also puts the project on the path)
 
-from lumina_plugin.ingest import gpu_processes as gpu_pipeline, pool as parallel  # noqa: E402
-from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
+from lumina_plugin.ingest import gpu_processes as gpu_pipeline
+from lumina_plugin.ingest import pool as parallel
+from lumina_plugin.settings.hashing import HashingSettings
 
 
 def _busy() -> tuple[int, int]:

@@ -34,10 +34,10 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -45,10 +45,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lumina_plugin.config import Config  # noqa: E402
-from lumina_plugin.ingest import pool as parallel, pipeline  # noqa: E402
-from lumina_plugin.ingest.pipeline import hash_paths  # noqa: E402
-from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
+from lumina_plugin.config import Config
+from lumina_plugin.ingest import pipeline
+from lumina_plugin.ingest import pool as parallel
+from lumina_plugin.ingest.pipeline import hash_paths
+from lumina_plugin.settings.hashing import HashingSettings
 
 SIZES = {"12": (4000, 3000), "2": (1920, 1080)}
 
@@ -224,7 +225,7 @@ def machine() -> dict:
     info = {"python": platform.python_version(), "pillow": Image.__version__, "numpy": np.__version__,
             "cores": parallel.cpu_count(), "date": time.strftime("%Y-%m-%d")}
     try:
-        model = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        model = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
         info["cpu"] = model[0].split(":", 1)[1].strip() if model else platform.processor()
     except OSError:
         info["cpu"] = platform.processor()

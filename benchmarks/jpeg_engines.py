@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hash_throughput import SIZES, _sources, make_library  # noqa: E402
+from hash_throughput import SIZES, _sources, make_library
 
 
 def _decode_loop(paths: list[str], batch: int, seconds: float, barrier, out: list, hash_too: bool) -> None:
@@ -40,8 +40,8 @@ def _decode_loop(paths: list[str], batch: int, seconds: float, barrier, out: lis
     import cupy
 
     from lumina_plugin.decode.nvimgcodec import GpuJpegDecoder
-    from lumina_plugin.ingest import gpu_worker
     from lumina_plugin.hashing.cupy_hasher import GpuHasher
+    from lumina_plugin.ingest import gpu_worker
 
     faulthandler.dump_traceback_later(seconds + 90, exit=True)  # a hang says where, then ends
     jobs = [gpu_worker._read(i, p) for i, p in enumerate(paths)]

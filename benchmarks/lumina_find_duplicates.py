@@ -49,13 +49,15 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this tree's package, even where another copy is installed
-from lumina_plugin.model import ImageRecord  # noqa: E402
-from lumina_plugin.catalog.postgres import PostgresCatalog  # noqa: E402
-from lumina_plugin.config import Config  # noqa: E402
-from lumina_plugin.engine import Engine  # noqa: E402
-from lumina_plugin.model import ALGORITHM_VERSION  # noqa: E402
-from lumina_plugin.index import HashIndex  # noqa: E402
-from lumina_plugin.settings.index import BACKENDS, IndexSettings  # noqa: E402
+from lumina_plugin.catalog.postgres import PostgresCatalog
+from lumina_plugin.config import Config
+from lumina_plugin.engine import Engine
+from lumina_plugin.index import HashIndex
+from lumina_plugin.model import (
+    ALGORITHM_VERSION,
+    ImageRecord,
+)
+from lumina_plugin.settings.index import BACKENDS, IndexSettings
 
 SCHEMA = ROOT / "tests" / "lumina_schema.sql"
 CAMERAS = ("Canon EOS R6", "NIKON D750", "SONY ILCE-7M3", "Apple iPhone 12", "FUJIFILM X-T3")
@@ -166,7 +168,7 @@ def _iso(seconds: float) -> str | None:
 
 def scan_as_lumina(conn: psycopg.Connection, lib: Library) -> str:
     """One catalog and an images row per photo, with the columns Lumina's scan fills."""
-    cid, now = str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    cid, now = str(uuid.uuid4()), dt.datetime.now(dt.UTC).replace(tzinfo=None)
     conn.execute("INSERT INTO catalogs (id, name, schema_name, source_directories, created_at, updated_at)"
                  " VALUES (%s, 'Photos', %s, %s, %s, %s)", (cid, f"catalog_{cid.replace('-', '_')}", ["/photos"], now, now))
     with conn.cursor().copy("COPY images (id, catalog_id, source_path, file_type, checksum, size_bytes, dates,"

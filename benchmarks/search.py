@@ -65,7 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lumina_plugin.hashing.codes import codes_to_bytes
-from lumina_plugin.index import flat, cupy_join, gpu_check, gpu_lanes, lanes, mih, search
+from lumina_plugin.index import cupy_join, flat, gpu_check, gpu_lanes, lanes, mih, search
 from lumina_plugin.index.store import HashIndex
 
 CENTRES = 100_000
@@ -352,7 +352,6 @@ def import_search(kind: str, n: int, q: int, radii: tuple[int, ...], repeat: int
     the batch of Q added to it (as the engine does before searching), then query_pairs with
     ``radii``, backend auto; ``variant`` "sorted": backend mih through the old sorted join,
     "faiss": backend faiss. Pairs are planted in every searched column."""
-    radius = max(radii)
     columns = [make_query_data(kind, n, q, max(r, 0), seed=k) for k, r in enumerate(radii)]
     codes = np.stack([c.x for c in columns], axis=1)
     ids = np.arange(n + q, dtype=np.int64) * 7 + 1

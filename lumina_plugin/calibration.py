@@ -153,14 +153,16 @@ class Proposal:
 
 
 def calibrate(ids: np.ndarray, codes: np.ndarray, decisions: Sequence[Mapping[str, Any]], per_band: int,
-              target: float, paths_of: Callable[[set[int]], Mapping[int, str]]) -> tuple[list[Proposal], Calibration]:
+              target: float, paths_of: Callable[[set[int]], Mapping[int, str]],
+              search_options: Mapping[str, Any] | None = None) -> tuple[list[Proposal], Calibration]:
     """Up to ``per_band`` unjudged pairs per band to judge, and the estimate from those judged.
 
     ``ids``/``codes``: the index; ``decisions``: the catalog's; ``paths_of``: image paths by
-    index id. The search reaches the last band, beyond the grouping thresholds.
+    index id; ``search_options``: the index settings' (the GPU switch among them). The search
+    reaches the last band, beyond the grouping thresholds.
     """
     widest = BANDS[-1][1]
-    found = all_pairs(ids, codes, (-1, widest, widest, -1))
+    found = all_pairs(ids, codes, (-1, widest, widest, -1), **(search_options or {}))
     judged = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"])) for d in decisions}
     chosen = sample_pairs(found.a, found.b, found.dist, judged, max(0, per_band))
     paths = paths_of({x for _, p, q, _ in chosen for x in (p, q)})

@@ -340,7 +340,8 @@ class Engine:
         """Pairs to judge from each distance band, and the precision the verdicts so far show. The
         search is wider than the grouping thresholds: calibration must see the bands beyond them."""
         return calibration.calibrate(self.index.ids, self.index.codes, self.catalog.decisions(), per_band, target,
-                                     lambda ids: {i: v.path for i, v in self.catalog.images(ids).items()})
+                                     lambda ids: {i: v.path for i, v in self.catalog.images(ids).items()},
+                                     search_options=self.config.index.search_options())
 
     def catalogued(self, wanted: Callable[[str], bool]) -> dict[str, tuple[int, int, str]]:
         """Path -> (size, mtime_ns, checksum) of each catalogued photo that ``wanted`` accepts:

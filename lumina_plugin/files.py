@@ -9,8 +9,8 @@ user knows, symlink or not.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 #: Camera RAW extensions (lower case, with dot); decode/raw.py hashes their embedded JPEG.
 #: The same list as grouping/relations.py uses to tell a RAW+JPEG pair.

@@ -9,7 +9,7 @@ tagging produce :class:`GroupRow`, :class:`TagState` and :class:`TagDiff`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -27,7 +27,7 @@ def taken_timestamp(taken_at: str | None, subsec: float | None) -> float | None:
     if not taken_at:
         return None
     try:
-        return datetime.fromisoformat(taken_at).replace(tzinfo=timezone.utc).timestamp() + (subsec or 0.0)
+        return datetime.fromisoformat(taken_at).replace(tzinfo=UTC).timestamp() + (subsec or 0.0)
     except ValueError:
         return None
 

@@ -31,8 +31,8 @@ import os
 import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from defusedxml.ElementTree import DefusedXMLParser
 
@@ -102,7 +102,7 @@ class _Builder(ET.TreeBuilder):
     def start_ns(self, prefix: str, uri: str) -> None:
         self.pending.append((prefix or "", uri))
 
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:  # type: ignore[override]
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
         elem = super().start(tag, attrs)
         if self.pending:
             self.decls[elem], self.pending = self.pending, []
@@ -138,7 +138,7 @@ class Sidecar:
             self._new_description()
 
     @classmethod
-    def load(cls, path: Path) -> "Sidecar":
+    def load(cls, path: Path) -> Sidecar:
         data = path.read_bytes()
         try:
             return cls(data.decode("utf-8-sig"), bom=data.startswith(b"\xef\xbb\xbf"))

@@ -26,7 +26,7 @@ def main() -> int:
         import atheris
         with atheris.instrument_imports():  # coverage guidance inside our decode and EXIF code
             import exifread  # noqa: F401
-            import lumina_plugin.decode.photo
+
             import lumina_plugin.decode.exif  # noqa: F401
     from test_fuzz import SEEDS, check_one, mutated  # noqa: E402
 

@@ -83,7 +83,7 @@ def corpus(tmp_path: Path) -> tuple[Path, dict[str, str | None]]:
         img.convert(mode).save(out, fmt)
         put(name, out.getvalue(), None)
     out = io.BytesIO()
-    Image.fromarray((__import__("numpy").asarray(img.convert("L"), dtype="uint16") * 257)).save(out, "PNG")
+    Image.fromarray(__import__("numpy").asarray(img.convert("L"), dtype="uint16") * 257).save(out, "PNG")
     put("gray16.png", out.getvalue(), None)
     out = io.BytesIO()
     img.save(out, "GIF", save_all=True, append_images=[img.rotate(90)], duration=100, loop=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_DIR, hash_without_module, write_photo
 from PIL import Image, features
 
 from lumina_plugin.config import Config
@@ -18,8 +19,6 @@ from lumina_plugin.decode import heif
 from lumina_plugin.decode.photo import PhotoError, decode
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
-
-from conftest import SAMPLE_DIR, hash_without_module, write_photo
 
 HEIC = Path(__file__).resolve().parent / "data" / "heif" / "IMG_0412.heic"
 HEIC_SOURCE = SAMPLE_DIR / "2021/2021-03-14/IMG_0412.jpg"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DIR, hash_without_module, upright_source, write_photo
 from PIL import Image
 
 from lumina_plugin.config import Config
@@ -31,8 +32,6 @@ from lumina_plugin.decode.tiff_ifd import TiffFile
 from lumina_plugin.files import PHOTO_EXTENSIONS
 from lumina_plugin.hashing.codes import hamming
 from lumina_plugin.hashing.cpu import hash_gray
-
-from conftest import SAMPLE_DIR, hash_without_module, upright_source, write_photo
 
 DATA = Path(__file__).resolve().parent / "data" / "raw"
 SOURCE = "2015/2015-10-29/IMG_8812.jpg"

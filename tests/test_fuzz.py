@@ -10,11 +10,12 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from lumina_plugin.decode.photo import DecodedPhoto, PhotoError, decode
 from lumina_plugin.decode.exif import ExifFacts, read_exif
+from lumina_plugin.decode.photo import DecodedPhoto, PhotoError, decode
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lumina_plugin.model import ImageInfo
 from lumina_plugin.config import KeeperWeights, Thresholds
 from lumina_plugin.engine import Engine
 from lumina_plugin.grouping import accept_pairs, build_groups, exact_links, plausible, search_radii
 from lumina_plugin.index import all_pairs
+from lumina_plugin.model import ImageInfo
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 PHOTO = SAMPLE / "2019/2019-04-27/DSCF0815.jpg"
@@ -31,7 +31,8 @@ def group_sets(groups, images) -> set[frozenset[str]]:
     return {frozenset([images[g.keeper].path, *(images[m.index_id].path for m in g.members)]) for g in groups}
 
 
-def run_grouping(images, pairs, t=Thresholds()):
+def run_grouping(images, pairs, t=None):
+    t = t or Thresholds()
     a = np.array([p[0] for p in pairs], dtype=np.int64)
     b = np.array([p[1] for p in pairs], dtype=np.int64)
     d = np.array([p[2] for p in pairs], dtype=np.uint8).reshape(-1, 4)
@@ -213,7 +214,7 @@ def test_searching_only_the_hashes_that_can_link_finds_every_duplicate(t: Thresh
         assert len(pruned) < len(full)
     # plausible() is the distance half of accept_pairs: every link passes it; without bursts, only they do.
     keep = plausible(full.dist, t)
-    assert {(l.a, l.b) for l in links} <= set(zip(full.a[keep].tolist(), full.b[keep].tolist()))
+    assert {(x.a, x.b) for x in links} <= set(zip(full.a[keep].tolist(), full.b[keep].tolist()))
     plain = {i: info(i) for i in images}
-    assert {(l.a, l.b) for l in accept_pairs(full.a, full.b, full.dist, plain, t)} == \
+    assert {(x.a, x.b) for x in accept_pairs(full.a, full.b, full.dist, plain, t)} == \
         set(zip(full.a[keep].tolist(), full.b[keep].tolist()))

@@ -19,9 +19,9 @@ from PIL import Image, ImageOps
 
 from lumina_plugin.config import Config
 from lumina_plugin.engine import record_for
-from lumina_plugin.model import ALGORITHMS
 from lumina_plugin.hashing.codes import bits_to_code, code_to_hex, codes_to_bytes, hamming, hex_to_code
 from lumina_plugin.hashing.cpu import HASHERS, WHASH_IMAGE_SCALE, hash_gray
+from lumina_plugin.model import ALGORITHMS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}

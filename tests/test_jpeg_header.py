@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_DIR
 from PIL import Image
 
-from conftest import SAMPLE_DIR
-from lumina_plugin.decode.photo import PhotoError, _orientation, probe
 from lumina_plugin.decode.head import HEAD_BYTES, probe_head
 from lumina_plugin.decode.jpeg_header import read_jpeg_header
+from lumina_plugin.decode.photo import PhotoError, _orientation, probe
 from lumina_plugin.ingest.gpu_worker import _read
 
 SAMPLES = sorted(p for p in SAMPLE_DIR.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))

@@ -7,12 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_lumina_support import (  # noqa: F401
+    SAMPLE,
+    expected_groups_in_lumina,
+    lumina,
+    lumina_db,
+    now,
+    pg_database,
+    query,
+    sample_photos,
+    scan_as_lumina,
+)
 
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine, RunReport
 from lumina_plugin.model import ALGORITHM_VERSION
-from test_lumina_support import (SAMPLE, expected_groups_in_lumina, lumina, lumina_db, now,  # noqa: F401
-                                 pg_database, query, sample_photos, scan_as_lumina)
 
 OURS = "SELECT i.source_path, t.name, it.source, it.confidence, t.category, it.created_at IS NOT NULL," \
        " (SELECT p.name FROM tags p WHERE p.id = t.parent_id) FROM image_tags it JOIN tags t ON t.id = it.tag_id" \
@@ -59,6 +68,7 @@ def luminas_own(url: str) -> dict[str, Any]:
 
 def psycopg_conn(url: str) -> Any:
     import psycopg
+
     from lumina_plugin.catalog.postgres import split_url
     return psycopg.connect(split_url(url)[0], autocommit=True)
 
@@ -114,7 +124,7 @@ def test_rerun_changes_nothing_and_undo_restores(scanned: tuple[str, str, list[s
 def test_import_path_tags_copies_of_photos_already_there(lumina: tuple[str, str]) -> None:
     url, cid = lumina
     photos = sample_photos()
-    originals = [p for p in photos if not p.relative_to(SAMPLE).parts[0] in ("backup", "exports", "downloads", "phone")]
+    originals = [p for p in photos if p.relative_to(SAMPLE).parts[0] not in ("backup", "exports", "downloads", "phone")]
     first = scan_as_lumina(url, cid, originals)
     find(url)
     assert query(url, OURS) == []  # the originals hold no duplicates of one another
@@ -179,6 +189,7 @@ def test_uninstall_removes_every_row_we_wrote(scanned: tuple[str, str, list[str]
 def test_cli_lumina_find_duplicates_status_uninstall(scanned: tuple[str, str, list[str]],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     import json
+
     from lumina_plugin.cli import main
     url, cid, kept = scanned
     assert main(["lumina", "find-duplicates", "--url", url, "--catalog", cid, "--show-in-lumina", "--json"]) == 0

@@ -14,9 +14,9 @@ from PIL import Image, ImageOps
 
 from lumina_plugin.hashing import resize
 from lumina_plugin.hashing.cpu import hash_gray
+from lumina_plugin.hashing.thumb_codes import codes_from_thumbnails, hash_thumbnails
 from lumina_plugin.ingest.gpu_worker import _Job, split_batch
 from lumina_plugin.ingest.records import record_for
-from lumina_plugin.hashing.thumb_codes import codes_from_thumbnails, hash_thumbnails
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
 PHOTOS = sorted(p for p in SAMPLE_DIR.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})

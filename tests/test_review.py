@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import upright_source
 from PIL import Image
 
 from lumina_plugin.commands.review import shown_locator
@@ -31,8 +32,6 @@ from lumina_plugin.engine import Engine
 from lumina_plugin.review import ReviewError, check_out_dir, write_review
 from lumina_plugin.review.model import human_bytes
 from lumina_plugin.review.thumbs import THUMB_SIDE, ThumbCache, make_thumbnail, thumbnails
-
-from conftest import upright_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_catalog"
@@ -330,7 +329,8 @@ def test_thumbnail_is_upright_small_and_cached(make_photo, tmp_path: Path) -> No
     assert thumb.size == (THUMB_SIDE, THUMB_SIDE * 400 // 640)
     expected = upright_source().convert("RGB").resize(thumb.size)
     wrong = upright_source().convert("RGB").transpose(Image.Transpose.ROTATE_90).resize(thumb.size)
-    diff = lambda x: int(np.abs(np.asarray(thumb.convert("L"), float) - np.asarray(x.convert("L"), float)).sum())
+    def diff(x):
+        return int(np.abs(np.asarray(thumb.convert("L"), float) - np.asarray(x.convert("L"), float)).sum())
     assert diff(expected) * 3 < diff(wrong)
 
     clear = make_photo("clear.png", size=(300, 200), mode="RGBA")

@@ -39,7 +39,7 @@ class Watcher:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.err: list[str] = []
         self.out: list[str] = []
-        self.lines: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._readers = [threading.Thread(target=self._read_err, args=(self.proc.stderr,), daemon=True),
                          threading.Thread(target=self.out.extend, args=(self.proc.stdout,), daemon=True)]
         for reader in self._readers:

@@ -20,10 +20,15 @@ from pathlib import Path
 
 import pytest
 import watchdog.events as wd_events
-from test_watch_service import (PHOTOS, _no_user_config, catalog, drop, rows, sentinel,  # noqa: F401  (fixtures)
-                                watched, watcher)
-from watchdog.events import (DirModifiedEvent, DirMovedEvent, FileClosedEvent, FileModifiedEvent, FileMovedEvent,
-                             FileOpenedEvent)
+from test_watch_service import PHOTOS, _no_user_config, catalog, drop, rows, sentinel, watched, watcher  # noqa: F401  (fixtures)
+from watchdog.events import (
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+)
 from watchdog.observers.polling import PollingObserverVFS
 
 import lumina_plugin.watch.observer as observer_module
@@ -41,7 +46,7 @@ class Clock:
         return self.now
 
 
-def drain(sink: "queue.SimpleQueue[RawEvent]") -> list[RawEvent]:
+def drain(sink: queue.SimpleQueue[RawEvent]) -> list[RawEvent]:
     out = []
     while True:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lumina_plugin.xmp import XmpError, read_tags, sidecar_for, write_tags, write_many
+from lumina_plugin.xmp import XmpError, read_tags, sidecar_for, write_many, write_tags
 
 try:
     import pyexiv2

@@ -6,6 +6,7 @@ import argparse
 import shlex
 from typing import Any
 
+from ._gpu_flags import add_gpu_flags
 from ._shared import catalog_locator, open_engine, print_json
 
 
@@ -15,6 +16,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--per-band", type=int, default=5, metavar="N", help="pairs to propose per band (default 5)")
     p.add_argument("--target", type=float, default=0.95, help="precision to reach (default 0.95)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_gpu_flags(p)
     p.set_defaults(handler=cmd_calibrate)
 
 

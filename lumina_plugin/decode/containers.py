@@ -23,13 +23,24 @@ What is found where:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .exif import ExifFacts, _parse_subsec, _parse_time
-from .tiff_ifd import (TAG_COMPRESSION, TAG_DNG_VERSION, TAG_JPEG_LENGTH, TAG_JPEG_OFFSET, TAG_MAKE,
-                       TAG_MODEL, TAG_ORIENTATION, TAG_RW2_JPEG, TAG_STRIP_BYTE_COUNTS,
-                       TAG_STRIP_OFFSETS, TiffError, TiffFile)
+from .tiff_ifd import (
+    TAG_COMPRESSION,
+    TAG_DNG_VERSION,
+    TAG_JPEG_LENGTH,
+    TAG_JPEG_OFFSET,
+    TAG_MAKE,
+    TAG_MODEL,
+    TAG_ORIENTATION,
+    TAG_RW2_JPEG,
+    TAG_STRIP_BYTE_COUNTS,
+    TAG_STRIP_OFFSETS,
+    TiffError,
+    TiffFile,
+)
 
 #: Frame markers of JPEGs Pillow decodes (baseline, extended, progressive); SOF3 is lossless.
 _PICTURE_SOF = (0xC0, 0xC1, 0xC2)

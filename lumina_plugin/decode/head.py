@@ -14,9 +14,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .photo import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, facts_of_opened, probe
 from .exif import read_exif
 from .jpeg_header import JpegHeader, read_jpeg_header
+from .photo import MAX_FILE_BYTES, FileFacts, PhotoFacts, _displayed_size, _opened, facts_of_opened, probe
 
 #: Header segments of camera JPEGs (EXIF with maker notes, XMP, ICC) fit well within this.
 HEAD_BYTES = 256 * 1024

@@ -10,11 +10,11 @@ The result depends only on the pairs and the photos, not on their order.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Collection, Iterable, Mapping
 
-from ..model import GroupRow, ImageInfo
 from ..config import KeeperWeights, Thresholds
+from ..model import GroupRow, ImageInfo
 from .keeper import keeper_reason, rank_key
 from .pairs import Link
 from .relations import classify
@@ -82,7 +82,7 @@ def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo], weights
 
     # Near links between representatives; copies of one shot share their hashes.
     adjacent: dict[int, dict[int, Link]] = {r: {} for r in copies}
-    for link in sorted(links, key=lambda l: (l.a, l.b)):
+    for link in sorted(links, key=lambda x: (x.a, x.b)):
         if link.exact or link.a not in rep_of or link.b not in rep_of:
             continue
         ra, rb = rep_of[link.a], rep_of[link.b]

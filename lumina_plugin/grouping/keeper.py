@@ -6,10 +6,10 @@ the same keeper whatever order they were found in.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from ..model import ImageInfo
 from ..config import KeeperWeights
+from ..model import ImageInfo
 
 
 def rank_key(weights: KeeperWeights) -> Callable[[ImageInfo], tuple]:

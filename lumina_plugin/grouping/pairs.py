@@ -9,14 +9,13 @@ identical. Byte-identical files are exact duplicates whatever the hashes say.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from ..model import ImageInfo
 from ..config import Thresholds
-from ..model import ALGORITHMS
+from ..model import ALGORITHMS, ImageInfo
 
 #: Hashes that change when a photo is mirrored (gradients and DCT phases flip);
 #: aHash and wHash describe brightness layout and often match a mirror image.
@@ -77,7 +76,7 @@ def _distance_rule(dist: np.ndarray, t: Thresholds) -> tuple[np.ndarray, np.ndar
     structural = within[:, [ALGORITHMS.index(n) for n in STRUCTURAL]].any(axis=1)
     consensus = (within.sum(axis=1) >= t.min_agreeing) & structural & (dist.max(axis=1) <= t.veto)
     identical = (dist <= t.burst_identical).all(axis=1)
-    return within, consensus | identical, identical
+    return within, np.asarray(consensus | identical), np.asarray(identical)
 
 
 def plausible(dist: np.ndarray, t: Thresholds) -> np.ndarray:
@@ -106,7 +105,7 @@ def accept_pairs(a: np.ndarray, b: np.ndarray, dist: np.ndarray,
         linked = ALGORITHMS if exact else tuple(n for n, ok in zip(ALGORITHMS, within[k]) if ok)
         links.append(Link(int(min(a[k], b[k])), int(max(a[k], b[k])),
                           tuple(int(v) for v in dist[k]), linked, exact))  # type: ignore[arg-type]
-    return sorted(links, key=lambda l: (l.a, l.b))
+    return sorted(links, key=lambda x: (x.a, x.b))
 
 
 def exact_links(images: Mapping[int, ImageInfo]) -> list[Link]:

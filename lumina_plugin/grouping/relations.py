@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from ..model import ImageInfo
 from ..config import Thresholds
 from ..files import RAW_EXTENSIONS
+from ..model import ImageInfo
 from .pairs import Link, is_burst
 
 RELATIONS: Final = ("exact", "derivative", "raw+jpeg", "edit", "burst")

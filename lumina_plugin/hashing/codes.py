@@ -10,10 +10,8 @@ bit (row-major over its 8x8 bit array). ``format(code, "016x")`` is therefore ex
 from __future__ import annotations
 
 import re
-from typing import Final
 
 import numpy as np
-
 
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 

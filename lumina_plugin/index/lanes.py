@@ -97,7 +97,8 @@ class LaneTables:
             st = np.zeros(KEYS + 1, np.int64)
             np.cumsum(np.bincount(key, minlength=KEYS), out=st[1:])
             starts.append(st)
-        for a in (*orders, *starts):
+        shared: list[np.ndarray] = [*orders, *starts]
+        for a in shared:
             a.flags.writeable = False  # shared between searches (and threads): never changed
         return cls(tuple(orders), tuple(starts), n)
 
@@ -176,7 +177,7 @@ def _scan_lane(
     st = np.zeros(KEYS + 1, small)
     np.cumsum(count, out=st[1:])
     key = _lane_view(x, lane)
-    asked = np.flatnonzero(np.take(count > 0, key))  # a quarter of the codes for 1,000 queries, 1 flip
+    asked = np.flatnonzero(np.take(np.greater(count, 0), key))  # a quarter of the codes for 1,000 queries, 1 flip
     for a in range(0, len(asked), chunk):
         rows = asked[a : a + chunk]
         kr = key[rows].astype(np.intp)  # (one conversion, not one per gather below)
@@ -185,7 +186,7 @@ def _scan_lane(
         while rows.size:
             yield from _check(x, queries, rows, owner[first + u], lane, radius, flips)
             u += 1
-            more = np.flatnonzero(c > u)
+            more = np.flatnonzero(np.greater(c, u))
             rows, first, c = rows[more], first[more], c[more]
 
 

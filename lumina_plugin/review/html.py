@@ -8,8 +8,8 @@ page works without it (the commands are selectable text).
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from .model import GroupView, MemberView, human_bytes, keeper_command, not_duplicate_command
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from ..model import ImageInfo
 
@@ -75,7 +76,7 @@ def _iso_from_ts(ts: float | None) -> str | None:
     # taken_ts counts seconds on the camera's clock as if it were UTC (model.py).
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def _size_on_disk(path: str) -> int | None:

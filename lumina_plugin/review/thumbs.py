@@ -15,9 +15,9 @@ import io
 import logging
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable
 
 from PIL import Image, ImageOps
 

@@ -19,9 +19,9 @@ own import of the new path).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Iterable
 
 IMPORT, REMOVE, MOVE = "import", "remove", "move"
 KINDS = (IMPORT, REMOVE, MOVE)

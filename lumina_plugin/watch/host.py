@@ -10,8 +10,9 @@ report: files hashed, unchanged, errors).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lumina_hooks import HookReport, HostContext, PluginHost
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 _INOTIFY = "anon_inode:inotify"
 
@@ -52,7 +52,7 @@ def count_folders(roots: Iterable[str], follow_symlinks: bool = False) -> int:
     """Folders under ``roots``, the roots included: the inotify watches a recursive watch needs."""
     total = 0
     for root in roots:
-        for _, dirs, _ in os.walk(root, followlinks=follow_symlinks):
+        for _ in os.walk(root, followlinks=follow_symlinks):
             total += 1
     return total
 

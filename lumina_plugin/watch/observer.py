@@ -21,8 +21,8 @@ import queue
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -53,7 +53,7 @@ class RawEvent:
 class EventCollector(FileSystemEventHandler):
     """A watchdog handler that only puts events on ``sink`` (never raises)."""
 
-    def __init__(self, sink: "queue.SimpleQueue[RawEvent]", filtered: bool = compat.SCHEDULE_FILTERS) -> None:
+    def __init__(self, sink: queue.SimpleQueue[RawEvent], filtered: bool = compat.SCHEDULE_FILTERS) -> None:
         self.sink = sink
         self.filtered = filtered  # watchdog filtered already (schedule took event_filter)
         self._dir_move: tuple[str, str] | None = None  # the last folder move: (src, dest + sep)
@@ -92,7 +92,7 @@ class LostEventsAlarm(logging.Handler):
         if "overflow" in record.getMessage().lower():
             self.tripped.set()
 
-    def install(self) -> "LostEventsAlarm":
+    def install(self) -> LostEventsAlarm:
         for name in self.LOGGERS:
             logging.getLogger(name).addHandler(self)
         return self
@@ -110,7 +110,7 @@ class Watch:
     #: Seconds between two checks that new folders are watched (each reads /proc fdinfo).
     FOLDER_CHECK = 0.25
 
-    def __init__(self, roots: Iterable[str], sink: "queue.SimpleQueue[RawEvent]", polling: bool,
+    def __init__(self, roots: Iterable[str], sink: queue.SimpleQueue[RawEvent], polling: bool,
                  poll_interval: float = 1.0, watch_limit: int | None = None, retry_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.roots = list(roots)
