@@ -1,0 +1,306 @@
+"""The pixel side of the geometry codes (hashing/geometry.py): the small working image, the
+box of the picture inside bars, frames and caption bands, the regions that are hashed, and
+the second look that registers a mild crop or a straightened copy inside its original.
+
+Why trim: a letterboxed, pillarboxed, framed or captioned copy holds the original's pixels
+inside a uniform margin. Hashing the whole canvas mixes the margin into every coefficient;
+hashing the box inside the margins gives the original's code back. The margin itself is
+never hashed or compared, so two different photos with the same band stay apart.
+
+How a margin is found, per side, on the working image (long side 256-511 px): the median of
+the two outermost lines sets its colour. A line is "clean" when ``CLEAN`` of its pixels are
+within ``TOL`` grey levels of it, "margin-like" when ``LOOSE`` are (a line through caption
+text). The margin is a run of margin-like lines from the edge that starts clean; it ends at
+a clean line that is followed, within two lines, by a line with at most ``STEP`` of its
+pixels in the margin colour: a margin ends in a step, a photo's own sky or shadow fades out,
+so a plain photo keeps its edges (a false trim would differ between copies). Text stretches
+longer than ``MAX_TEXT`` are the photo. Runs longer than ``MAX_SIDE`` of the dimension are
+not margins; trims under ``MIN_SIDE`` are ignored. If the loose tolerance finds no step, a
+strict one (``STRICT_TOL``) finds an exact bar beside a photo edge of nearly its colour (white
+bars against a pale sky). A second pass inside the first box trims what the photo without
+its bar would lose, so a bordered copy and its original get the same box.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+import numpy as np
+from PIL import Image
+
+#: Grey levels (of 255) a margin pixel may stray from the margin's colour (JPEG q25 ringing).
+TOL: Final[float] = 14.0
+#: The tolerance of the second try: exact bars beside a photo edge of nearly their colour.
+STRICT_TOL: Final[float] = 4.0
+#: At most this fraction of the line just inside a margin may be within TOL of its colour:
+#: a margin ends in a step, a photo's uniform sky or shadow fades out.
+STEP: Final[float] = 0.6
+#: Fraction of a line within TOL for it to look like margin (a line through caption text:
+#: bold text covers up to about half of it).
+LOOSE: Final[float] = 0.3
+#: Tallest stretch of text lines inside a band, as a fraction of the dimension.
+MAX_TEXT: Final[float] = 0.08
+#: Fraction within TOL for a clean margin line (the band's outer and inner edges).
+CLEAN: Final[float] = 0.97
+#: Largest margin on one side, as a fraction of that dimension.
+MAX_SIDE: Final[float] = 0.34
+#: Smallest margin kept, as a fraction of that dimension.
+MIN_SIDE: Final[float] = 0.01
+
+
+def _side_at(xp: Any, lines: Any, limit: int, tol: float) -> int:
+    """Margin depth with one tolerance, or 0 when no margin with a clear inner edge is found."""
+    ref = xp.median(lines[:2].reshape(-1))
+    frac = (xp.abs(lines[: limit + 3] - ref) <= tol).mean(axis=1)
+    clean = frac >= CLEAN
+    if not bool(clean[0]):
+        return 0
+    bad = xp.flatnonzero(frac[: limit + 1] < LOOSE)
+    run = int(bad[0]) if bad.size else limit + 1
+    cleans = xp.flatnonzero(clean[:run])
+    # A text line is at most MAX_TEXT of the dimension: a longer stretch without a clean
+    # line is the photo, so the band ends at the clean line before it.
+    gaps = xp.flatnonzero(xp.diff(cleans) > max(2, int(MAX_TEXT * lines.shape[0])))
+    if gaps.size:
+        cleans = cleans[: int(gaps[0]) + 1]
+    # The inner edge: the band's last clean line, then the photo within two lines. Walking
+    # back from the deepest candidate finds the band when the photo goes on in a colour
+    # close to it; a soft edge everywhere (a sky that fades) is no band.
+    for c in cleans[::-1].tolist():
+        if c + 1 > limit:
+            continue
+        if min(float(frac[c + 1]), float(frac[c + 2])) <= STEP:
+            return c + 1
+    return 0
+
+
+def _side(xp: Any, lines: Any, limit: int) -> int:
+    """Margin depth (in lines) of one side. ``lines``: (L, M) float, line 0 the outermost.
+    A loose tolerance first (JPEG ringing, text); a strict one finds an exact bar beside a
+    photo edge of nearly its colour (white bars against a pale sky)."""
+    if limit < 2:
+        return 0
+    return _side_at(xp, lines, limit, TOL) or _side_at(xp, lines, limit, STRICT_TOL)
+
+
+def _box_once(xp: Any, img: Any) -> tuple[int, int, int, int]:
+    h, w = img.shape
+    lim_v, lim_h = int(MAX_SIDE * h), int(MAX_SIDE * w)
+    top = _side(xp, img, lim_v)
+    bottom = _side(xp, img[::-1], lim_v)
+    left = _side(xp, img.T, lim_h)
+    right = _side(xp, img.T[::-1], lim_h)
+    top, bottom = (t if t >= MIN_SIDE * h else 0 for t in (top, bottom))
+    left, right = (t if t >= MIN_SIDE * w else 0 for t in (left, right))
+    return top, h - bottom, left, w - right
+
+
+def content_box(xp: Any, img: Any) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the content inside the margins of a (H, W) float image,
+    in its pixels (bottom and right exclusive). The whole image when no margin is found.
+
+    Two passes: a bar next to a photo's own uniform edge (a black bar beside a night sky)
+    stops at the photo; the second pass then trims what the same photo without the bar
+    would lose, so a bordered copy and its original get the same box."""
+    h, w = img.shape
+    t, b, lf, r = _box_once(xp, img)
+    if (t, b, lf, r) != (0, h, 0, w) and b - t > 8 and r - lf > 8:
+        t2, b2, l2, r2 = _box_once(xp, img[t:b, lf:r])
+        t, b, lf, r = t + t2, t + b2, lf + l2, lf + r2
+    if b - t < h // 3 or r - lf < w // 3:
+        return 0, h, 0, w  # mostly margin: a blank or graphic image, not a framed photo
+    return t, b, lf, r
+
+
+# ---------------------------------------------------------------- the working image and its regions
+
+#: The working image's long side is reduced (integer box filter) to at least this.
+WORK_LONG: Final[int] = 256
+#: Scale (of width and height) of the centred region of word 4: a crop of 2-8% off each side
+#: keeps 84-96% of each dimension.
+CENTRE_SCALE: Final[float] = 0.9
+WIDE: Final[float] = 16 / 9
+_NF: Final[int] = 16
+
+
+def working_image(gray: np.ndarray) -> np.ndarray:
+    """The (H, W) uint8 image box-reduced by an integer factor to a long side of
+    ``WORK_LONG``..``2*WORK_LONG - 1`` (smaller images as they are), as float32.
+
+    Pillow's ``reduce`` averages whole blocks in C: about 2 ms for 12 MP, where the
+    hashes' LANCZOS pass over the same pixels costs tens of ms."""
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W) uint8 gray image, got {gray.dtype} {gray.shape}")
+    factor = max(1, max(gray.shape) // WORK_LONG)
+    if factor > 1:
+        gray = np.asarray(Image.fromarray(gray).reduce(factor))
+    return gray.astype(np.float32)
+
+
+def basis(xp: Any, n_px: int, a: float, b: float, nf: int) -> Any:
+    """(nf, n_px): ``cos(pi*u*t)`` at pixel centres, ``t`` across [a, b), each pixel weighted
+    by its overlap with [a, b) and the whole divided by the region's length (so a
+    coefficient is a mean, the same at any resolution)."""
+    i = xp.arange(n_px, dtype=xp.float64)
+    overlap = xp.clip(xp.minimum(i + 1, b) - xp.maximum(i, a), 0.0, 1.0)
+    t = xp.clip((i + 0.5 - a) / (b - a), 0.0, 1.0)
+    u = xp.arange(nf, dtype=xp.float64)[:, None]
+    return xp.cos(np.pi * u * t[None, :]) * (overlap / (b - a))[None, :]
+
+
+def _centred(box: tuple[float, float, float, float], sx: float, sy: float) -> tuple[float, float, float, float]:
+    t, b, lf, r = box
+    cy, cx, hh, hw = (t + b) / 2, (lf + r) / 2, (b - t) * sy / 2, (r - lf) * sx / 2
+    return cy - hh, cy + hh, cx - hw, cx + hw
+
+
+def _aspect_region(box: tuple[float, float, float, float], aspect: float) -> tuple[float, float, float, float]:
+    """The largest centred region of ``aspect`` (long side over short side, in the box's own
+    orientation: landscape boxes get a landscape region)."""
+    t, b, lf, r = box
+    h, w = b - t, r - lf
+    target = aspect if w >= h else 1 / aspect
+    if w / h > target:
+        return _centred(box, h * target / w, 1.0)
+    return _centred(box, 1.0, w / target / h)
+
+
+def regions(box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
+    """(top, bottom, left, right) of the full, centre, wide and square regions of a content box.
+    A square box has no orientation for its wide region (a quarter turn would flip it):
+    there it is the whole box (a 16:9 crop of a square removes 44%: no copy anyway)."""
+    t, b, lf, r = box
+    square = abs((r - lf) / (b - t) - 1) < 0.02
+    wide = box if square else _aspect_region(box, WIDE)
+    return [box, _centred(box, CENTRE_SCALE, CENTRE_SCALE), wide, _aspect_region(box, 1.0)]
+
+
+def coefficients(xp: Any, img: Any, boxes: list[tuple[float, float, float, float]], nf: int = _NF) -> Any:
+    """(len(boxes), nf, nf) DCT-II coefficients (continuous form) of regions of one image:
+    one product with every region's row basis stacked, then a small one per region."""
+    img = xp.asarray(img, dtype=xp.float64)
+    h, w = img.shape
+    rows = xp.concatenate([basis(xp, h, t, b, nf) for t, b, _, _ in boxes]) @ img
+    return xp.stack([rows[i * nf:(i + 1) * nf] @ basis(xp, w, lf, r, nf).T for i, (_, _, lf, r) in enumerate(boxes)])
+
+
+# ---------------------------------------------------------------- second look (pixels of a candidate pair)
+
+
+#: Most differing bits (of 255) between the crop's full code and the best-registered window
+#: of the other photo (mild crops and straightened copies: 0-20 measured; a stereo pair 47).
+T_LOOK: Final[int] = 30
+#: Largest crop the second look searches, per side (fraction of the other photo).
+LOOK_MARGIN: Final[float] = 0.12
+#: Straightening angles tried (degrees) when the unturned window does not fit.
+LOOK_ANGLES: Final[tuple[float, ...]] = (-1.0, 1.0, -2.0, 2.0, -3.0, 3.0, -4.0, 4.0)
+#: A straightened copy (1-4 degrees) registers within this many bits without turning; a
+#: window further off is not worth the angle search.
+_LOOK_TURN: Final[int] = 90
+_M16 = np.ones((_NF, _NF), bool)
+_M16[0, 0] = False
+
+
+class Look(NamedTuple):
+    """ok; distance (of 255) at the best window; angle (degrees, counter-clockwise) and
+    window (top, bottom, left, right fractions of the containing photo); b_inside_a."""
+
+    ok: bool
+    distance: int
+    angle: float
+    window: tuple[float, float, float, float]
+    b_inside_a: bool
+
+
+def _content(gray: np.ndarray) -> np.ndarray:
+    img = working_image(gray)
+    t, b, lf, r = content_box(np, img)
+    return img[t:b, lf:r].astype(np.float64)
+
+
+def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float) -> tuple[int, tuple[float, ...]]:
+    """Coordinate ascent of the cosine similarity between ``small_c`` (16x16 coefficients of
+    the crop) and a window of ``big`` whose sides each lie ``lo``..``lo + margin`` inside.
+    Moving a top or bottom side needs only ``big @ x_basis.T`` (kept), a left or right side
+    only ``y_basis @ big``: one small product per trial, a large one per accepted move."""
+    h, w = big.shape
+    target = small_c[_M16] / (np.linalg.norm(small_c[_M16]) + 1e-12)
+    p = [lo + margin / 2, 1 - lo - margin / 2, lo + margin / 2, 1 - lo - margin / 2]  # top, bottom, left, right
+    by, bx = basis(np, h, p[0] * h, p[1] * h, _NF), basis(np, w, p[2] * w, p[3] * w, _NF)
+    rows, cols = by @ big, big @ bx.T
+
+    def score(c: np.ndarray) -> float:
+        v = c[_M16]
+        return float(v @ target / (np.linalg.norm(v) + 1e-12))
+
+    best = score(by @ cols)
+    for step in (0.02, 0.01, 0.005):
+        moved = True
+        while moved:
+            moved = False
+            for i in range(4):
+                for sign in (-1, 1):
+                    q = list(p)
+                    q[i] += sign * step
+                    inset = q[i] if i in (0, 2) else 1 - q[i]
+                    if not lo - 1e-9 <= inset <= lo + margin + 1e-9:
+                        continue
+                    if i < 2:
+                        nb = basis(np, h, q[0] * h, q[1] * h, _NF)
+                        sc = score(nb @ cols)
+                    else:
+                        nb = basis(np, w, q[2] * w, q[3] * w, _NF)
+                        sc = score(rows @ nb.T)
+                    if sc > best + 1e-9:
+                        best, p, moved = sc, q, True
+                        if i < 2:
+                            by, rows = nb, nb @ big
+                        else:
+                            bx, cols = nb, big @ nb.T
+    c = by @ cols
+    return int(((c > 0) != (small_c > 0))[_M16].sum()), tuple(p)
+
+
+def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, derived: int = 0) -> Look:
+    """Decide an ``unsure`` pair from its pixels: is one photo a mild crop (up to
+    ``LOOK_MARGIN`` off each side) of the other, possibly straightened by up to 4 degrees?
+
+    The crop's 16x16 code is fixed; the window of the other photo that best matches it is
+    found by coordinate ascent over its four sides (and, if that fails, at each angle of
+    ``LOOK_ANGLES``, inside the part that holds no blank corner). Registered, a crop agrees
+    in nearly every bit; two shots of one scene (parallax) or a shifted window do not.
+    ``rotation`` and ``derived`` are the verdict's: A ~ ``np.rot90(B, rotation)``; 1: look for
+    B inside A only, -1: A inside B only, 0: both. Angles are tried only when the unturned
+    window is not far off (a straightened copy is within ``_LOOK_TURN`` bits of it).
+    About 10 ms for a crop, 30-60 ms for a straightened copy, up to 150 ms for a negative."""
+    a = _content(gray_a)
+    b = np.ascontiguousarray(np.rot90(_content(gray_b), rotation))
+    best = Look(False, 1 << 30, 0.0, (0.0, 1.0, 0.0, 1.0), True)
+    for big, small, inside in ((a, b, True), (b, a, False)):
+        if big.size == 0 or small.size == 0 or (derived == 1 and not inside) or (derived == -1 and inside):
+            continue
+        hs, ws = small.shape
+        small_c = basis(np, hs, 0, hs, _NF) @ small @ basis(np, ws, 0, ws, _NF).T
+        tried_half, unturned = False, 1 << 30
+        for angle in (0.0, *LOOK_ANGLES, None, None):
+            if angle is None:  # half a degree either side of the best angle found
+                if best.distance <= T_LOOK // 2 or not best.angle or not best.b_inside_a == inside:
+                    break
+                angle = best.angle + (0.5 if tried_half else -0.5)
+                tried_half = True
+            elif angle:
+                if best.distance <= T_LOOK // 2 or unturned > _LOOK_TURN:
+                    break
+                turned = np.asarray(Image.fromarray(big.astype(np.float32), "F").rotate(
+                    angle, resample=Image.Resampling.BICUBIC), dtype=np.float64)
+                t = np.radians(abs(angle))
+                hb, wb = big.shape
+                lo = 0.5 * (1 - min(wb / (wb * np.cos(t) + hb * np.sin(t)), hb / (wb * np.sin(t) + hb * np.cos(t))))
+                d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo)
+            else:
+                d, win = _register(big, small_c, LOOK_MARGIN, 0.0)
+                unturned = d
+            if d < best.distance:
+                best = Look(d <= T_LOOK, d, angle, win, inside)  # type: ignore[arg-type]
+    return best

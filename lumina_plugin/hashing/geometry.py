@@ -1,0 +1,379 @@
+"""Codes that survive a turn, a border or a crop: rotated, letterboxed, captioned and
+aspect-cropped copies from ONE decoded gray image (issue 17).
+
+Why DCT signs at zero: the cosine transform of a picture turned by a quarter turn holds the
+same coefficients, transposed, every odd row negated (``c'[u, v] = (-1)**u * c[v, u]`` for
+``np.rot90``). So the SIGNS of the coefficients (thresholded at 0, not at a median, which
+the turn would not preserve) of every rotation are a fixed bit permutation and XOR of one
+stored code: :func:`rotate_code`. A mirror is another permutation (``(-1)**v``), which is
+never applied, so a mirror image or an upside-down flip stays a different picture.
+
+Why projections and not a resized thumbnail: each coefficient is the image projected on
+``cos(pi*u*t)`` over a region, in continuous coordinates (``t`` in [0, 1] across the
+region, pixels weighted by their overlap with it). Any box, at any fraction of a pixel, of
+a small working image then gives its coefficients by two small matrix products; a turned
+image gives exactly the permuted coefficients; a copy at another resolution gives nearly
+the same ones.
+
+Per photo, ``GEO_WORDS`` = 8 uint64 words (the index stores them beside the four hashes):
+
+- words 0-3 ``full``: the signs of the 16x16 low coefficients (DC excluded from every
+  distance) of the content box: the picture inside bars, frames and caption bands
+  (hashing/borders.py). 256 bits, like PDQ: the verifier of turned and bordered copies.
+- word 4 ``centre``: 8x8 signs of the centred region at ``CENTRE_SCALE`` of the content:
+  a copy cropped a few percent on each side meets it with its own 8x8 code.
+- word 5 ``wide``: 8x8 signs of the centred 16:9 (9:16 for a portrait) region of the content.
+- word 6 ``square``: 8x8 signs of the centred square region of the content.
+- word 7 ``meta``: what was trimmed on each side, in 1/256 of that dimension (bits 24-31
+  top, 16-23 bottom, 8-15 left, 0-7 right), the content's aspect ratio (bits 32-47:
+  ``round(log2(w / h) * 4096) + 32768``) and ``GEO_VERSION`` (bits 48-63).
+
+A code's bit ``u*n + v`` (MSB first, row-major) is the sign of coefficient (u, v).
+
+Search and decision: :func:`search_keys` gives four rotation-free 64-bit keys per photo
+(full, centre, wide, square) to join at ``KEY_RADIUS`` (column 0 with itself and with the
+others); :func:`verify_pairs` decides the candidates over the four turns, never a mirror,
+and flags the mild crops and straightened copies it cannot settle from codes as ``unsure``
+for :func:`second_look` (hashing/borders.py), which registers one photo's pixels inside the
+other's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+import numpy as np
+
+from .borders import CENTRE_SCALE, WIDE, WORK_LONG, Look, coefficients, content_box, regions, second_look, working_image
+
+__all__ = ["GEO_WORDS", "KEY_COLUMNS", "KEY_RADIUS", "CENTRE_SCALE", "WIDE", "WORK_LONG", "Look", "Verdicts",
+           "border_fraction", "coefficients", "describe", "geometry_codes", "geometry_codes_batch", "meta_fields",
+           "regions", "rotate_code", "search_keys", "second_look", "verify_pairs", "working_image"]
+
+GEO_WORDS: Final[int] = 8
+#: Bumped whenever a code could change for the same pixels.
+GEO_VERSION: Final[int] = 1
+#: Word positions.
+FULL, CENTRE, WIDE_W, SQUARE_W, META = 0, 4, 5, 6, 7
+
+
+_SHIFTS64: Final[np.ndarray] = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def pack_bits(xp: Any, bits: Any) -> Any:
+    """(..., 64*m) bool -> (..., m) uint64, first bit most significant."""
+    shape = bits.shape[:-1]
+    m = bits.shape[-1] // 64
+    b = bits.reshape(*shape, m, 64).astype(xp.uint64)
+    return (b * xp.asarray(_SHIFTS64)).sum(axis=-1, dtype=xp.uint64)
+
+
+def unpack_bits(xp: Any, words: Any) -> Any:
+    """(..., m) uint64 -> (..., 64*m) bool, inverse of :func:`pack_bits`."""
+    w = xp.asarray(words, dtype=xp.uint64)
+    bits = (w[..., None] & xp.asarray(_SHIFTS64)) != 0
+    return bits.reshape(*w.shape[:-1], w.shape[-1] * 64)
+
+
+def _meta(box: tuple[int, int, int, int], h: int, w: int) -> int:
+    t, b, lf, r = box
+    sides = (t / h, (h - b) / h, lf / w, (w - r) / w)
+    q = [min(255, round(s * 256)) for s in sides]
+    aspect = int(np.clip(round(np.log2((r - lf) / (b - t)) * 4096) + 32768, 0, 65535))
+    return q[0] << 24 | q[1] << 16 | q[2] << 8 | q[3] | aspect << 32 | GEO_VERSION << 48
+
+
+def codes_from_coefficients(xp: Any, coeffs: Any) -> Any:
+    """(N, 4, 16, 16) coefficients of the four regions -> (N, 7) uint64 code words."""
+    n = coeffs.shape[0]
+    full = pack_bits(xp, (coeffs[:, 0] > 0).reshape(n, 256))
+    small = pack_bits(xp, (coeffs[:, 1:, :8, :8] > 0).reshape(n, 3, 64))[..., 0]
+    return xp.concatenate([full, small], axis=1)
+
+
+def geometry_codes(gray: np.ndarray) -> np.ndarray:
+    """The ``GEO_WORDS`` uint64 words of one upright (EXIF orientation applied) gray image."""
+    img = working_image(gray)
+    h, w = img.shape
+    box = content_box(np, img)
+    coeffs = coefficients(np, img, regions(tuple(float(x) for x in box)))  # type: ignore[arg-type]
+    words = np.empty(GEO_WORDS, np.uint64)
+    words[:META] = codes_from_coefficients(np, coeffs[None])[0]
+    words[META] = np.uint64(_meta(box, h, w))
+    return words
+
+
+def geometry_codes_batch(grays: list[np.ndarray]) -> np.ndarray:
+    """(N, GEO_WORDS) words of N gray images."""
+    out = np.zeros((len(grays), GEO_WORDS), np.uint64)
+    for i, g in enumerate(grays):
+        out[i] = geometry_codes(g)
+    return out
+
+
+# ---------------------------------------------------------------- rotations
+
+
+def _rotation_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For k = 0..3 quarter turns counter-clockwise (``np.rot90(img, k)``): (perm (4, n*n),
+    flip (4, n*n)) with ``rotated_bits = bits[perm[k]] ^ flip[k]``."""
+    u, v = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    perm = [np.arange(n * n)]
+    flip = [np.zeros(n * n, bool)]
+    for _ in range(3):
+        # one more turn: bit (u, v) <- previous bit (v, u), negated on odd u
+        p, f = perm[-1], flip[-1]
+        src = (v * n + u).ravel()
+        perm.append(p[src])
+        flip.append(f[src] ^ (u % 2 == 1).ravel())
+    return np.stack(perm), np.stack(flip)
+
+
+_PERM16, _FLIP16 = _rotation_tables(16)
+_PERM8, _FLIP8 = _rotation_tables(8)
+
+
+def rotate_code(words: Any, k: int, xp: Any = np) -> Any:
+    """The words of the picture turned ``k`` quarter turns counter-clockwise (``np.rot90``),
+    from the words of the upright one: bit permutations and XORs, trims moved to their new
+    sides, the aspect inverted for odd ``k``. Exact up to the working image's rounding."""
+    words = xp.asarray(words, dtype=xp.uint64)
+    k %= 4
+    if k == 0:
+        return words.copy()
+    full = unpack_bits(xp, words[..., FULL:CENTRE])
+    full = full[..., xp.asarray(_PERM16[k])] ^ xp.asarray(_FLIP16[k])
+    small = unpack_bits(xp, words[..., CENTRE:META, None])
+    small = small[..., xp.asarray(_PERM8[k])] ^ xp.asarray(_FLIP8[k])
+    meta = words[..., META]
+    sides = [(meta >> xp.uint64(s)) & xp.uint64(255) for s in (24, 16, 8, 0)]  # top, bottom, left, right
+    for _ in range(k):  # np.rot90: the right side becomes the top, the top the left
+        top, bottom, left, right = sides
+        sides = [right, left, top, bottom]
+    aspect = (meta >> xp.uint64(32)) & xp.uint64(65535)
+    if k % 2:
+        aspect = xp.uint64(65536) - aspect
+    meta = (sides[0] << xp.uint64(24) | sides[1] << xp.uint64(16) | sides[2] << xp.uint64(8) | sides[3]
+            | aspect << xp.uint64(32) | (meta >> xp.uint64(48)) << xp.uint64(48))
+    return xp.concatenate([pack_bits(xp, full), pack_bits(xp, small)[..., 0], meta[..., None]], axis=-1)
+
+
+# ---------------------------------------------------------------- search keys
+
+#: Key columns of :func:`search_keys`: the content's own key, then the keys of its centre,
+#: wide and square regions. Join column 0 with itself and with each other column.
+KEY_COLUMNS: Final[tuple[str, ...]] = ("full", "centre", "wide", "square")
+#: Self-join radius of the keys (MIH on 64-bit keys; radius 5 costs about as radius 4).
+KEY_RADIUS: Final[int] = 5
+
+
+def _low8(xp: Any, words: Any) -> Any:
+    """The 8x8 code (64 bits) held in the top-left corner of the 16x16 ``full`` code."""
+    bits = unpack_bits(xp, words[..., FULL:CENTRE]).reshape(*words.shape[:-1], 16, 16)
+    return pack_bits(xp, bits[..., :8, :8].reshape(*words.shape[:-1], 64))[..., 0]
+
+
+def _canonical8(xp: Any, codes: Any) -> Any:
+    """The rotation-free form of 8x8 codes: the one of their four turns whose (0, 1) and
+    (1, 0) bits are both set. Those two bits cycle (1,1) -> (1,0) -> (0,0) -> (0,1) under
+    quarter turns, so exactly one turn qualifies; they are the strongest AC coefficients
+    (the brightness gradients across and down the picture), so a copy almost always picks
+    the same turn as its original. A mirror image picks some turn too, but its bits are
+    another permutation: its key meets the original's only by chance."""
+    bits = unpack_bits(xp, codes[..., None])
+    out = bits.copy()
+    for k in range(4):
+        turned = bits[..., xp.asarray(_PERM8[k])] ^ xp.asarray(_FLIP8[k])
+        pick = turned[..., 1] & turned[..., 8]
+        out = xp.where(pick[..., None], turned, out)
+    return pack_bits(xp, out)[..., 0]
+
+
+def search_keys(words: Any, xp: Any = np) -> Any:
+    """(N, 4) uint64 rotation-free keys in ``KEY_COLUMNS`` order.
+
+    A copy's ``full`` key is within ``KEY_RADIUS`` of its original's ``full`` key when it is
+    turned, bordered or recoloured, and of the original's ``wide`` / ``square`` key when it is
+    a 16:9 or square crop (and of ``centre`` for some mild crops). A wide or square column
+    equal to the full one (the photo already has that shape) finds nothing new: an engine
+    may drop it."""
+    words = xp.asarray(words, dtype=xp.uint64).reshape(-1, GEO_WORDS)
+    cols = [_low8(xp, words)] + [words[:, j] for j in (CENTRE, WIDE_W, SQUARE_W)]
+    keys = xp.stack([_canonical8(xp, c) for c in cols], axis=1)
+    bits = unpack_bits(xp, keys[..., None])[..., xp.asarray(_KEY_ORDER)]
+    return pack_bits(xp, bits)[..., 0]
+
+
+def _key_order() -> np.ndarray:
+    """Key bit order: the three constant bits of a canonical code (DC, (0, 1), (1, 0)) moved
+    to bits 15, 31 and 47, one in each block of a 3- or 4-block multi-index join, so no
+    block loses more than one bit of spread."""
+    constant = [0, 1, 8]
+    rest = [i for i in range(64) if i not in constant]
+    order = []
+    for pos in range(64):
+        order.append(constant.pop(0) if pos in (15, 31, 47) else rest.pop(0))
+    return np.array(order)
+
+
+_KEY_ORDER: Final[np.ndarray] = _key_order()
+
+
+# ---------------------------------------------------------------- verification
+
+#: Most differing bits (of 255) between two ``full`` codes of one picture: turned, bordered,
+#: recoloured, JPEG q25. Two shots of one scene (a stereo pair) differ in about 60.
+T_FULL: Final[int] = 48
+#: Most differing bits (of 63) between a 16:9 / square crop's 8x8 code and the same region
+#: of its original (the region is exact: 0-3 bits measured).
+T_SHAPE: Final[int] = 5
+#: Most differing bits among the 35 of the 6x6 low corner (the part a shift of 2-4% leaves
+#: alone) between one photo's full code and the other's full or centre code, for a pair to be
+#: worth a second look (mild crops, straightened copies: at most 8 measured).
+T_UNSURE: Final[int] = 8
+_LOW6: Final[int] = sum(1 << (63 - (u * 8 + v)) for u in range(6) for v in range(6) if u or v)
+_LOG_UNIT: Final[float] = 4096.0
+#: Aspect agreement (log2 units of meta): full codes within 15%, shape crops within 3%,
+#: a photo already of the shape (within 5%) has no distinct region; second looks within 20%.
+_L_FULL, _L_SHAPE, _L_DISTINCT, _L_CROP = (round(np.log2(x) * _LOG_UNIT) for x in (1.15, 1.03, 1.05, 1.2))
+_L_WIDE: Final[int] = round(np.log2(WIDE) * _LOG_UNIT)
+
+#: Relation flags of :func:`verify_pairs`.
+ROTATED, BORDERED, CROPPED_WIDE, CROPPED_SQUARE, CROPPED, STRAIGHTENED = 1, 2, 4, 8, 16, 32
+_NO_DC_FULL = np.array([0x7FFFFFFFFFFFFFFF] + [0xFFFFFFFFFFFFFFFF] * 3, dtype=np.uint64)
+_NO_DC8 = np.uint64(0x7FFFFFFFFFFFFFFF)
+
+
+class Verdicts(NamedTuple):
+    """Per candidate pair (all arrays of length N).
+
+    ok: a copy by its codes alone. unsure: not ok, but close enough that a second look at
+    the pixels (:func:`second_look`) should decide (mild crops, straightened copies).
+    rotation: k with A ~ ``np.rot90(B, k)``: B is A turned k*90 degrees clockwise.
+    relation: ROTATED | BORDERED | CROPPED_* flags. distance: differing bits of the code that
+    decided (of 255 for full codes, of 63 for shape crops, of 35 for unsure pairs).
+    derived: 1 when B is the derived copy (bordered or cropped from A), -1 when A is, 0 when
+    neither shows (for unsure pairs: which one looks like the crop, a hint for the second look)."""
+
+    ok: np.ndarray
+    unsure: np.ndarray
+    rotation: np.ndarray
+    relation: np.ndarray
+    distance: np.ndarray
+    derived: np.ndarray
+
+
+def meta_fields(words: Any, xp: Any = np) -> tuple[Any, Any]:
+    """(trims (N, 4) float: top, bottom, left, right as fractions; log2 aspect (N,) int)."""
+    meta = xp.asarray(words, dtype=xp.uint64).reshape(-1, GEO_WORDS)[:, META]
+    trims = xp.stack([((meta >> xp.uint64(s)) & xp.uint64(255)).astype(xp.float64) / 256 for s in (24, 16, 8, 0)], 1)
+    aspect = ((meta >> xp.uint64(32)) & xp.uint64(65535)).astype(xp.int64) - 32768
+    return trims, aspect
+
+
+def border_fraction(words: Any, xp: Any = np) -> Any:
+    """Fraction of each photo's canvas that is bars, frame or caption band (the keeper rule
+    prefers the photo with none)."""
+    trims, _ = meta_fields(words, xp)
+    return 1 - (1 - trims[:, 0] - trims[:, 1]) * (1 - trims[:, 2] - trims[:, 3])
+
+
+def _pop(xp: Any, x: Any) -> Any:
+    return xp.bitwise_count(x).astype(xp.int32)
+
+
+def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
+    """Decide candidate pairs (row i of ``words_a`` against row i of ``words_b``) over the
+    four quarter turns of B, never its mirror images.
+
+    A pair is a copy when, for some turn, the full codes agree within ``T_FULL`` and the
+    content aspects within 15% (turned, bordered, recoloured copies), or one photo's full
+    8x8 code meets the other's 16:9 or square region within ``T_SHAPE`` and its aspect is
+    that shape (centred aspect crops). Halves and heavy crops fail the aspect or the code;
+    mirror images fail the code (their bits are a permutation never tried)."""
+    a = xp.asarray(words_a, dtype=xp.uint64).reshape(-1, GEO_WORDS)
+    n = a.shape[0]
+    _, la = meta_fields(a, xp)
+    ta = border_fraction(a, xp)
+    a8 = _low8(xp, a)
+    no_dc = xp.asarray(_NO_DC_FULL)
+    best_key = xp.full(n, 1 << 30, dtype=xp.int64)
+    out = {f: xp.zeros(n, dtype=xp.int32) for f in ("rotation", "relation", "distance", "derived")}
+    ok = xp.zeros(n, dtype=bool)
+    unsure = xp.zeros(n, dtype=bool)
+    near = xp.full(n, 1 << 30, dtype=xp.int64)
+    for k in range(4):
+        b = rotate_code(xp.asarray(words_b, dtype=xp.uint64).reshape(-1, GEO_WORDS), k, xp)
+        _, lb = meta_fields(b, xp)
+        b8 = _low8(xp, b)
+        d_full = _pop(xp, (a[:, FULL:CENTRE] ^ b[:, FULL:CENTRE]) & no_dc).sum(axis=1)
+        full_ok = (d_full <= T_FULL) & (xp.abs(la - lb) <= _L_FULL)
+        shape_ok = xp.zeros(n, dtype=bool)
+        shape_d = xp.full(n, 99, dtype=xp.int32)
+        shape_rel = xp.zeros(n, dtype=xp.int32)
+        shape_der = xp.zeros(n, dtype=xp.int32)
+        # x: the photo whose region is matched; y: the crop (its whole content is that region)
+        for lx, ly, x, y, sign in ((la, lb, a, b8, 1), (lb, la, b, a8, -1)):
+            oriented = xp.where(lx >= 0, _L_WIDE, -_L_WIDE)
+            for col, target, flag in ((WIDE_W, oriented, CROPPED_WIDE), (SQUARE_W, 0 * lx, CROPPED_SQUARE)):
+                d = _pop(xp, (x[:, col] ^ y) & _NO_DC8)
+                hit = ((d <= T_SHAPE) & (xp.abs(ly - target) <= _L_SHAPE) & (xp.abs(lx - target) > _L_DISTINCT)
+                       & (d < shape_d))
+                shape_d = xp.where(hit, d, shape_d)
+                shape_rel = xp.where(hit, flag, shape_rel)
+                shape_der = xp.where(hit, sign, shape_der)
+                shape_ok |= hit
+        low6 = xp.uint64(_LOW6)
+        b_in_a, a_in_b = _pop(xp, (a[:, CENTRE] ^ b8) & low6), _pop(xp, (a8 ^ b[:, CENTRE]) & low6)
+        d_near = xp.minimum(xp.minimum(_pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
+        near_ok = (d_near <= T_UNSURE) & (xp.abs(la - lb) <= _L_CROP)
+        good = full_ok | shape_ok
+        # rank this turn: full matches first (by distance), then shape crops
+        key = xp.where(full_ok, d_full, xp.where(shape_ok, 1000 + shape_d, 1 << 30)).astype(xp.int64)
+        better = good & (key < best_key)
+        tb = border_fraction(b, xp)
+        bordered = xp.abs(ta - tb) > 0.02
+        rel = (xp.where(full_ok, 0, shape_rel) | xp.where(full_ok & bordered, BORDERED, 0)
+               | (ROTATED if k else 0)).astype(xp.int32)
+        der = xp.where(full_ok, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), shape_der)
+        out["rotation"] = xp.where(better, k, out["rotation"])
+        out["relation"] = xp.where(better, rel, out["relation"])
+        out["distance"] = xp.where(better, xp.where(full_ok, d_full, shape_d), out["distance"])
+        out["derived"] = xp.where(better, der, out["derived"])
+        best_key = xp.where(better, key, best_key)
+        ok |= good
+        # an unsure pair remembers its closest turn for the second look
+        closer = near_ok & (d_near < near) & ~ok
+        near = xp.where(closer, d_near, near)
+        unsure |= near_ok
+        out["rotation"] = xp.where(closer, k, out["rotation"])
+        out["distance"] = xp.where(closer, d_near, out["distance"])
+        # which one looks like the crop (the other's centre): a hint for the second look
+        hint = xp.where(b_in_a + 3 <= a_in_b, 1, xp.where(a_in_b + 3 <= b_in_a, -1, 0))
+        out["derived"] = xp.where(closer, hint, out["derived"])
+    unsure &= ~ok
+    out["relation"] = xp.where(unsure, CROPPED | xp.where(out["rotation"] != 0, ROTATED, 0), out["relation"])
+    return Verdicts(ok, unsure, out["rotation"], out["relation"], out["distance"], out["derived"])
+
+
+def describe(rotation: int, relation: int, trims: tuple[float, float, float, float] | None = None) -> str:
+    """Words for the reasons and the review: "rotated 90, letterboxed", "cropped to 16:9".
+    ``trims``: the derived copy's (top, bottom, left, right) margins, to name the border."""
+    parts = [f"rotated {90 * rotation}"] if relation & ROTATED else []
+    if relation & BORDERED:
+        kind = "bordered"
+        if trims is not None:
+            sides = [t > 0.01 for t in trims]
+            kind = {(True, True, False, False): "letterboxed", (False, False, True, True): "pillarboxed",
+                    (True, True, True, True): "framed", (True, False, False, False): "caption band",
+                    (False, True, False, False): "caption band"}.get(tuple(sides), "bordered")  # type: ignore[arg-type]
+        parts.append(kind)
+    if relation & CROPPED_WIDE:
+        parts.append("cropped to 16:9")
+    if relation & CROPPED_SQUARE:
+        parts.append("cropped square")
+    if relation & STRAIGHTENED:
+        parts.append("straightened")
+    elif relation & CROPPED:
+        parts.append("cropped")
+    return ", ".join(parts) or "edited"
