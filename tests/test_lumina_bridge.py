@@ -331,3 +331,30 @@ def test_find_duplicates_waits_for_a_busy_catalog(lumina: tuple[str, str], tmp_p
     pubsub.close()
     assert "waiting" in phases
     assert groups_in(url) == expected_groups_in_lumina(kept)
+
+
+def test_uninstall_leaves_luminas_id_sequences_advanced(lumina: tuple[str, str], tmp_path: Path,  # noqa: F811
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What docs/lumina.md says of uninstall: every row we wrote goes, but the ids our tags and our
+    copies of groups took from Lumina's sequences (``tags_id_seq``, ``duplicate_groups_id_seq``)
+    are not given back: Lumina's next tag or group gets a higher id than it would have."""
+    from lumina_plugin.catalog.postgres import uninstall
+    from lumina_plugin.lumina import tasks
+    url, cid = lumina
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    write_config(tmp_path / "config", url=url, redis_url=REDIS_URL, show_in_lumina=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    seqs = "SELECT (SELECT last_value FROM tags_id_seq), (SELECT last_value FROM duplicate_groups_id_seq)"
+    before = query(url, seqs)[0]
+    kept = scan_as_lumina(url, cid, sample_photos())
+    tasks.run_batch_imported(cid, None, None)
+    assert groups_in(url) == expected_groups_in_lumina(kept)
+    used = query(url, seqs)[0]
+    assert used[0] > before[0] and used[1] > before[1]  # our tags and our 8 groups on Lumina's page
+    uninstall(url)
+    assert query(url, "SELECT count(*) FROM tags")[0][0] == 0
+    assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 0
+    assert query(url, seqs)[0] == used  # not reset
+    new_tag = query(url, "INSERT INTO tags (catalog_id, name, category, created_at) VALUES (%s, 'beach', 'scene', %s)"
+                         " RETURNING id", (cid, now()))[0][0]
+    assert new_tag == used[0] + 1

@@ -13,7 +13,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 TASK_BATCH = "lumina_dedup.batch_imported"
 TASK_SCAN = "lumina_dedup.scan_finished"
 TASK_FIND = "lumina_dedup.find_duplicates"
+
+#: How long Find Duplicates waits for a worker on our queue to answer Celery's remote control
+#: (an answer ends the wait at once; the full wait only when none comes).
+WORKER_CHECK_S = 2.0
+#: ``jobs.result.error_code`` of a Find Duplicates job that no worker took: the job is over
+#: (FAILURE), and a worker that gets its message later must not run it.
+NO_WORKER = "no_worker"
 
 
 def load_config() -> Config:
@@ -118,6 +126,80 @@ def update_job(conn: Any, job_id: str, status: str, result: dict[str, Any] | Non
     conn.execute("UPDATE jobs SET status = %s, result = COALESCE(%s::jsonb, result), error = COALESCE(%s, error),"
                  " updated_at = %s WHERE id = %s",
                  (status, json.dumps(result) if result is not None else None, error, now(), job_id))
+
+
+def no_worker_message(queue: str) -> str:
+    """What Lumina shows when no worker consumes our queue: the cause and the fix."""
+    return (f"lumina-dedup: no Celery worker consumes the queue '{queue}', so Find Duplicates cannot run."
+            f" Start Lumina's worker with --include lumina_plugin.lumina.celery and '{queue}' in its --queues,"
+            f" or a worker of our own: celery -A lumina_plugin.lumina.worker worker -Q {queue} (docs/lumina.md)")
+
+
+def fail_unclaimed_job(conn: Any, job_id: str, message: str) -> bool:
+    """End a job that no worker has started (still PENDING) as FAILURE, with the message where
+    Lumina's job API reads it (``error``; ``result.error``, ``error_code``, ``failed_phase``).
+    False where a worker started it meanwhile (the row is no longer PENDING)."""
+    result = {"status": "failed", "error": message, "error_code": NO_WORKER, "failed_phase": "queued",
+              "failed_at": now().isoformat()}
+    row = conn.execute("UPDATE jobs SET status = 'FAILURE', result = %s::jsonb, error = %s, updated_at = %s"
+                       " WHERE id = %s AND status = 'PENDING' RETURNING id",
+                       (json.dumps(result), message, now(), job_id)).fetchone()
+    return row is not None
+
+
+def claim_job(conn: Any, job_id: str) -> str | None:
+    """Mark the job PROGRESS as its run starts; returns None, or the error of a job that was given up
+    (:func:`fail_unclaimed_job`) before this worker got its message, which is then left FAILURE.
+    One statement, so a give-up and a start never both win."""
+    row = conn.execute("UPDATE jobs SET status = 'PROGRESS', updated_at = %s WHERE id = %s"
+                       " AND result->>'error_code' IS DISTINCT FROM %s RETURNING id", (now(), job_id, NO_WORKER)).fetchone()
+    if row is not None:
+        return None
+    given_up = conn.execute("SELECT error FROM jobs WHERE id = %s AND result->>'error_code' = %s",
+                            (job_id, NO_WORKER)).fetchone()
+    if given_up is None:
+        return None  # no row at all (a job id Lumina never stored): run, as before
+    update_job(conn, job_id, "FAILURE")  # Lumina's own task_prerun receiver set it STARTED
+    return str(given_up[0])
+
+
+@contextmanager
+def celery_client(settings: LuminaSettings) -> Iterator[Any]:
+    """A Celery app on Lumina's broker for sending tasks and control commands (no Celery app of
+    Lumina's needed here); closed on exit."""
+    from celery import Celery
+    app = Celery("lumina_dedup_sender", broker=redis_url(settings))
+    # A broker that is down fails the call within seconds instead of retrying for minutes.
+    app.conf.update(broker_connection_timeout=3.0, broker_connection_max_retries=2,
+                    broker_transport_options={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+class _Answered(Exception):
+    """Ends the wait for replies once a worker on the queue has answered."""
+
+
+def queue_consumers(app: Any, queue: str, timeout: float = WORKER_CHECK_S) -> list[str]:
+    """The workers that consume ``queue`` now, by Celery's remote control (``active_queues``, the
+    command behind ``celery inspect active_queues``). Returns as soon as one of them answers, else
+    after ``timeout`` seconds with []. Raises what the broker raises when it cannot be reached."""
+    found: list[str] = []
+
+    def on_reply(reply: dict[str, Any]) -> None:
+        for worker, queues in reply.items():
+            if any(isinstance(q, dict) and q.get("name") == queue for q in queues or ()):
+                found.append(worker)
+        if found:
+            raise _Answered
+
+    try:
+        app.control.broadcast("active_queues", reply=True, timeout=timeout, callback=on_reply)
+    except _Answered:
+        pass
+    return found
 
 
 class Progress:

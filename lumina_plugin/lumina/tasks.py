@@ -44,6 +44,11 @@ def wait_for_catalog(call: Callable[[], T], on_wait: Callable[[str], None], wait
             on_wait(str(exc))
 
 
+class JobGivenUp(RuntimeError):
+    """A Find Duplicates message reached a worker after the job was ended for want of one
+    (:func:`~.bridge.fail_unclaimed_job`): the job stays FAILURE and nothing runs."""
+
+
 def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str | None = None) -> dict[str, Any]:
     """A scan batch was stored: fire images-imported for its images (or, without a batch,
     for every image we have not hashed yet: the catch-up)."""
@@ -80,11 +85,15 @@ def job_result(report: HookReport, catalog_id: str, total_images: int) -> dict[s
 
 def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     """Find Duplicates as a Lumina job: PROGRESS, progress on Redis, then SUCCESS with a result
-    Lumina's job panel reads (``result.status = completed``), or FAILURE with the error."""
+    Lumina's job panel reads (``result.status = completed``), or FAILURE with the error. A job
+    already given up for want of a worker (the button's watch, :mod:`.router`) raises
+    :class:`JobGivenUp` and stays FAILURE."""
     config = bridge.load_config()
-    progress = bridge.Progress(bridge.redis_url(config.lumina), job_id)
     with bridge.connect(config.lumina) as conn:
-        bridge.update_job(conn, job_id, "PROGRESS")
+        given_up = bridge.claim_job(conn, job_id)  # PROGRESS
+        if given_up is not None:
+            raise JobGivenUp(f"job {job_id} was given up before a worker took it: {given_up}")
+        progress = bridge.Progress(bridge.redis_url(config.lumina), job_id)
         progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
         try:
             def run() -> HookReport:
@@ -125,6 +134,8 @@ def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict
         raise self.retry(exc=exc, countdown=LOCK_RETRY_S) from exc
 
 
-@shared_task(name=bridge.TASK_FIND, ignore_result=True)
+# JobGivenUp is expected (logged without a traceback); raised, so that Lumina's own task_postrun
+# receiver, in Lumina's worker, leaves the job FAILURE with its message.
+@shared_task(name=bridge.TASK_FIND, ignore_result=True, throws=(JobGivenUp,))
 def find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     return run_find_duplicates(catalog_id, job_id)
