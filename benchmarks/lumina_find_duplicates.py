@@ -53,10 +53,7 @@ from lumina_plugin.catalog.postgres import PostgresCatalog
 from lumina_plugin.config import Config
 from lumina_plugin.engine import Engine
 from lumina_plugin.index import HashIndex
-from lumina_plugin.model import (
-    ALGORITHM_VERSION,
-    ImageRecord,
-)
+from lumina_plugin.model import ALGORITHM_VERSION, CODE_WORDS, ImageRecord
 from lumina_plugin.settings.index import BACKENDS, IndexSettings
 
 SCHEMA = ROOT / "tests" / "lumina_schema.sql"
@@ -93,7 +90,7 @@ def _flip(rng: np.random.Generator, rows: int, lo: int, hi: int) -> np.ndarray:
 
 def make_library(n: int, seed: int = 0) -> Library:
     rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 2**64, (n, 4), dtype=np.uint64, endpoint=False)
+    codes = rng.integers(0, 2**64, (n, CODE_WORDS), dtype=np.uint64, endpoint=False)
     width, height = np.full(n, 4000), np.full(n, 3000)
     fmt = ["JPEG"] * n
     cam_of = rng.integers(0, len(CAMERAS), n)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .index import all_pairs
-from .model import ALGORITHMS
+from .model import ALGORITHMS, CLASSIC_WORDS
 
 #: Distance bands (inclusive); the last is wider because few true copies live there.
 BANDS: tuple[tuple[int, int], ...] = ((0, 2), (3, 5), (6, 8), (9, 11), (12, 14), (15, 20))
@@ -162,7 +162,9 @@ def calibrate(ids: np.ndarray, codes: np.ndarray, decisions: Sequence[Mapping[st
     reaches the last band, beyond the grouping thresholds.
     """
     widest = BANDS[-1][1]
-    found = all_pairs(ids, codes, (-1, widest, widest, -1), **(search_options or {}))
+    # The bands are the classic hashes' distances: search those words only.
+    classic = np.ascontiguousarray(np.asarray(codes, dtype=np.uint64).reshape(len(ids), -1)[:, :CLASSIC_WORDS])
+    found = all_pairs(ids, classic, (-1, widest, widest, -1), **(search_options or {}))
     judged = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"])) for d in decisions}
     chosen = sample_pairs(found.a, found.b, found.dist, judged, max(0, per_band))
     paths = paths_of({x for _, p, q, _ in chosen for x in (p, q)})

@@ -31,11 +31,13 @@ from .catalog.locator import normalized
 from .config import Config
 from .files import FileError, discover
 from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links, plausible, search_radii
-from .index import HashIndex, all_pairs, query_pairs
+from .grouping.candidates import FoundPairs, find_pairs
+from .grouping.second_look import pixel_look
+from .index import HashIndex
 from .index._arrays import isin
 from .index.search import pick_backend
 from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
-from .model import ALGORITHM_VERSION, ImageInfo, StoredFile
+from .model import ALGORITHM_VERSION, CODE_WORDS, ImageInfo, StoredFile
 from .tagging import TagDiff, desired_state, diff_states
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     #: The host's job this run belongs to (a Lumina jobs row, a scan): stored with the run.
     job_id: str | None = None
+    #: The geometric search's counts: candidates, accepted on their words, looked at, accepted by a look.
+    geometric: dict[str, int] = field(default_factory=dict)
 
     def changes(self) -> dict[str, list[dict[str, str]]]:
         """The tag changes of a dry run, by path, as ``--json`` shows them."""
@@ -94,6 +98,8 @@ class RunReport:
             out.update(self.diff.summary())
         if self.backend is not None:
             out["search_backend"] = self.backend
+        if self.geometric:
+            out["geometric"] = self.geometric
         return out
 
     def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
@@ -110,6 +116,8 @@ class RunReport:
         for m in group.members:
             entry = self.member_json(m.index_id, kind=m.kind, relation=m.relation, action=ACTIONS[m.relation],
                                      distance=m.distance, role="duplicate")
+            if m.change:
+                entry["change"] = m.change
             if m.link is not None:
                 entry["hashes"] = m.link.as_json()
             members.append(entry)
@@ -228,7 +236,7 @@ class Engine:
             new_ids.append(ids)
             new_codes.append(codes)
         if not new_ids:
-            return np.empty(0, np.int64), np.empty((0, 4), np.uint64), stored
+            return np.empty(0, np.int64), np.empty((0, CODE_WORDS), np.uint64), stored
         return np.concatenate(new_ids), np.concatenate(new_codes), stored
 
     # -- the three runs -------------------------------------------------------------------
@@ -241,8 +249,7 @@ class Engine:
         if len(ids):
             self.progress("searching", 0, 1)
             report.backend = self._backend(len(self.index.ids), len(ids))
-            found = query_pairs(self.index.ids, self.index.codes, ids, codes, search_radii(self.config.thresholds),
-                                **self.config.index.search_options())
+            found = self._find_pairs(report, self.index.ids, self.index.codes, ids, codes)
             self.catalog.replace_pairs(ids, found.a, found.b, found.dist, None)
             pairs = pairs_after_replace(pairs, ids, found.a, found.b, found.dist)
             self.progress("searching", 1, 1)
@@ -267,8 +274,7 @@ class Engine:
         self.progress("comparing", 0, 1)
         report.backend = self._backend(len(ids), None)
         with _timed(report.timings, "search"):
-            # Only the hashes that can link an accepted pair are searched (search_radii says why).
-            pairs = all_pairs(ids, codes, search_radii(self.config.thresholds), **self.config.index.search_options())
+            pairs = self._find_pairs(report, ids, codes)
         self.progress("comparing", 1, 1)
         if not dry_run:
             with _timed(report.timings, "store pairs"):
@@ -277,6 +283,19 @@ class Engine:
         self._regroup(report, pairs.a, pairs.b, pairs.dist, dry_run=dry_run)
         log.info("find-duplicates: %s", ", ".join(f"{k} {v:.2f} s" for k, v in {**self.timings, **report.timings}.items()))
         return report
+
+    def _find_pairs(self, report: RunReport, ids: np.ndarray, codes: np.ndarray,
+                    query_ids: np.ndarray | None = None, query_codes: np.ndarray | None = None) -> FoundPairs:
+        """The classic and the geometric search (grouping/candidates.py); unsure geometric pairs
+        get a second look at their pixels, found through the catalog or this dry run's images."""
+        def photo_of(index_id: int) -> tuple[str, int, int] | None:
+            info = report.images.get(index_id) or self.catalog.images([index_id]).get(index_id)
+            return None if info is None else (info.path, info.width, info.height)
+
+        found = find_pairs(ids, codes, self.config.thresholds, self.config.index.search_options(), query_ids,
+                           query_codes, pixel_look(photo_of, self.config.max_pixels))
+        report.geometric = dict(found.geometric)
+        return found
 
     def _backend(self, n: int, queries: int | None) -> str:
         """Which backend the search will use (for the widest radius), to say so in the report."""

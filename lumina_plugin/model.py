@@ -18,9 +18,19 @@ import numpy as np
 ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")
 
 #: Bumped whenever any hash could change for the same file (decode rule, resize,
-#: wHash scale...). Codes of different versions are never compared.
+#: wHash scale...). Codes of different versions are never compared: a catalog's older codes
+#: are rehashed on first use.
 #: v1: Pillow decode, EXIF orientation applied, imagehash 4.3 algorithms, wHash image_scale=64.
-ALGORITHM_VERSION: Final[int] = 1
+#: v2: v1 and the geometry words (hashing/geometry.py: turned, bordered, cropped copies).
+ALGORITHM_VERSION: Final[int] = 2
+
+#: A photo's code words: the four classic hashes (ALGORITHMS order), then the geometry words.
+CLASSIC_WORDS: Final[int] = len(ALGORITHMS)
+GEO_WORDS: Final[int] = 8
+CODE_WORDS: Final[int] = CLASSIC_WORDS + GEO_WORDS
+#: Columns of a pair's distances: one per classic hash, then the packed geometric verdict
+#: (grouping/geometric.py; 0 where the pair is no geometric match).
+PAIR_COLUMNS: Final[int] = CLASSIC_WORDS + 1
 
 def taken_timestamp(taken_at: str | None, subsec: float | None) -> float | None:
     """Capture time as seconds on the camera's clock (ISO text + sub-seconds), or None."""
@@ -47,7 +57,7 @@ class ImageRecord:
     taken_at: str | None
     subsec: float | None
     exif_tags: int
-    codes: np.ndarray  # uint64 (4,) in ALGORITHMS order
+    codes: np.ndarray  # uint64 (CODE_WORDS,): ALGORITHMS order, then the geometry words
     hash_version: int
 
 @dataclass(frozen=True)

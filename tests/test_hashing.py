@@ -115,7 +115,7 @@ def test_record_codes_equal_imagehash_on_upright_photos(path: Path) -> None:
     rec = record_for(str(path), MAX_PIXELS)
     assert rec.orientation == 1
     with Image.open(path) as im:
-        assert ours_hex(rec.codes) == imagehash_hex(im)
+        assert ours_hex(rec.codes[:4]) == imagehash_hex(im)
 
 
 @pytest.mark.parametrize("rotated", sorted(ROTATED_ORIGINALS))
@@ -127,7 +127,7 @@ def test_exif_rotated_sample_copy_matches_its_original(rotated: str) -> None:
         im.load()
         assert rec.orientation in (6, 8)
         # our codes are imagehash's codes of the picture as a viewer shows it...
-        assert ours_hex(rec.codes) == imagehash_hex(ImageOps.exif_transpose(im))
+        assert ours_hex(rec.codes[:4]) == imagehash_hex(ImageOps.exif_transpose(im))
         # ...so the copy rotated by its tag has exactly the original's codes,
         np.testing.assert_array_equal(rec.codes, original.codes)
         assert (rec.width, rec.height) == (original.width, original.height)
@@ -135,7 +135,7 @@ def test_exif_rotated_sample_copy_matches_its_original(rotated: str) -> None:
         plain = imagehash_hex(im)
         assert all(
             hamming(hex_to_code(p), c) > Config().thresholds.veto // 2
-            for p, c in zip(plain, rec.codes)
+            for p, c in zip(plain, rec.codes[:4])
         ), "imagehash on the stored (sideways) pixels should be far from the upright codes"
 
 
@@ -150,15 +150,15 @@ def test_every_orientation_tag_gives_the_upright_codes(make_photo, orientation: 
     np.testing.assert_array_equal(rec.codes, ref.codes)
     with Image.open(tagged) as im:
         im.load()
-        assert ours_hex(rec.codes) == imagehash_hex(ImageOps.exif_transpose(im))
-        assert imagehash_hex(im) != ours_hex(rec.codes)  # the deliberate difference
+        assert ours_hex(rec.codes[:4]) == imagehash_hex(ImageOps.exif_transpose(im))
+        assert imagehash_hex(im) != ours_hex(rec.codes[:4])  # the deliberate difference
 
 
 def test_record_codes_equal_imagehash_on_camera_sized_photo(big_photo: Path) -> None:
     rec = record_for(str(big_photo), MAX_PIXELS)
     assert (rec.width, rec.height) == (3000, 2000)
     with Image.open(big_photo) as im:
-        assert ours_hex(rec.codes) == imagehash_hex(im)
+        assert ours_hex(rec.codes[:4]) == imagehash_hex(im)
 
 
 # -- golden values and the storage format -------------------------------------------------
@@ -188,7 +188,7 @@ def test_golden_photo_codes_in_every_representation(tmp_path: Path) -> None:
     for row, h in zip(rows, known):
         np.testing.assert_array_equal(np.unpackbits(row).astype(bool), h.hash.flatten())
     # and nothing about the file but its pixels matters
-    np.testing.assert_array_equal(codes, record_for(str(src), MAX_PIXELS).codes)
+    np.testing.assert_array_equal(codes, record_for(str(src), MAX_PIXELS).codes[:4])
 
 
 def test_hamming_equals_imagehash_distance_on_sample_pairs() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from lumina_plugin.index import all_pairs, query_pairs
+from lumina_plugin.index.segments import NCODES
 from lumina_plugin.index.store import CRASH_ENV, MANIFEST_NAME, MERGE_FANOUT, HashIndex, IndexCorruptError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,13 +25,13 @@ WRITER = Path(__file__).with_name("_index_writer.py")
 def batch(rng: np.random.Generator, n: int, id_range: tuple[int, int] = (0, 10**12)) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = id_range
     ids = lo + rng.choice(hi - lo, n, replace=False).astype(np.int64)
-    codes = rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64, endpoint=False)
+    codes = rng.integers(0, 2**64, size=(n, NCODES), dtype=np.uint64, endpoint=False)
     return ids, codes
 
 
 def expected(rows: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.array(sorted(rows), dtype=np.int64)
-    codes = np.array([rows[i] for i in ids], dtype=np.uint64).reshape(-1, 4)
+    codes = np.array([rows[i] for i in ids], dtype=np.uint64).reshape(-1, NCODES)
     return ids, codes
 
 
@@ -90,12 +91,12 @@ def test_batches_grow_and_reload(tmp_path: Path) -> None:
 
 def test_empty_add_and_noop_remove_write_nothing(tmp_path: Path) -> None:
     index = HashIndex.open(tmp_path)
-    index.add(np.empty(0, np.int64), np.empty((0, 4), np.uint64))
+    index.add(np.empty(0, np.int64), np.empty((0, NCODES), np.uint64))
     index.remove(np.array([1, 2, 3]))
     assert list(tmp_path.iterdir()) == []
-    index.add(np.array([5]), np.array([[1, 2, 3, 4]], np.uint64))
+    index.add(np.array([5]), np.arange(1, NCODES + 1, dtype=np.uint64)[None])
     before = sorted(p.name for p in tmp_path.iterdir())
-    index.add([], np.empty((0, 4), np.uint64))
+    index.add([], np.empty((0, NCODES), np.uint64))
     index.remove(np.array([6]))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
@@ -123,14 +124,14 @@ def test_remove(tmp_path: Path) -> None:
 
 def test_add_replaces_live_id(tmp_path: Path) -> None:
     index = HashIndex.open(tmp_path)
-    index.add(np.array([10, 20, 30]), np.arange(12, dtype=np.uint64).reshape(3, 4))
-    new = np.array([[2**64 - 1, 0, 7, 7], [9, 9, 9, 9]], np.uint64)
+    index.add(np.array([10, 20, 30]), np.arange(3 * NCODES, dtype=np.uint64).reshape(3, NCODES))
+    new = np.array([[2**64 - 1, 0] + [7] * (NCODES - 2), [9] * NCODES], np.uint64)
     index.add(np.array([20, 40]), new)
-    rows = {10: np.arange(0, 4), 20: new[0], 30: np.arange(8, 12), 40: new[1]}
+    rows = {10: np.arange(0, NCODES), 20: new[0], 30: np.arange(2 * NCODES, 3 * NCODES), 40: new[1]}
     assert_state(index, {k: np.asarray(v, np.uint64) for k, v in rows.items()})
     assert_reopens(tmp_path, {k: np.asarray(v, np.uint64) for k, v in rows.items()})
     with pytest.raises(ValueError):
-        index.add(np.array([1, 1]), np.zeros((2, 4), np.uint64))
+        index.add(np.array([1, 1]), np.zeros((2, NCODES), np.uint64))
     with pytest.raises(ValueError):
         index.add(np.array([1, 2]), np.zeros((2, 3), np.uint64))
 
@@ -318,12 +319,12 @@ def test_compacted_index_is_served_from_a_memory_map(tmp_path: Path) -> None:
         assert _mapped(again.codes) and not again.codes.flags.writeable
         assert_state(again, rows)
     seg = tmp_path / next(iter(listed(tmp_path)))
-    assert seg.stat().st_size == 32 + 40 * len(rows)  # header + 8 bytes per id and per code
+    assert seg.stat().st_size == 32 + 8 * (1 + NCODES) * len(rows)  # header + 8 bytes per id and per code
 
 
 def test_segment_rows_are_sorted_by_id(tmp_path: Path) -> None:
     ids = np.array([50, 7, 30, -2], np.int64)
-    codes = np.arange(16, dtype=np.uint64).reshape(4, 4)
+    codes = np.arange(4 * NCODES, dtype=np.uint64).reshape(4, NCODES)
     with HashIndex.open(tmp_path) as index:
         index.add(ids, codes)
     data = (tmp_path / next(iter(listed(tmp_path)))).read_bytes()
@@ -361,7 +362,7 @@ def test_segment_of_another_version_is_refused(tmp_path: Path) -> None:
     """A segment whose header says another algorithm version is never mixed in (even with a
     matching checksum in the manifest)."""
     with HashIndex.open(tmp_path, version=1) as index:
-        index.add(np.array([1, 2]), np.ones((2, 4), np.uint64))
+        index.add(np.array([1, 2]), np.ones((2, NCODES), np.uint64))
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     seg = tmp_path / manifest["segments"][0]["name"]
     data = bytearray(seg.read_bytes())

@@ -88,17 +88,18 @@ def test_images_describe_the_photos(cat, records: list[ImageRecord]) -> None:  #
 
 def test_pairs_replace_whole_and_partial(cat, records: list[ImageRecord]) -> None:  # type: ignore[no-untyped-def]
     ids = np.array([r.index_id for r in cat.upsert_images(records)], dtype=np.int64)
-    dist = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.uint8)
+    dist = np.array([[1, 2, 3, 4, 0], [5, 6, 7, 8, 2**24]], dtype=np.int32)  # 4 distances, the geometric verdict
     cat.replace_pairs(None, ids[[1, 2]], ids[[0, 3]], dist, None)  # given b < a: stored a < b
     a, b, d = cat.pairs()
     assert list(zip(a.tolist(), b.tolist())) == sorted([(min(ids[0], ids[1]), max(ids[0], ids[1])),
                                                          (min(ids[2], ids[3]), max(ids[2], ids[3]))])
-    assert sorted(map(tuple, d.tolist())) == [(1, 2, 3, 4), (5, 6, 7, 8)]
-    cat.replace_pairs(ids[[2]], ids[[2]], ids[[4]], np.array([[0, 0, 1, 1]], np.uint8), None)
+    assert d.dtype == np.int32 and sorted(map(tuple, d.tolist())) == [(1, 2, 3, 4, 0), (5, 6, 7, 8, 2**24)]
+    cat.replace_pairs(ids[[2]], ids[[2]], ids[[4]], np.array([[0, 0, 1, 1]], np.uint8), None)  # no verdicts: 0
     a, b, _ = cat.pairs()
     assert len(a) == 2 and int(ids[3]) not in b.tolist() + a.tolist()
+    assert sorted(map(tuple, cat.pairs()[2].tolist())) == [(0, 0, 1, 1, 0), (1, 2, 3, 4, 0)]
     cat.replace_pairs(None, np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 4), np.uint8), None)
-    assert len(cat.pairs()[0]) == 0
+    assert len(cat.pairs()[0]) == 0 and cat.pairs()[2].shape == (0, 5)
 
 
 def test_what_the_engine_keeps_in_hand_is_what_it_would_read(cat, records: list[ImageRecord]) -> None:  # type: ignore[no-untyped-def]
@@ -109,11 +110,11 @@ def test_what_the_engine_keeps_in_hand_is_what_it_would_read(cat, records: list[
     assert all(infos[row.index_id] == info_of(rec, row.index_id, row.id) for rec, row in zip(records, rows))
     ids = np.array([r.index_id for r in rows], dtype=np.int64)
     x, y = ids[[0, 1, 2, 3]], ids[[1, 2, 3, 4]]
-    cat.replace_pairs(None, np.minimum(x, y), np.maximum(x, y), np.arange(16, dtype=np.uint8).reshape(4, 4), None)
+    cat.replace_pairs(None, np.minimum(x, y), np.maximum(x, y), np.arange(20, dtype=np.int32).reshape(4, 5) * 9, None)
     before = cat.pairs()
     batch = ids[[2, 4]]  # a batch re-hashed: its old pairs go, its new ones come
     x, y = ids[[0, 2]], ids[[4, 4]]
-    a, b, dist = np.minimum(x, y), np.maximum(x, y), np.array([[1, 1, 2, 2], [3, 3, 4, 4]], np.uint8)
+    a, b, dist = np.minimum(x, y), np.maximum(x, y), np.array([[1, 1, 2, 2, 2**24 - 1], [3, 3, 4, 4, 0]], np.int32)
     order = np.lexsort((b, a))
     cat.replace_pairs(batch, a[order], b[order], dist[order], None)
     got, want = cat.pairs(), pairs_after_replace(before, batch, a[order], b[order], dist[order])

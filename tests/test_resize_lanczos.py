@@ -123,7 +123,7 @@ def test_stored_pixels_through_the_orientation_map_give_the_records_codes(rotate
     with Image.open(path) as im:
         stored = np.asarray(im.convert("RGB"))
     gray = resize.rgb_to_gray(resize.upright(stored, record.orientation))
-    np.testing.assert_array_equal(hash_thumbnails(resize.thumbnails(gray)[None])[0], record.codes)
+    np.testing.assert_array_equal(hash_thumbnails(resize.thumbnails(gray)[None])[0], record.codes[:4])
 
 
 @pytest.mark.parametrize("pattern", ["flat", "halves", "checker"])

@@ -2,7 +2,9 @@
 
 - ``interface.py``: the :class:`Catalog` protocol the engine talks to, and its errors;
 - ``locator.py``: the one place that tells a database URL from a file path;
-- ``sqlite.py`` + ``sqlite_tags.py``: the embedded SQLite catalog;
+- ``words.py``: how a photo's code words are stored (classic hashes, then the geometry words);
+- ``sqlite.py`` + ``sqlite_tags.py``: the embedded SQLite catalog; ``sqlite_schema.py``: its
+  schema, older catalogs brought up to date on open;
 - ``postgres.py`` + ``postgres_tags.py``: one Lumina catalog in its PostgreSQL database;
   ``postgres_db.py``: that database as a whole (URL, our schema, uninstall); ``pg_copy.py``:
   binary COPY into NumPy;

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..model import ImageInfo, ImageRecord, StoredFile, TagDiff, TagState, taken_timestamp
+from ..model import CLASSIC_WORDS, PAIR_COLUMNS, ImageInfo, ImageRecord, StoredFile, TagDiff, TagState, taken_timestamp
 
 
 class CatalogError(Exception):
@@ -55,6 +55,25 @@ def info_of(record: ImageRecord, index_id: int, image_id: str) -> ImageInfo:
                      exif_tags=record.exif_tags)
 
 
+#: The dtype of a pair's distance row (Hamming distances <= 64, verdicts below 2**31).
+PAIR_DTYPE = np.int32
+
+
+def pair_rows(dist: np.ndarray) -> np.ndarray:
+    """Pairs' distances as :meth:`Catalog.pairs` gives them: int32 (n, PAIR_COLUMNS), the four
+    Hamming distances then the packed geometric verdict (0 = none). A (n, CLASSIC_WORDS) array
+    (no verdicts) gets verdict 0; any other shape is refused."""
+    dist = np.asarray(dist)
+    if dist.size == 0:
+        return np.zeros((0, PAIR_COLUMNS), dtype=PAIR_DTYPE)
+    if dist.ndim != 2 or dist.shape[1] not in (CLASSIC_WORDS, PAIR_COLUMNS):
+        raise CatalogError(f"pair distances have {CLASSIC_WORDS} or {PAIR_COLUMNS} columns, "
+                           f"got shape {dist.shape}")
+    out = np.zeros((len(dist), PAIR_COLUMNS), dtype=PAIR_DTYPE)
+    out[:, :dist.shape[1]] = dist
+    return out
+
+
 def pairs_after_replace(stored: tuple[np.ndarray, np.ndarray, np.ndarray], index_ids: np.ndarray,
                         a: np.ndarray, b: np.ndarray,
                         dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +83,7 @@ def pairs_after_replace(stored: tuple[np.ndarray, np.ndarray, np.ndarray], index
     sa, sb, sdist = stored
     keep = ~(np.isin(sa, index_ids) | np.isin(sb, index_ids))  # a batch's ids against all pairs: a table lookup
     out_a, out_b = np.concatenate([sa[keep], a]), np.concatenate([sb[keep], b])
-    out_dist = np.concatenate([sdist[keep], np.asarray(dist, dtype=np.uint8).reshape(-1, 4)])
+    out_dist = np.concatenate([pair_rows(sdist)[keep], pair_rows(dist)])
     order = np.lexsort((out_b, out_a))
     return out_a[order], out_b[order], out_dist[order]
 
@@ -93,7 +112,10 @@ class Catalog(Protocol):
 
     def move_paths(self, moves: Sequence[tuple[str, str]]) -> int: ...
 
-    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
+        """(index ids int64 (n,), codes uint64 (n, CODE_WORDS)) of the rows hashed with this
+        version, by index id; geometry words a row lacks read as zeros (``catalog/words.py``)."""
+        ...
 
     def exact_copy_sets(self) -> list[list[int]]: ...
 
@@ -106,9 +128,14 @@ class Catalog(Protocol):
     def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]: ...
 
     def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
-                      dist: np.ndarray, run_id: int | None) -> None: ...
+                      dist: np.ndarray, run_id: int | None) -> None:
+        """Replace the stored pairs that involve ``index_ids`` (all if None) by these; ``dist``
+        as :func:`pair_rows` takes it ((n, PAIR_COLUMNS), or (n, CLASSIC_WORDS): verdict 0)."""
+        ...
 
-    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stored pairs: (a, b) int64 index ids, a < b, sorted; dist as :func:`pair_rows` gives it."""
+        ...
 
     def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]: ...
 

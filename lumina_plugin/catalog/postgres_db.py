@@ -23,8 +23,10 @@ from ..settings.lumina import LuminaSettings
 from .interface import CatalogError
 from .tag_store import TAG_DESCRIPTION
 
-#: Bumped when postgres_schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply.
-SCHEMA_VERSION = 1
+#: Bumped with every change to postgres_schema.sql (which only ever adds, IF NOT EXISTS), so an
+#: install of an older version runs it again. 1: as first released. 2: lumina_dedup_images.geometry
+#: (the geometry words), lumina_dedup_pairs.geo (the geometric verdict).
+SCHEMA_VERSION = 2
 #: Our tables, in an order that DROP can follow (children first).
 OUR_TABLES = ("lumina_dedup_undo", "lumina_dedup_runs", "lumina_dedup_members", "lumina_dedup_groups",
               "lumina_dedup_pairs", "lumina_dedup_decisions", "lumina_dedup_images", "lumina_dedup_meta")
@@ -85,14 +87,15 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         raise CatalogError("not a Lumina database: it has no images or tags table")
     if row[2] is not None:
         got = conn.execute("SELECT value FROM lumina_dedup_meta WHERE key='schema_version'").fetchone()
-        if got is not None and int(got[0]) == SCHEMA_VERSION:
+        if got is not None and int(got[0]) >= SCHEMA_VERSION:  # newer: a superset of ours
             return
     ddl = resources.files("lumina_plugin.catalog").joinpath("postgres_schema.sql").read_text()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         conn.execute(ddl)  # several statements, so no parameters
         conn.execute("INSERT INTO lumina_dedup_meta (key, value) VALUES ('schema_version', %s)"
-                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                     " WHERE lumina_dedup_meta.value::int < excluded.value::int", (str(SCHEMA_VERSION),))
 
 
 def unhashed_paths(conn: psycopg.Connection, catalog_id: str, hash_version: int,

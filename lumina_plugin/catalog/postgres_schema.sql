@@ -3,6 +3,8 @@
 -- them all. Rows follow Lumina's: they reference images(id) and catalogs(id) ON DELETE CASCADE,
 -- so deleting a photo or a catalog in Lumina also forgets what we knew about it.
 -- Timestamps are naive UTC, as Lumina's are.
+-- Only ever add: a column added since the first release also has its ALTER TABLE ... ADD COLUMN
+-- IF NOT EXISTS below its table, for installs made before it (postgres_db.SCHEMA_VERSION).
 
 CREATE TABLE IF NOT EXISTS lumina_dedup_meta (
     key TEXT PRIMARY KEY,
@@ -14,8 +16,9 @@ CREATE TABLE IF NOT EXISTS lumina_dedup_meta (
 CREATE SEQUENCE IF NOT EXISTS lumina_dedup_index_id_seq;
 
 -- One row per Lumina image we hashed. Codes are the uint64 hashes stored as signed BIGINT
--- (same 64 bits); hash_version says which algorithm made them. facts: what grouping and
--- the keeper need from our own decode (width, height, format, camera, capture time...).
+-- (same 64 bits); geometry: the geometry words (8 uint64, big-endian, 64 bytes; NULL in rows
+-- from before them: catalog/words.py); hash_version says which algorithm made them. facts:
+-- what grouping and the keeper need from our own decode (width, height, format, camera, capture time...).
 CREATE TABLE IF NOT EXISTS lumina_dedup_images (
     image_id VARCHAR PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     catalog_id UUID NOT NULL REFERENCES catalogs(id) ON DELETE CASCADE,
@@ -30,11 +33,14 @@ CREATE TABLE IF NOT EXISTS lumina_dedup_images (
     whash BIGINT NOT NULL,
     hash_version INTEGER NOT NULL,
     facts JSONB NOT NULL DEFAULT '{}',
-    hashed_at TIMESTAMP NOT NULL
+    hashed_at TIMESTAMP NOT NULL,
+    geometry BYTEA
 );
+ALTER TABLE lumina_dedup_images ADD COLUMN IF NOT EXISTS geometry BYTEA;
 CREATE INDEX IF NOT EXISTS lumina_dedup_images_catalog ON lumina_dedup_images (catalog_id, hash_version);
 
--- Candidate pairs over index ids (a < b) with the four Hamming distances.
+-- Candidate pairs over index ids (a < b) with the four Hamming distances and the packed
+-- geometric verdict (geo; 0 = none).
 CREATE TABLE IF NOT EXISTS lumina_dedup_pairs (
     catalog_id UUID NOT NULL REFERENCES catalogs(id) ON DELETE CASCADE,
     a BIGINT NOT NULL,
@@ -43,9 +49,11 @@ CREATE TABLE IF NOT EXISTS lumina_dedup_pairs (
     dhash SMALLINT NOT NULL,
     phash SMALLINT NOT NULL,
     whash SMALLINT NOT NULL,
+    geo INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (catalog_id, a, b),
     CHECK (a < b)
 );
+ALTER TABLE lumina_dedup_pairs ADD COLUMN IF NOT EXISTS geo INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS lumina_dedup_pairs_b ON lumina_dedup_pairs (catalog_id, b);
 
 -- Our groups: the truth. lumina_group_id is the copy in Lumina's duplicate_groups written when

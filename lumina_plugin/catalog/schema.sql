@@ -3,7 +3,11 @@
 --   * images.id is NOT the file's SHA-256: one row per file path, so byte-identical
 --     copies (the duplicates people most want found) are kept; the SHA-256 is in checksum.
 --   * images.index_id: the int64 key of the image in the hash index.
---   * hashes carry hash_version; phash is stored too.
+--   * hashes carry hash_version; phash is stored too; geometry: the geometry words (8 uint64,
+--     big-endian, 64 bytes; NULL in rows from before them, catalog/words.py).
+--   * duplicate_pairs.geo: the pair's packed geometric verdict (0 = none), the same on
+--     each of the pair's rows.
+-- A column added after a catalog was made is added on open (catalog/sqlite_schema.py).
 PRAGMA foreign_keys = ON;
 
 CREATE TABLE IF NOT EXISTS catalogs (
@@ -33,6 +37,7 @@ CREATE TABLE IF NOT EXISTS images (
     burst_id TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    geometry BLOB,  -- added last, where ALTER TABLE puts it in older catalogs
     UNIQUE (catalog_id, source_path)
 );
 CREATE INDEX IF NOT EXISTS idx_images_checksum ON images(catalog_id, checksum);
@@ -90,6 +95,7 @@ CREATE TABLE IF NOT EXISTS duplicate_pairs (
     distance INTEGER NOT NULL,
     compared_at TEXT,
     job_id TEXT,
+    geo INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (catalog_id, image_1, image_2, hash_type),
     CHECK (image_1 < image_2)
 );

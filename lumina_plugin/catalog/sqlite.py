@@ -10,7 +10,6 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,13 @@ import numpy as np
 from .._faults import crash_point
 from .._lockfile import LockFile, LockHeld
 from ..config import TagNames
-from ..hashing.codes import code_to_hex, hex_to_code
-from ..model import ALGORITHMS, ImageInfo, ImageRecord, StoredFile, taken_timestamp
-from .interface import CatalogError, CatalogLockedError, check_decision, image_id_for
+from ..hashing.codes import code_to_hex
+from ..model import ALGORITHMS, CLASSIC_WORDS, PAIR_COLUMNS, ImageInfo, ImageRecord, StoredFile, taken_timestamp
+from .interface import PAIR_DTYPE, CatalogError, CatalogLockedError, check_decision, image_id_for, pair_rows
+from .sqlite_schema import apply_schema
 from .sqlite_tags import SqliteTags
 from .tag_store import stamp
+from .words import geometry_words, hex_words, split_codes
 
 _CHUNK = 500  # parameters per IN (...) query, under SQLite's limit
 
@@ -51,8 +52,7 @@ class SqliteCatalog(SqliteTags):
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            schema = resources.files("lumina_plugin.catalog").joinpath("schema.sql").read_text()
-            self.conn.executescript(schema)
+            apply_schema(self.conn)  # an older catalog gains the columns it lacks
             self.catalog_id = self._ensure_catalog()
         except sqlite3.DatabaseError as exc:
             self._release_lock()
@@ -145,22 +145,23 @@ class SqliteCatalog(SqliteTags):
                     "orientation": rec.orientation, "camera": rec.camera, "exif_tags": rec.exif_tags,
                 })
                 dates = json.dumps({"taken_at": rec.taken_at, "subsec": rec.subsec})
-                hexes = [code_to_hex(c) for c in rec.codes]
+                classic, geometry = split_codes(rec.codes)
+                hexes = [code_to_hex(c) for c in classic]
                 prior = existing.get(rec.path)
                 if prior is None:
                     image_id, index_id = image_id_for(rec.path), next(new_ids)
                     self.conn.execute(
                         "INSERT INTO images (id, catalog_id, index_id, source_path, checksum, size_bytes,"
-                        " mtime_ns, dates, metadata, ahash, dhash, phash, whash, hash_version,"
-                        " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " mtime_ns, dates, metadata, ahash, dhash, phash, whash, geometry, hash_version,"
+                        " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (image_id, self.catalog_id, index_id, rec.path, rec.checksum, rec.size_bytes,
-                         rec.mtime_ns, dates, meta, *hexes, rec.hash_version, now, now))
+                         rec.mtime_ns, dates, meta, *hexes, geometry, rec.hash_version, now, now))
                 else:
                     image_id, index_id = prior.id, prior.index_id
                     self.conn.execute(
                         "UPDATE images SET checksum=?, size_bytes=?, mtime_ns=?, dates=?, metadata=?,"
-                        " ahash=?, dhash=?, phash=?, whash=?, hash_version=?, updated_at=? WHERE id=?",
-                        (rec.checksum, rec.size_bytes, rec.mtime_ns, dates, meta, *hexes,
+                        " ahash=?, dhash=?, phash=?, whash=?, geometry=?, hash_version=?, updated_at=? WHERE id=?",
+                        (rec.checksum, rec.size_bytes, rec.mtime_ns, dates, meta, *hexes, geometry,
                          rec.hash_version, now, image_id))
                 out.append(StoredFile(image_id, index_id, rec.size_bytes, rec.mtime_ns, rec.hash_version))
                 crash_point("inside-images")
@@ -194,12 +195,13 @@ class SqliteCatalog(SqliteTags):
         return moved
 
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
+        """(index ids, codes (n, CODE_WORDS)): the classic hashes, then the geometry words (zeros where NULL)."""
         rows = self.conn.execute(
-            "SELECT index_id, ahash, dhash, phash, whash FROM images WHERE catalog_id=?"
+            "SELECT index_id, ahash, dhash, phash, whash, geometry FROM images WHERE catalog_id=?"
             " AND hash_version=? ORDER BY index_id", (self.catalog_id, hash_version)).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        codes = np.array([[hex_to_code(h) for h in r[1:]] for r in rows], dtype=np.uint64).reshape(-1, 4)
-        return ids, codes
+        classic = hex_words([h for r in rows for h in r[1:5]]).reshape(-1, CLASSIC_WORDS)
+        return ids, np.hstack([classic, geometry_words([r[5] for r in rows])])
 
     def images(self, index_ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
         sql = ("SELECT id, index_id, source_path, checksum, size_bytes, metadata, dates FROM images"
@@ -285,29 +287,31 @@ class SqliteCatalog(SqliteTags):
                         f" OR image_2 IN ({marks}))", (self.catalog_id, *chunk, *chunk))
             now, job = stamp(), (str(run_id) if run_id is not None else None)
             rows = []
-            for x, y, d in zip(a.tolist(), b.tolist(), np.asarray(dist).tolist()):
+            for x, y, d in zip(a.tolist(), b.tolist(), pair_rows(dist).tolist()):
                 i1, i2 = sorted((id_of[x], id_of[y]))
-                rows += [(self.catalog_id, i1, i2, algo, int(dd), now, job) for algo, dd in zip(ALGORITHMS, d)]
+                geo = d[CLASSIC_WORDS]  # the pair's verdict, on each of its rows
+                rows += [(self.catalog_id, i1, i2, algo, dd, now, job, geo) for algo, dd in zip(ALGORITHMS, d)]
             self.conn.executemany(
                 "INSERT OR REPLACE INTO duplicate_pairs (catalog_id, image_1, image_2, hash_type,"
-                " distance, compared_at, job_id) VALUES (?,?,?,?,?,?,?)", rows)
+                " distance, compared_at, job_id, geo) VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All stored candidate pairs as (a, b, dist[n,4]) over index ids, a < b."""
+        """All stored candidate pairs as (a, b, dist) over index ids, a < b: dist as
+        :func:`.interface.pair_rows` gives it (a hash without a row: 255)."""
         order = {algo: k for k, algo in enumerate(ALGORITHMS)}
         acc: dict[tuple[int, int], list[int]] = {}
-        for i1, i2, algo, d in self.conn.execute(
-                "SELECT i1.index_id, i2.index_id, p.hash_type, p.distance FROM duplicate_pairs p"
+        for i1, i2, algo, d, geo in self.conn.execute(
+                "SELECT i1.index_id, i2.index_id, p.hash_type, p.distance, p.geo FROM duplicate_pairs p"
                 " JOIN images i1 ON i1.id=p.image_1 JOIN images i2 ON i2.id=p.image_2"
                 " WHERE p.catalog_id=?", (self.catalog_id,)):
             if algo in order:
-                key = (min(i1, i2), max(i1, i2))
-                acc.setdefault(key, [255, 255, 255, 255])[order[algo]] = d
+                row = acc.setdefault((min(i1, i2), max(i1, i2)), [255] * CLASSIC_WORDS + [0])
+                row[order[algo]] = d
+                row[CLASSIC_WORDS] = max(row[CLASSIC_WORDS], geo)
         keys = sorted(acc)
         a = np.array([k[0] for k in keys], dtype=np.int64)
         b = np.array([k[1] for k in keys], dtype=np.int64)
-        dist = np.array([acc[k] for k in keys], dtype=np.uint8).reshape(-1, 4)
-        return a, b, dist
+        return a, b, pair_rows(np.array([acc[k] for k in keys], dtype=PAIR_DTYPE).reshape(-1, PAIR_COLUMNS))
 
     def paths_of(self, image_ids: Iterable[str]) -> dict[str, str]:
         """Image id -> path, for reporting changes."""

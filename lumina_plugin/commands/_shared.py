@@ -69,7 +69,9 @@ def print_report(report: RunReport, as_json: bool) -> None:
         for m in group.members:
             info = report.images[m.index_id]
             how = "exact copy" if m.kind == "exact" else \
-                f"near copy, distance {m.distance} ({', '.join(m.link.linked_by) if m.link else ''})"
+                f"{m.relation}, distance {m.distance} ({', '.join(m.link.linked_by) if m.link else ''})"
+            if m.change:
+                how += f": {m.change}"
             print(f"  {'=' if m.kind == 'exact' else '~'}     {info.path}  [{how}]")
     if report.dry_run:
         planned = report.changes()

@@ -28,6 +28,9 @@ class Member:
     link: Link | None
     #: One of relations.RELATIONS: how this member came from the keeper.
     relation: str = "exact"
+    #: What changed, in words, for a turned, bordered or cropped copy ("rotated 90,
+    #: letterboxed"); empty when the pixels line up.
+    change: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,14 @@ def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo], weights
     thresholds = thresholds or Thresholds()
     best = rank_key(weights)
 
-    def key(info: ImageInfo) -> tuple:
-        return (info.index_id not in preferred, *best(info))
-
     links = list(links)
     nodes = {n for link in links for n in (link.a, link.b) if n in images}
+    # The bordered or cropped side of a geometric pair is never the one to keep over the full
+    # picture, whatever its pixel count (bars add pixels).
+    derived = derived_photos(links)
+
+    def key(info: ImageInfo) -> tuple:
+        return (info.index_id not in preferred, info.index_id in derived, *best(info))
 
     # Byte-identical files collapse to their best copy (the representative).
     by_sum: dict[str, list[int]] = {}
@@ -101,12 +107,35 @@ def build_groups(links: Iterable[Link], images: Mapping[int, ImageInfo], weights
         members = [Member(c, "exact", 0, None, "exact") for c in copies[rep]]
         for n in near:
             link = adjacent[rep][n]
-            members += [Member(m, "near", link.distance, link, classify(images[rep], images[m], link, thresholds))
-                        for m in (n, *copies[n])]
+            change = _change(link, rep, images)
+            members += [Member(m, "near", link.distance, link, classify(images[rep], images[m], link, thresholds),
+                               change) for m in (n, *copies[n])]
         if not members:
             continue
         members.sort(key=lambda m: images[m.index_id].path)
         reason = ("chosen by a person in the review" if rep in preferred
-                  else keeper_reason(images[rep], [images[m.index_id] for m in members], weights))
+                  else keeper_reason(images[rep], [images[m.index_id] for m in members], weights,
+                                     {m.index_id: m.change for m in members if m.index_id in derived}))
         groups.append(Group(rep, reason, tuple(members)))
     return sorted(groups, key=lambda g: images[g.keeper].path)
+
+
+def derived_photos(links: Iterable[Link]) -> set[int]:
+    """Photos that a geometric link shows to be the bordered or cropped copy of another."""
+    out: set[int] = set()
+    for link in links:
+        verdict = link.verdict
+        if verdict is not None and verdict.derived:
+            out.add(link.b if verdict.derived > 0 else link.a)
+    return out
+
+
+def _change(link: Link, keeper: int, images: Mapping[int, ImageInfo]) -> str:
+    """What changed between the keeper and the member ``link`` joins to it, in words."""
+    verdict = link.verdict
+    if verdict is None:
+        return ""
+    if keeper == link.b:  # the verdict reads "b is a turned a": from the keeper's side, turn back
+        from .geometric import swap, unpack
+        verdict = unpack(swap(link.geometry)) or verdict
+    return verdict.describe()

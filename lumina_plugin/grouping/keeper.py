@@ -6,7 +6,7 @@ the same keeper whatever order they were found in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..config import KeeperWeights
 from ..model import ImageInfo
@@ -20,8 +20,13 @@ def rank_key(weights: KeeperWeights) -> Callable[[ImageInfo], tuple]:
     return key
 
 
-def keeper_reason(keeper: ImageInfo, others: Sequence[ImageInfo], weights: KeeperWeights) -> str:
-    """Why ``keeper`` beat the others: the criteria that decided, in the order they apply."""
+def keeper_reason(keeper: ImageInfo, others: Sequence[ImageInfo], weights: KeeperWeights,
+                  derived: Mapping[int, str] | None = None) -> str:
+    """Why ``keeper`` beat the others: the criteria that decided, in the order they apply.
+
+    ``derived``: the others that are bordered or cropped copies (index id -> what changed):
+    the full picture is kept over them before any other criterion."""
+    derived = derived or {}
     def fmt(i: ImageInfo) -> int:
         return weights.format_rank.get(i.format.upper(), 0)
 
@@ -33,6 +38,9 @@ def keeper_reason(keeper: ImageInfo, others: Sequence[ImageInfo], weights: Keepe
     ]
     decided: dict[int, list[str]] = {}
     for other in others:
+        if other.index_id in derived:
+            decided.setdefault(-1, []).append(f"the full picture ({derived[other.index_id] or 'the other is cropped'})")
+            continue
         for rank, (value, show) in enumerate(criteria):
             if value(keeper) != value(other):
                 decided.setdefault(rank, []).append(show(other))

@@ -1,10 +1,12 @@
 """Which candidate pairs are duplicates, and why.
 
-A candidate pair comes from the index with the distances of all four hashes. It is
-a duplicate when enough hashes agree (see :class:`~lumina_plugin.config.Thresholds`)
-and it is not a burst: two frames from the same camera taken moments apart are
-different shots, even when they look alike, unless their pixels are essentially
-identical. Byte-identical files are exact duplicates whatever the hashes say.
+A candidate pair comes from the search (grouping/candidates.py) with the distances of all
+four hashes and its geometric verdict. It is a duplicate when enough hashes agree (see
+:class:`~lumina_plugin.config.Thresholds`) or the geometry words found it a turned,
+bordered or cropped copy (grouping/geometric.py), and it is not a burst: two frames from the
+same camera taken moments apart are different shots, even when they look alike, unless their
+pixels are essentially identical. Byte-identical files are exact duplicates whatever the
+hashes say.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Thresholds
-from ..model import ALGORITHMS, ImageInfo
+from ..model import ALGORITHMS, CLASSIC_WORDS, ImageInfo
+from . import geometric
 
 #: Hashes that change when a photo is mirrored (gradients and DCT phases flip);
 #: aHash and wHash describe brightness layout and often match a mirror image.
 STRUCTURAL = ("dhash", "phash")
+#: ``Link.linked_by`` of a pair only the geometry words linked.
+GEOMETRY = "geometry"
 
 
 @dataclass(frozen=True)
@@ -31,17 +36,35 @@ class Link:
     distances: tuple[int, int, int, int]
     linked_by: tuple[str, ...]
     exact: bool
+    #: The packed geometric verdict (grouping/geometric.py) of a pair that only the geometry
+    #: words linked (turned, bordered, cropped); 0 when the pixels line up.
+    geometry: int = 0
+
+    @property
+    def verdict(self) -> geometric.Verdict | None:
+        """What the geometry words found, for a pair only they linked."""
+        return geometric.unpack(self.geometry)
 
     @property
     def distance(self) -> int:
-        """One number for the pair: the largest distance among the hashes that linked it."""
+        """One number for the pair on the classic hashes' 64-bit scale: the largest distance
+        among the hashes that linked it, or the geometric verdict's, scaled to 64 bits."""
         if self.exact:
             return 0
-        return max(self.distances[ALGORITHMS.index(n)] for n in self.linked_by)
+        classic = [self.distances[ALGORITHMS.index(n)] for n in self.linked_by if n in ALGORITHMS]
+        if classic:
+            return max(classic)
+        verdict = self.verdict
+        return 0 if verdict is None else verdict.scaled_distance
 
     def as_json(self) -> dict[str, object]:
-        return {"distances": dict(zip(ALGORITHMS, self.distances)), "linked_by": list(self.linked_by),
-                "exact": self.exact}
+        out: dict[str, object] = {"distances": dict(zip(ALGORITHMS, self.distances, strict=True)),
+                                  "linked_by": list(self.linked_by), "exact": self.exact}
+        verdict = self.verdict
+        if verdict is not None:
+            out["geometry"] = {"rotation": 90 * verdict.rotation, "change": verdict.describe(),
+                               "distance": verdict.distance}
+        return out
 
 
 def search_radii(t: Thresholds) -> tuple[int, int, int, int]:
@@ -69,8 +92,17 @@ def is_burst(x: ImageInfo, y: ImageInfo, window: float) -> bool:
     return 0 < gap <= window
 
 
+def _rows(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the (n, 4) classic distances, the (n,) packed geometric verdicts) of distance rows
+    with 4 columns (no verdicts) or 5."""
+    dist = np.asarray(dist, dtype=np.int64)
+    dist = dist.reshape(-1, dist.shape[-1] if dist.ndim == 2 else CLASSIC_WORDS)
+    geo = dist[:, CLASSIC_WORDS] if dist.shape[1] > CLASSIC_WORDS else np.zeros(len(dist), np.int64)
+    return dist[:, :CLASSIC_WORDS].astype(np.int32), geo
+
+
 def _distance_rule(dist: np.ndarray, t: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(within each threshold, passes the distance rule, identical) per candidate pair."""
+    """(within each threshold, passes the classic distance rule, identical) per candidate pair."""
     radii = np.array(t.radii(), dtype=np.int32)
     within = dist <= radii[None, :]
     structural = within[:, [ALGORITHMS.index(n) for n in STRUCTURAL]].any(axis=1)
@@ -86,14 +118,17 @@ def plausible(dist: np.ndarray, t: Thresholds) -> np.ndarray:
     can skip reading the facts of photos that appear in no plausible pair: with random
     look-alikes, most candidates from the search.
     """
-    return _distance_rule(np.asarray(dist, dtype=np.int32).reshape(-1, 4), t)[1]
+    classic, geo = _rows(dist)
+    return (_distance_rule(classic, t)[1] & (geo != geometric.APART)) | (geo > 0)
 
 
 def accept_pairs(a: np.ndarray, b: np.ndarray, dist: np.ndarray,
                  images: Mapping[int, ImageInfo], t: Thresholds) -> list[Link]:
     """The candidate pairs that are duplicates, as :class:`Link` records sorted by (a, b)."""
-    dist = np.asarray(dist, dtype=np.int32).reshape(-1, 4)
-    within, passes, identical = _distance_rule(dist, t)
+    dist, geo = _rows(dist)
+    within, classic, identical = _distance_rule(dist, t)
+    classic &= geo != geometric.APART  # two shots of one scene: the 256-bit codes and the pixels said so
+    passes = classic | (geo > 0)
     links: list[Link] = []
     for k in np.flatnonzero(passes).tolist():
         x, y = images.get(int(a[k])), images.get(int(b[k]))
@@ -102,9 +137,16 @@ def accept_pairs(a: np.ndarray, b: np.ndarray, dist: np.ndarray,
         exact = x.checksum == y.checksum
         if not exact and not identical[k] and is_burst(x, y, t.burst_seconds):
             continue
-        linked = ALGORITHMS if exact else tuple(n for n, ok in zip(ALGORITHMS, within[k]) if ok)
+        geometry = 0
+        if exact:
+            linked = ALGORITHMS
+        elif classic[k]:
+            linked = tuple(n for n, ok in zip(ALGORITHMS, within[k], strict=True) if ok)
+        else:  # only the geometry words link it: a turned, bordered or cropped copy
+            linked = (GEOMETRY,)
+            geometry = int(geo[k]) if a[k] < b[k] else geometric.swap(int(geo[k]))
         links.append(Link(int(min(a[k], b[k])), int(max(a[k], b[k])),
-                          tuple(int(v) for v in dist[k]), linked, exact))  # type: ignore[arg-type]
+                          tuple(int(v) for v in dist[k]), linked, exact, geometry))  # type: ignore[arg-type]
     return sorted(links, key=lambda x: (x.a, x.b))
 
 

@@ -2,9 +2,11 @@
 
 - ``exact``: byte-identical file.
 - ``derivative``: the same pixels re-encoded: resized, recompressed, another format,
-  rotated (every hash within ``Thresholds.derivative`` and the same aspect ratio).
+  rotated by its EXIF tag (every hash within ``Thresholds.derivative`` and the same aspect
+  ratio), or turned in its pixels and nothing else.
 - ``raw+jpeg``: the camera's RAW file and its JPEG, taken at the same instant.
-- ``edit``: the same shot changed on purpose: cropped, recoloured, retouched.
+- ``edit``: the same shot changed on purpose: cropped, recoloured, retouched, given bars,
+  a frame or a caption band, straightened.
 - ``burst``: a frame of the same burst whose pixels are essentially identical.
 """
 
@@ -51,6 +53,9 @@ def classify(keeper: ImageInfo, member: ImageInfo, link: Link | None, t: Thresho
         return "raw+jpeg"
     if is_burst(keeper, member, t.burst_seconds):
         return "burst"
+    verdict = link.verdict if link is not None else None
+    if verdict is not None:  # turned, bordered or cropped: the geometry words linked it
+        return "derivative" if verdict.rotation_only else "edit"
     distance = link.distance if link is not None else 0
     if distance <= t.derivative and _same_aspect(keeper, member):
         return "derivative"

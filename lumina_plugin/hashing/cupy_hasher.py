@@ -29,7 +29,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..gpu_status import require_cupy
+from ..model import CLASSIC_WORDS, CODE_WORDS
 from . import resize
+from .cupy_geometry import (
+    BoxKernel,
+    Queued,
+    finish_reduce,
+    finish_words,
+    queue_boxes,
+    reduce_tables,
+    working_factor,
+    working_size,
+)
+from .geometry import geometry_codes
 from .resize import COLUMNS, THUMB_BYTES, THUMB_SIZES
 from .thumb_codes import codes_from_thumbnails, hash_thumbnails, resolve_ambiguous
 
@@ -54,7 +66,8 @@ __global__ void rows_pass(const long long* __restrict__ params,
                           const int* __restrict__ starts, const int* __restrict__ counts,
                           const int* __restrict__ offsets, const int* __restrict__ weights,
                           const int* __restrict__ chunk_col, const int* __restrict__ chunk_first,
-                          int nchunks, unsigned char* __restrict__ tmp)
+                          int nchunks, unsigned char* __restrict__ tmp,
+                          int* __restrict__ sums, int factor, int wwork, int hwork)
 {
     const long long* q = params + (long long)blockIdx.y * 9;
     const unsigned char* src = (const unsigned char*)q[0];
@@ -92,6 +105,24 @@ __global__ void rows_pass(const long long* __restrict__ params,
 #pragma unroll
         for (int r = 0; r < 8; ++r) {
             if (r < nrows) atomicAdd(&acc[r * 113 + j], s[r]);
+        }
+    }
+    /* The geometry words' working image (factor > 0): the sum of each factor x factor
+       block of gray pixels, added atomically from the rows of every block that holds
+       some of them (integers: exact in any order); sums[n] is hwork x wwork. */
+    if (factor > 0) {
+        const int by0 = y0 / factor, nby = (y0 + nrows - 1) / factor - by0 + 1;
+        int* dst = sums + (long long)blockIdx.y * hwork * wwork;
+        for (int i = threadIdx.x; i < nby * wwork; i += blockDim.x) {
+            const int by = by0 + i / wwork, bx = i - (i / wwork) * wwork;
+            const int r0 = max(by * factor - y0, 0), r1 = min((by + 1) * factor - y0, nrows);
+            const int x0 = bx * factor, x1 = min(x0 + factor, width);
+            int s = 0;
+            for (int r = r0; r < r1; ++r) {
+                const unsigned char* px = line + r * width;
+                for (int x = x0; x < x1; ++x) s += px[x];
+            }
+            atomicAdd(&dst[by * wwork + bx], s);
         }
     }
     __syncthreads();
@@ -196,6 +227,8 @@ class GpuHasher:
         self._columns = module.get_function("columns_pass")
         self._row_tables: dict[int, tuple[Any, ...]] = {}
         self._column_tables: dict[int, tuple[Any, ...]] = {}
+        self._reduce_tables: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._boxes = BoxKernel(cupy)
         self._tmp: Any = None
 
     @staticmethod
@@ -224,6 +257,11 @@ class GpuHasher:
         launches per distinct upright size (a camera's photos share one or two). Runs on
         the current CuPy stream.
         """
+        return self._thumbnails(images, False)[0]
+
+    def _thumbnails(self, images: Sequence[tuple[Any, int]], working: bool) -> tuple[Any, list[Queued]]:
+        """The thumbnails and, with ``working``, the geometry words' working images of each
+        upright size, their content boxes queued (cupy_geometry.queue_boxes)."""
         cp = self.cp
         out = cp.empty((len(images), THUMB_BYTES), dtype=cp.uint8)
         groups: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
@@ -233,11 +271,23 @@ class GpuHasher:
             uw, uh, params = resize.orientation_map(orientation, width, height)
             groups.setdefault((uw, uh), []).append(
                 (n, [rgb.ptr, rgb.strides[0], rgb.strides[1], *params]))
+        queued: list[Queued] = []
         for (uw, uh), members in groups.items():
-            self._launch(uw, uh, members, out)
-        return out
+            sums = self._launch(uw, uh, members, out, working)
+            if sums is not None:
+                tables = self._reduce_tables.get((uh, uw))
+                if tables is None:
+                    if len(self._reduce_tables) > 64:
+                        self._reduce_tables.clear()
+                    amend, multiplier = reduce_tables(uh, uw)
+                    tables = self._reduce_tables[(uh, uw)] = (cp.asarray(amend), cp.asarray(multiplier))
+                index = np.array([n for n, _ in members], dtype=np.int64)
+                queued += queue_boxes(cp, index, finish_reduce(cp, sums, uh, uw, tables), self._boxes)
+        return out, queued
 
-    def _launch(self, uw: int, uh: int, members: list[tuple[int, list[int]]], out: Any) -> None:
+    def _launch(self, uw: int, uh: int, members: list[tuple[int, list[int]]], out: Any, working: bool) -> Any:
+        """Both passes for the images of one upright size; with ``working``, returns the
+        block sums of their working images ((count, hw, ww) int32, cupy_geometry)."""
         cp, i32 = self.cp, np.int32
         count = len(members)
         rows = max(1, min(8, (_SHARED_BYTES - _ACC_BYTES) // uw))
@@ -247,49 +297,72 @@ class GpuHasher:
         dest = cp.asarray(np.array([n for n, _ in members], dtype=np.int32))
         r_start, r_count, r_offset, r_weights, r_col, r_first = self._tables(self._row_tables, uw, _row_tables)
         c_start, c_count, c_offset, c_weights = self._tables(self._column_tables, uh, resize.column_tables)
+        hw, ww = working_size(uh, uw)
+        sums = cp.zeros((count, hw, ww) if working else (1,), dtype=cp.int32)
+        factor = working_factor(uh, uw) if working else 0
         self._rows(((uh + rows - 1) // rows, count), (_THREADS,),
                    (params, i32(uw), i32(uh), i32(rows), r_start, r_count, r_offset, r_weights,
-                    r_col, r_first, i32(len(r_col)), self._tmp),
+                    r_col, r_first, i32(len(r_col)), self._tmp, sums, i32(factor), i32(ww), i32(hw)),
                    shared_mem=rows * COLUMNS * 4 + rows * uw)
         self._columns((112, count), (_THREADS,),
                       (self._tmp, i32(uh), c_start, c_count, c_offset, c_weights, dest, out))
+        return sums if working else None
 
-    def hash_async(self, images: Sequence[tuple[Any, int]]) -> tuple[Any, Any, Any, Any]:
-        """Queue the thumbnails and codes of N device images on the current stream;
-        :meth:`finish` waits for them. Lets the caller decode the next batch meanwhile."""
-        thumbs = self.thumbnails(images)
+    def hash_async(self, images: Sequence[tuple[Any, int]]) -> Pending:
+        """Queue the thumbnails, the four codes, the working images and their content
+        boxes of N device images on the current stream; :meth:`finish` waits for them.
+        Lets the caller decode the next batch meanwhile."""
+        thumbs, geometry = self._thumbnails(images, True)
         codes, ambiguous = codes_from_thumbnails(self.cp, thumbs)
-        return codes, ambiguous, thumbs, self.cp.cuda.get_current_stream().record()
+        return Pending(codes, ambiguous, thumbs, geometry, self.cp.cuda.get_current_stream().record())
 
-    def finish(self, pending: tuple[Any, Any, Any, Any]) -> np.ndarray:
-        """(N, 4) uint64 codes on the host, the rare median ties resolved there."""
-        codes, ambiguous, thumbs, queued = pending
+    def finish(self, pending: Pending) -> np.ndarray:
+        """(N, CODE_WORDS) uint64 codes on the host: the four hashes (the rare median ties
+        resolved there), then the geometry words (cupy_geometry.finish_words: their
+        coefficients run on the current stream, near-zero ones decided on the host)."""
         # Wait for the stream the work was queued on: the copies below run on whatever
         # stream is current here, and a non-blocking stream's kernels are not ordered
         # before them (without this wait, 12 MP codes were copied half-made).
-        queued.synchronize()
-        codes_h, ambiguous_h = self.cp.asnumpy(codes), self.cp.asnumpy(ambiguous)
+        pending.queued.synchronize()
+        codes_h, ambiguous_h = self.cp.asnumpy(pending.codes), self.cp.asnumpy(pending.ambiguous)
         if ambiguous_h.any():
-            resolve_ambiguous(codes_h, ambiguous_h, self.cp.asnumpy(thumbs))
-        return codes_h
+            resolve_ambiguous(codes_h, ambiguous_h, self.cp.asnumpy(pending.thumbs))
+        out = np.empty((len(codes_h), CODE_WORDS), np.uint64)
+        out[:, :CLASSIC_WORDS] = codes_h
+        finish_words(self.cp, pending.geometry, out[:, CLASSIC_WORDS:])
+        return out
 
     def hash(self, images: Sequence[tuple[Any, int]]) -> np.ndarray:
-        """(N, 4) uint64 codes of N device images (see :meth:`thumbnails`), on the host."""
+        """(N, CODE_WORDS) uint64 codes of N device images (see :meth:`thumbnails`), on the host."""
         if not images:
-            return np.empty((0, 4), np.uint64)
+            return np.empty((0, CODE_WORDS), np.uint64)
         return self.finish(self.hash_async(images))
 
 
-def self_check(hasher: GpuHasher) -> str | None:
-    """Hash a small synthetic photo on the GPU and in NumPy; None if they agree, else why not.
+class Pending(NamedTuple):
+    """What :meth:`GpuHasher.hash_async` queued: the four codes and their tie flags, the
+    thumbnails (for the ties), the geometry chunks, and the event after the last kernel."""
 
-    Covers the gray formula, both passes, a rotated orientation and the codes.
+    codes: Any
+    ambiguous: Any
+    thumbs: Any
+    geometry: list[Queued]
+    queued: Any
+
+
+def self_check(hasher: GpuHasher) -> str | None:
+    """Hash a synthetic photo on the GPU and in NumPy; None if they agree, else why not.
+
+    Covers the gray formula, both passes, a rotated orientation, the codes and the
+    geometry words: the photo (701x523, odd sizes: the reduce's partial blocks) has a dark
+    bar on one side, so the content box is not the whole image.
     """
     rng = np.random.default_rng(20260101)
     base = rng.integers(0, 256, (24, 32, 3)).astype(np.float64)
-    ys, xs = np.mgrid[0:157, 0:211]
-    smooth = base[(ys * 24) // 157, (xs * 32) // 211]
-    rgb = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+    ys, xs = np.mgrid[0:523, 0:701]
+    smooth = base[(ys * 24) // 523, (xs * 32) // 701]
+    smooth[:, :48] = 10.0  # a bar, as a letterboxed copy has
+    rgb = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
     problems = []
     for orientation in (1, 6):
         gray = resize.rgb_to_gray(resize.upright(rgb, orientation))
@@ -299,7 +372,9 @@ def self_check(hasher: GpuHasher) -> str | None:
             problems.append(f"thumbnails differ (orientation {orientation}, "
                             f"{int((got_thumbs != want_thumbs).sum())} pixels)")
             continue
-        got = hasher.hash([(hasher.cp.asarray(rgb), orientation)])
-        if not np.array_equal(got, hash_thumbnails(want_thumbs)):
+        got = hasher.hash([(hasher.cp.asarray(rgb), orientation)])[0]
+        if not np.array_equal(got[:CLASSIC_WORDS], hash_thumbnails(want_thumbs)[0]):
             problems.append(f"codes differ (orientation {orientation})")
+        if not np.array_equal(got[CLASSIC_WORDS:], geometry_codes(gray)):
+            problems.append(f"geometry words differ (orientation {orientation})")
     return "; ".join(problems) or None

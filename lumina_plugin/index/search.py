@@ -79,6 +79,10 @@ def _check(ids: np.ndarray, codes: np.ndarray, what: str) -> tuple[np.ndarray, n
     ids = ids.astype(np.int64, copy=False) if ids.size else np.empty(0, np.int64)
     codes = np.asarray(codes)
     # No copy when the codes are already uint64 (an index's memory-mapped array, say).
+    # Rows may carry more words than the classic hashes (an index's rows hold the geometry
+    # words too): the searched columns are the first four.
+    if codes.size and ids.size and codes.ndim == 2 and codes.shape[1] > _NCODES and len(codes) == len(ids):
+        codes = codes[:, :_NCODES]
     codes = codes.astype(np.uint64, copy=False).reshape(-1, _NCODES) if codes.size else np.empty((0, _NCODES), np.uint64)
     if ids.ndim != 1 or len(codes) != len(ids):
         raise ValueError(f"{what}: {ids.shape} ids do not match codes of shape {codes.shape}")

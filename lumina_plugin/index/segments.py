@@ -3,7 +3,7 @@ resolving a list of segments into the live rows. :mod:`.store` decides what to w
 
 Segment layout (little-endian): a 32-byte header (magic, algorithm version, number of tombstones,
 number of rows), then tombstone ids ``<i8``, row ids ``<i8`` (sorted) and row codes ``<u8`` (rows,
-4). The header keeps the payload 8-aligned, so the arrays are views of the memory map.
+NCODES). The header keeps the payload 8-aligned, so the arrays are views of the memory map.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import ALGORITHMS
+from ..model import CODE_WORDS
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
 _MAGIC = b"LUMIDXS1"
 _HEADER = struct.Struct("<8sQQQ")
-NCODES = len(ALGORITHMS)
+#: Code words per row: the classic hashes and the geometry words (model.CODE_WORDS).
+NCODES = CODE_WORDS
 
 __all__ = [
     "FORMAT", "MANIFEST_NAME", "NCODES", "IndexCorruptError", "Part", "Segment", "empty_state",

@@ -1,6 +1,7 @@
 """The persistent hash index: checksummed append-only segments and an atomically swapped manifest.
 
-One directory holds one index of (image id, four 64-bit codes)::
+One directory holds one index of (image id, its 64-bit code words: the classic hashes and the
+geometry words)::
 
     manifest.json            {"format", "version", "generation", "segments": [{name, count, ...}]}
     seg-<gen>-<random>.bin   one file per write; never modified once written
@@ -115,7 +116,7 @@ class HashIndex:
 
     @property
     def codes(self) -> np.ndarray:
-        """Live codes, uint64 (n, 4), row i belonging to ``ids[i]``."""
+        """Live codes, uint64 (n, NCODES), row i belonging to ``ids[i]``: the classic hashes first."""
         self._check_open()
         return self._codes
 

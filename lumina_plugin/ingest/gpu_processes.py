@@ -4,8 +4,9 @@ The decoding and hashing happen in the GPU process (ingest/gpu_worker.py, which 
 why it is a process). Here :class:`GpuFeeder` claims batches of files from the run's
 :class:`~.parallel.Scheduler`, sends them to that process, and meanwhile has the CPU pool
 probe their facts (EXIF, size, format: everything but the pixels and the checksum, which
-the GPU process computes from the bytes it decodes). When the codes come back it joins
-them to the facts in ImageRecords. Everything the GPU did not take, or
+the GPU process computes from the bytes it decodes). When the code words come back (all
+``CODE_WORDS`` of them: the four hashes and the geometry words) it joins them to the facts
+in ImageRecords. Everything the GPU did not take, or
 that the facts contradict, goes to the CPU pool whole:
 
     claim a batch --> GPU process: read (threads), decode (engines), hash (kernels) --> codes --\\

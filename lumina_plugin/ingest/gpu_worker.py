@@ -12,8 +12,10 @@ Protocol over two pipes (ingest/gpu_processes.py is the other end):
     <- ("batch", id, [(index, path), ...])                   work; None = stop
     -> ("done", id, [(index, codes | None, (w, h), orientation, file | None), ...])   in request order
     -> ("failed", reason)                                    then it exits
-``codes`` is None for a file the engines did not take (not a whole baseline colour JPEG,
-refused, a size the kernels do not reproduce): the CPU decodes it. ``file`` is
+``codes`` is the photo's ``CODE_WORDS`` (12) code words as ints, the four hashes and the
+geometry words (hashing/cupy_hasher.py, hashing/cupy_geometry.py: the CPU's bits for the
+pixels the engines decoded); None for a file the engines did not take (not a whole
+baseline colour JPEG, refused, a size the kernels do not reproduce): the CPU decodes it. ``file`` is
 (bytes, mtime_ns, SHA-256 hex) of the bytes that were decoded, so the main process
 needs only the header facts of those files (decode/head.py).
 """
@@ -216,7 +218,8 @@ class _Batch:
         return jobs, images, arrays, queued  # the images live until their kernels are done
 
     def finish(self, hasher: Any, part: tuple) -> None:
-        """Wait for a part's kernels and record its codes."""
+        """Wait for a part's kernels and record its code words (the geometry words'
+        coefficients run here, on the device, from the working images queued with the part)."""
         jobs, _images, _arrays, queued = part
         for job, row in zip(jobs, hasher.finish(queued)):
             self.rows[job.index] = (job.index, [int(c) for c in row], job.size, job.orientation, job.file)

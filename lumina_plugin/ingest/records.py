@@ -5,20 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..decode.photo import DecodedPhoto, PhotoFacts, decode
 from ..hashing.cpu import hash_gray
-from ..model import ALGORITHM_VERSION, ImageRecord
+from ..hashing.geometry import geometry_codes
+from ..model import ALGORITHM_VERSION, CODE_WORDS, ImageRecord
+
+
+def codes_of_gray(gray: Image.Image) -> np.ndarray:
+    """All the code words of one upright mode "L" image: the four classic hashes and the
+    geometry words, (CODE_WORDS,) uint64."""
+    if gray.mode != "L":
+        gray = gray.convert("L")
+    return np.concatenate([hash_gray(gray), geometry_codes(np.asarray(gray))])
 
 
 def record_for(path: str, max_pixels: int, draft: int = 0) -> ImageRecord:
     """Decode and hash one file on the CPU (raises PhotoError). ``draft``: see HashingSettings."""
     photo = decode(Path(path), max_pixels, draft)
-    return record_from(path, photo, hash_gray(photo.gray))
+    return record_from(path, photo, codes_of_gray(photo.gray))
 
 
 def record_from(path: str, facts: DecodedPhoto | PhotoFacts, codes: np.ndarray) -> ImageRecord:
-    """The record of ``path`` from its decoded facts and its four codes."""
+    """The record of ``path`` from its decoded facts and its code words (CODE_WORDS)."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    if codes.shape != (CODE_WORDS,):
+        raise ValueError(f"{path}: expected {CODE_WORDS} code words, got shape {codes.shape}")
     exif = facts.exif
     return ImageRecord(
         path=path, checksum=facts.file.sha256, size_bytes=facts.file.size_bytes,

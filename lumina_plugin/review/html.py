@@ -122,6 +122,8 @@ def _facts(m: MemberView) -> str:
 def _member(m: MemberView, group: GroupView, thumb: str | None, catalog: str) -> str:
     cls = "keeper" if m.role == "keeper" else ("exact" if m.kind == "exact" else "near")
     badge = "keeper" if m.role == "keeper" else m.relation_label
+    if m.change:
+        badge = f"{badge}: {m.change}"
     image = (f'<img src="{esc(thumb)}" alt="{esc("thumbnail of " + m.name)}" decoding="async">' if thumb
              else f'<div class="nothumb">no preview ({esc(m.format or "unreadable")})</div>')
     decide = ""

@@ -43,6 +43,8 @@ class MemberView:
     size_bytes: int | None
     camera: str | None
     taken_at: str | None
+    #: What changed for a turned, bordered or cropped copy ("rotated 90, letterboxed").
+    change: str = ""
 
     @property
     def name(self) -> str:
@@ -105,7 +107,7 @@ def member_view(m: Mapping[str, Any], info: ImageInfo | None) -> MemberView:
         action=m.get("action"), distance=int(m.get("distance") or 0),
         distances=dict(hashes.get("distances") or {}), linked_by=tuple(hashes.get("linked_by") or ()),
         width=fact("width"), height=fact("height"), format=fact("format"), size_bytes=size,
-        camera=fact("camera"), taken_at=taken)
+        camera=fact("camera"), taken_at=taken, change=str(m.get("change") or ""))
 
 
 def group_id(paths: Iterable[str]) -> str:

@@ -1,0 +1,148 @@
+"""Candidate pairs for grouping: the classic hashes' search and the geometric one, merged.
+
+The classic search (the index's radius joins over the four hashes) finds copies whose pixels
+line up; the geometric search (:mod:`.geometric`) finds turned, bordered and cropped ones. Both
+end here as one list of pairs with one row of distances each: the four classic Hamming
+distances (computed for every pair, whichever search found it) and the packed geometric
+verdict (0: none). That row is what the catalog stores, so regrouping later needs neither
+search again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import Thresholds
+from ..hashing import geometry
+from ..index import all_pairs, query_pairs
+from ..model import CLASSIC_WORDS, PAIR_COLUMNS
+from . import geometric
+from .pairs import plausible, search_radii
+
+#: second_look(index id a, index id b, rotation) -> packed verdict or 0: a look at the two
+#: photos' pixels for the pairs whose words leave them unsure (the engine decodes the files).
+SecondLook = Callable[[int, int, int], int]
+
+
+@dataclass(frozen=True)
+class FoundPairs:
+    """Pairs (a < b, unique, sorted) with their (n, PAIR_COLUMNS) distance rows."""
+
+    a: np.ndarray
+    b: np.ndarray
+    dist: np.ndarray
+    #: How many pairs the geometric search proposed, accepted on the words, and looked at.
+    geometric: Mapping[str, int]
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+
+def _classic_distances(codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    x = np.bitwise_xor(codes_a[:, :CLASSIC_WORDS], codes_b[:, :CLASSIC_WORDS])
+    return np.bitwise_count(x).astype(np.int32)
+
+
+def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, options: dict[str, Any],
+               query_ids: np.ndarray | None = None, query_codes: np.ndarray | None = None,
+               second_look: SecondLook | None = None) -> FoundPairs:
+    """Every candidate pair among ``ids`` (all pairs), or of each query photo against ``ids``
+    and the other queries (an import batch). ``codes``: (n, CODE_WORDS) uint64 rows of ``ids``;
+    ``options``: the index's search options (backend, device...)."""
+    ids = np.asarray(ids, np.int64)
+    codes = np.asarray(codes, np.uint64).reshape(len(ids), -1)
+    radii = search_radii(thresholds)
+    batch = query_ids is not None and query_codes is not None
+    if batch:
+        q_ids = np.asarray(query_ids, np.int64)
+        q_codes = np.asarray(query_codes, np.uint64).reshape(len(q_ids), -1)
+        classic = query_pairs(ids, codes[:, :CLASSIC_WORDS], q_ids, q_codes[:, :CLASSIC_WORDS], radii, **options)
+        geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options,
+                                            q_ids, q_codes[:, CLASSIC_WORDS:])
+    else:
+        classic = all_pairs(ids, codes[:, :CLASSIC_WORDS], radii, **options)
+        geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options)
+    # One table of every photo's words, queries shadowing stored rows of the same id.
+    all_ids = np.concatenate([ids, q_ids]) if batch else ids
+    all_codes = np.concatenate([codes, q_codes]) if batch else codes
+    last = {int(i): k for k, i in enumerate(all_ids.tolist())}
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return all_codes[[last[int(i)] for i in x]] if len(x) else np.empty((0, all_codes.shape[1]), np.uint64)
+
+    # The classic search's candidates are verified too: a mild crop or a straightened copy is
+    # often close on dHash or pHash without passing their rule, and its words say "unsure".
+    geo_a, geo_b = _union(geo_a, geo_b, classic.a, classic.b)
+    stats = {"candidates": len(geo_a), "accepted": 0, "looked": 0, "looked_accepted": 0, "kept_apart": 0}
+    packed = np.zeros(len(geo_a), np.int64)
+    if len(geo_a):
+        verdict = geometric.verify_rows(rows(geo_a)[:, CLASSIC_WORDS:], rows(geo_b)[:, CLASSIC_WORDS:])
+        ok = np.asarray(verdict.ok, bool)
+        wa, wb = rows(geo_a)[:, CLASSIC_WORDS:], rows(geo_b)[:, CLASSIC_WORDS:]
+        derived_b = (np.asarray(verdict.derived) > 0)[:, None]
+        sides = np.where(derived_b, geometric.bordered_sides(wb), geometric.bordered_sides(wa))
+        packed[ok] = geometric.pack(verdict.rotation[ok], verdict.relation[ok], verdict.derived[ok],
+                                    verdict.distance[ok], sides[ok])
+        stats["accepted"] = int(ok.sum())
+        # Pairs the classic rule accepts need no look: their pixels line up.
+        lined_up = plausible(_classic_distances(rows(geo_a), rows(geo_b)), thresholds)
+        unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~ok & ~lined_up)
+        if second_look is not None:
+            for k in unsure.tolist():
+                packed[k] = second_look(int(geo_a[k]), int(geo_b[k]), int(verdict.rotation[k]))
+            stats["looked"] = len(unsure)
+            stats["looked_accepted"] = int((packed[unsure] != 0).sum())
+    hit = packed != 0
+    geo_a, geo_b, packed = geo_a[hit], geo_b[hit], packed[hit]
+    apart_a, apart_b = _apart(classic.a, classic.b, rows, thresholds, second_look, stats)
+    geo_a, geo_b = np.concatenate([geo_a, apart_a]), np.concatenate([geo_b, apart_b])
+    packed = np.concatenate([packed, np.full(len(apart_a), geometric.APART, np.int64)])
+
+    # Merge: classic rows keep their distances; geometric ones add theirs (and their verdict).
+    a = np.concatenate([classic.a, geo_a]).astype(np.int64)
+    b = np.concatenate([classic.b, geo_b]).astype(np.int64)
+    geo_col = np.concatenate([np.zeros(len(classic.a), np.int64), packed])
+    order = np.lexsort((-np.abs(geo_col), b, a))  # per pair, the row with a verdict first
+    a, b, geo_col = a[order], b[order], geo_col[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    # A pair both searches found: its verdict is the geometric row's, its distances recomputed.
+    a, b, geo_col = a[first], b[first], geo_col[first]
+    dist = np.zeros((len(a), PAIR_COLUMNS), np.int32)
+    if len(a):
+        dist[:, :CLASSIC_WORDS] = _classic_distances(rows(a), rows(b))
+        dist[:, CLASSIC_WORDS] = geo_col
+    return FoundPairs(a, b, dist, stats)
+
+
+def _union(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The unique pairs of two pair lists (each a < b), sorted."""
+    pairs = np.stack([np.concatenate([a1, a2]), np.concatenate([b1, b2])], axis=1).astype(np.int64)
+    if not len(pairs):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pairs = np.unique(pairs, axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _apart(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray], thresholds: Thresholds,
+           second_look: SecondLook | None, stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The classic matches that are two different pictures: their 64-bit hashes agree, their
+    256-bit codes do not (beyond ``T_FULL``), and a look at the pixels finds no crop either.
+
+    Two shots of one scene (a stereo pair, a burst without capture times, a product shot
+    taken twice) are the classic hashes' only false matches; a crop or a straightened copy
+    also sits beyond ``T_FULL``, which is why the pixels decide."""
+    if not len(a) or second_look is None:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    ra, rb = rows(a), rows(b)
+    classic = _classic_distances(ra, rb)
+    passes = plausible(classic, thresholds) & ~(classic <= thresholds.burst_identical).all(axis=1)
+    far = passes & (geometric.aligned_distance(ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]) > geometry.T_FULL)
+    apart = [k for k in np.flatnonzero(far).tolist() if not second_look(int(a[k]), int(b[k]), 0)]
+    stats["looked"] += int(far.sum())
+    stats["kept_apart"] = len(apart)
+    return a[apart].astype(np.int64), b[apart].astype(np.int64)

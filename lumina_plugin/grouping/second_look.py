@@ -1,0 +1,77 @@
+"""A second look at the pixels of the pairs the geometry words leave unsure.
+
+A mild crop (a few percent off each side, unevenly) or a straightened copy (turned 1-4
+degrees, then cropped) shifts every coefficient a little: its words come close to the
+original's but not within the thresholds, and so do some consecutive shots of one scene. For
+those candidates only, both photos are decoded again (at a reduced scale: the look works on
+a 256-pixel image) and registered against each other
+(:func:`lumina_plugin.hashing.borders.second_look`). The count is bounded by the search: only
+pairs whose keys met and whose low codes are close are looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..decode.photo import PhotoError, decode
+from ..hashing import geometry
+from ..hashing.borders import second_look
+from . import geometric
+from .candidates import SecondLook
+
+log = logging.getLogger(__name__)
+
+#: Long side (pixels) the photos are decoded to for a look: twice the working image's.
+LOOK_SIDE = 2 * geometry.WORK_LONG
+#: Decoded photos kept between looks (a photo is often in several unsure pairs).
+CACHE = 64
+
+#: photo(index id) -> (path, width, height), or None when the photo is unknown.
+PhotoOf = Callable[[int], "tuple[str, int, int] | None"]
+
+
+def pixel_look(photo_of: PhotoOf, max_pixels: int) -> SecondLook:
+    """A :data:`~.candidates.SecondLook` that decodes the two photos and registers them.
+
+    A photo that cannot be read (gone, changed, unreadable) makes the pair "no match": the
+    look never fails a run."""
+    cache: OrderedDict[int, np.ndarray | None] = OrderedDict()
+
+    def gray(index_id: int) -> np.ndarray | None:
+        if index_id in cache:
+            cache.move_to_end(index_id)
+            return cache[index_id]
+        found = photo_of(index_id)
+        pixels = None
+        if found is not None:
+            path, width, height = found
+            draft = max(1, max(width, height) // LOOK_SIDE)
+            try:
+                pixels = np.asarray(decode(Path(path), max_pixels, draft).gray)
+            except (PhotoError, OSError) as exc:
+                log.info("second look: %s: %s", path, exc)
+        cache[index_id] = pixels
+        if len(cache) > CACHE:
+            cache.popitem(last=False)
+        return pixels
+
+    def look(a: int, b: int, rotation: int) -> int:
+        ga, gb = gray(a), gray(b)
+        if ga is None or gb is None:
+            return 0
+        seen = second_look(ga, gb, rotation)
+        if not seen.ok:
+            return 0
+        relation = geometry.CROPPED | (geometry.ROTATED if rotation else 0)
+        if seen.angle:
+            relation |= geometry.STRAIGHTENED
+        derived = 1 if seen.b_inside_a else -1
+        return int(geometric.pack(np.array([rotation]), np.array([relation]), np.array([derived]),
+                                  np.array([seen.distance // 4]))[0])
+
+    return look
