@@ -21,7 +21,7 @@ from lumina_plugin.config import Config
 from lumina_plugin.engine import record_for
 from lumina_plugin.hashing.codes import bits_to_code, code_to_hex, codes_to_bytes, hamming, hex_to_code
 from lumina_plugin.hashing.cpu import HASHERS, WHASH_IMAGE_SCALE, hash_gray
-from lumina_plugin.model import ALGORITHMS
+from lumina_plugin.model import ALGORITHMS, CODE_WORDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -179,8 +179,9 @@ def test_golden_photo_codes_in_every_representation(tmp_path: Path) -> None:
 
     copy = tmp_path / "renamed copy.JPG"
     shutil.copyfile(src, copy)
-    codes = record_for(str(copy), MAX_PIXELS).codes
-    assert codes.dtype == np.uint64 and codes.shape == (4,)
+    words = record_for(str(copy), MAX_PIXELS).codes
+    assert words.dtype == np.uint64 and words.shape == (CODE_WORDS,)  # the classic four, then the geometry
+    codes = words[:4]
     assert ours_hex(codes) == known_hex
     assert [hex_to_code(h) for h in known_hex] == [int(c) for c in codes]
     rows = codes_to_bytes(codes)
@@ -188,7 +189,7 @@ def test_golden_photo_codes_in_every_representation(tmp_path: Path) -> None:
     for row, h in zip(rows, known):
         np.testing.assert_array_equal(np.unpackbits(row).astype(bool), h.hash.flatten())
     # and nothing about the file but its pixels matters
-    np.testing.assert_array_equal(codes, record_for(str(src), MAX_PIXELS).codes[:4])
+    np.testing.assert_array_equal(words, record_for(str(src), MAX_PIXELS).codes)
 
 
 def test_hamming_equals_imagehash_distance_on_sample_pairs() -> None:

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import faiss
 import numpy as np
 
 from ..hashing.codes import codes_to_bytes
@@ -40,9 +39,16 @@ _NS_QUERY_PAIR_ONE_CORE = 1.5
 GPU_MAX_K = 2048
 
 
+def _faiss() -> Any:
+    """FAISS, imported at first use: a run that never picks a FAISS backend never loads it."""
+    import faiss
+
+    return faiss
+
+
 def estimate_seconds(n: int, queries: int | None = None, threads: int | None = None) -> float:
     """Predicted time of :func:`range_join` over ``n`` codes (all pairs, or ``queries`` queries)."""
-    cores = max(1, threads or faiss.omp_get_max_threads())
+    cores = max(1, threads or _faiss().omp_get_max_threads())
     if queries is None or queries >= DEFAULT_QUERIES:  # blocks of 65,536 queries: the all-pairs rate
         return (n * n / 2 if queries is None else queries * n) * _NS_PAIR_ONE_CORE / cores * 1e-9
     return queries * n * _NS_QUERY_PAIR_ONE_CORE / cores * 1e-9
@@ -77,7 +83,7 @@ def range_join(
     # FAISS numbers rows in the order they were added: map its labels back to our rows.
     row_of = np.concatenate([np.arange(first_query)] + [np.arange(q0, min(q0 + chunk, n)) for q0 in starts])
     base = codes_to_bytes(x)
-    index = faiss.IndexBinaryFlat(64)
+    index = _faiss().IndexBinaryFlat(64)
     if first_query:
         index.add(base[:first_query])
     for q0 in starts:
@@ -94,16 +100,16 @@ def range_join(
 
 @functools.cache
 def _gpu_resources(device: int) -> Any:
-    return faiss.StandardGpuResources()  # one per device and process: it holds scratch memory
+    return _faiss().StandardGpuResources()  # one per device and process: it holds scratch memory
 
 
 def _gpu_index(device: int, base: np.ndarray) -> Any:
-    if device == 0 or not hasattr(faiss, "GpuIndexBinaryFlatConfig"):
-        index = faiss.GpuIndexBinaryFlat(_gpu_resources(device), 64)
+    if device == 0 or not hasattr(_faiss(), "GpuIndexBinaryFlatConfig"):
+        index = _faiss().GpuIndexBinaryFlat(_gpu_resources(device), 64)
     else:
-        cfg = faiss.GpuIndexBinaryFlatConfig()
+        cfg = _faiss().GpuIndexBinaryFlatConfig()
         cfg.device = int(device)
-        index = faiss.GpuIndexBinaryFlat(_gpu_resources(device), 64, cfg)
+        index = _faiss().GpuIndexBinaryFlat(_gpu_resources(device), 64, cfg)
     index.add(base)
     return index
 
@@ -116,14 +122,14 @@ def gpu_flat_problem(device: int = 0) -> str | None:
     any error, so the GPU index is compared with ``IndexBinaryFlat`` on a few thousand codes
     (exact distances, and ids that really are at those distances) before it is trusted.
     """
-    if not hasattr(faiss, "GpuIndexBinaryFlat") or faiss.get_num_gpus() <= device:
+    if not hasattr(_faiss(), "GpuIndexBinaryFlat") or _faiss().get_num_gpus() <= device:
         return "this FAISS has no GPU support or no such GPU"
     rng = np.random.default_rng(20261125)
     x = rng.integers(0, 2**64, 4096, dtype=np.uint64, endpoint=False)
     x[1::2] = x[::2] ^ (np.uint64(1) << rng.integers(0, 64, 2048).astype(np.uint64))  # 1-bit neighbours
     base = codes_to_bytes(x)
     try:
-        cpu = faiss.IndexBinaryFlat(64)
+        cpu = _faiss().IndexBinaryFlat(64)
         cpu.add(base)
         want, _ = cpu.search(base[:512], 16)
         got, ids = _gpu_index(device, base).search(base[:512], 16)
@@ -162,7 +168,7 @@ def knn_join(
     redo = np.concatenate(cut)
     if redo.size:  # lists that may be cut short: exact search on the CPU
         log.debug("faiss-gpu: %d queries had >= %d neighbours within %d bits; re-searched on the CPU", redo.size, k, radius)
-        cpu = faiss.IndexBinaryFlat(64)
+        cpu = _faiss().IndexBinaryFlat(64)
         cpu.add(base)
         for s in range(0, len(redo), DEFAULT_QUERIES):
             rows = redo[s : s + DEFAULT_QUERIES]

@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
 from .. import gpu_status
@@ -104,6 +103,8 @@ def _threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
+    import faiss  # loaded only when a FAISS backend runs: it costs a tenth of a second to import
+
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(int(n))
     try:
