@@ -127,9 +127,10 @@ def candidates(ids: np.ndarray, words: np.ndarray, search_options: dict[str, Any
     """Index-id pairs (a, b), a != b, whose keys meet: every pair of ``ids`` (all-pairs), or
     each query photo against ``ids`` and the other queries (an import batch).
 
-    One radius join over the stacked key columns: the rows are every photo's own key (column
-    0) and then its region keys; pairs between two region keys are dropped (they only say that
-    two photos share a crop of something), as are a photo's pairs with itself.
+    One radius join over the stacked key columns, every photo's own key (column 0) joined with
+    the other photos' own and region keys; pairs between two region keys are never made (they
+    only say that two photos share a crop of something), and a photo's pairs with itself are
+    dropped.
     """
     from ..index.search import radius_join
 
@@ -159,15 +160,28 @@ def candidates(ids: np.ndarray, words: np.ndarray, search_options: dict[str, Any
         is_own = np.concatenate([np.ones(first_query, bool), np.zeros(int(old_regions.sum()), bool),
                                  np.ones(n - first_query, bool), np.zeros(int((~old_regions).sum()), bool)])
         start = first_query + int(old_regions.sum())
-    else:  # row r is photo r's own key for r < n, else photo (r - n) % n's region key
+    elif _on_gpu(search_options, len(own) + len(regions)):
+        # The GPU's all-pairs join is fastest over one table: row r < n is photo r's own key,
+        # row n + k photo k % n's region key (10M photos: 0.34 s on an H100, against 74 s as
+        # a query join).
         x = np.concatenate([own, regions])
         start = 0
+    else:
+        # On the CPU, region keys first and own keys last as the join's queries: the join then
+        # skips the pairs of two region keys (they would only say that two photos share a crop
+        # of something): 1M photos in 5.2 s against 8.4 s. Row r < 3n is photo r % n's region
+        # key, row 3n + k photo k's own key.
+        x = np.concatenate([regions, own])
+        start = len(regions)
     found_a: list[np.ndarray] = []
     found_b: list[np.ndarray] = []
     for i, j in radius_join(x, geometry.KEY_RADIUS, first_query=start, **_join_options(search_options)):
         if first_query:
             pi, pj, useful = photo[i], photo[j], is_own[i] | is_own[j]
-        else:  # no per-row tables: with 10M photos they would be 40M-entry arrays
+        elif start:  # no per-row tables: with 10M photos they would be 40M-entry arrays
+            pi, pj = np.where(i < start, i % n, i - start), np.where(j < start, j % n, j - start)
+            useful = (i >= start) | (j >= start)
+        else:
             pi, pj, useful = np.where(i < n, i, (i - n) % n), np.where(j < n, j, (j - n) % n), (i < n) | (j < n)
         useful &= pi != pj
         found_a.append(pi[useful])
@@ -194,6 +208,15 @@ def _keys(words: np.ndarray, options: dict[str, Any]) -> np.ndarray:
             with cp.cuda.Device(int(options.get("device", 0))):
                 return np.asarray(geometry.search_keys(cp.asarray(words), xp=cp).get())
     return np.asarray(geometry.search_keys(words))
+
+
+def _on_gpu(options: dict[str, Any], rows: int) -> bool:
+    """Whether the radius join over ``rows`` keys will run on the GPU."""
+    from ..index.search import pick_backend
+
+    chosen = pick_backend(options.get("backend", "auto"), geometry.KEY_RADIUS, rows, None,
+                          device=int(options.get("device", 0)))
+    return chosen == "gpu"
 
 
 def _join_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -292,7 +292,7 @@ def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, deriv
             elif angle:
                 if best.distance <= T_LOOK // 2 or unturned > _LOOK_TURN:
                     break
-                turned = np.asarray(Image.fromarray(big.astype(np.float32), "F").rotate(
+                turned = np.asarray(Image.fromarray(big.astype(np.float32)).rotate(
                     angle, resample=Image.Resampling.BICUBIC), dtype=np.float64)
                 t = np.radians(abs(angle))
                 hb, wb = big.shape
