@@ -4,7 +4,8 @@
 #
 #   .ci/lumina-pins.sh [PYTEST_ARGS...]
 #
-# Makes a fresh venv OUTSIDE the checkout (default /tmp/lumina-dedup-pins/venv; set LUMINA_PINS_VENV
+# Makes a fresh venv OUTSIDE the checkout (default: in a new temporary folder, removed at the end,
+# so two runs at once never share one; set LUMINA_PINS_VENV
 # to move it), installs this project with its [dev] extras under the constraints, checks that the
 # result is consistent (pip check), then runs the bridge tests (tests/test_lumina_*.py) and the
 # watcher's (tests/test_watch_*.py) with LUMINA_DEDUP_REQUIRE_SERVICES=1: PostgreSQL and Redis must
@@ -14,7 +15,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=${LUMINA_PINS_VENV:-${TMPDIR:-/tmp}/lumina-dedup-pins/venv}
+if [ -n "${LUMINA_PINS_VENV:-}" ]; then
+    venv=$LUMINA_PINS_VENV
+else
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/lumina-dedup-pins.XXXXXX")
+    trap 'rm -rf "$scratch"' EXIT
+    venv=$scratch/venv
+fi
 constraints=(-c .ci/lumina-constraints.txt)
 for extra in ${LUMINA_PINS_EXTRA_CONSTRAINTS:-}; do constraints+=(-c "$extra"); done
 

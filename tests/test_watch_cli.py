@@ -149,19 +149,20 @@ def test_a_signal_stops_after_the_batch_in_progress(
     assert acked == done
 
 
-@pytest.mark.parametrize("args, message", [
-    (["{tmp}/missing"], "{tmp}/missing: no such folder"),
-    (["{tmp}/file.jpg"], "{tmp}/file.jpg: not a folder"),
-    (["{tmp}", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["{tmp}", "--max-wait", "-1"], "--max-wait must not be negative"),
+@pytest.mark.parametrize("args, message, exit_code", [
+    (["{tmp}/missing"], "{tmp}/missing: no such folder", 1),  # as find-duplicates, import and hash
+    (["{tmp}/file.jpg"], "{tmp}/file.jpg: not a folder", 1),
+    (["{tmp}", "--batch-size", "0"], "--batch-size must be at least 1", 2),
+    (["{tmp}", "--max-wait", "-1"], "--max-wait must not be negative", 2),
 ])
 def test_bad_input_is_one_clear_line(tmp_path: Path, env: dict[str, str], args: list[str], message: str,
-                                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                     exit_code: int, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])
     (tmp_path / "file.jpg").write_bytes(b"x")
     code = main(["watch", *[a.format(tmp=tmp_path) for a in args], "--catalog", str(tmp_path / "c.db")])
     lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]
+    assert code == exit_code and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]
 
 
 def test_a_second_watcher_on_one_catalog_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],

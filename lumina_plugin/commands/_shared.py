@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,14 @@ def print_report(report: RunReport, as_json: bool) -> None:
           f"{s['unchanged']} unchanged, {s['errors']} errors; {changes} ({tail})", file=sys.stderr)
     if report.backend:
         print(f"search backend: {report.backend}", file=sys.stderr)
+
+
+def nothing_exists(command: str, paths: Sequence[str]) -> bool:
+    """When none of ``paths`` exists: say so in one line on stderr and return True, before any
+    catalog is opened (nothing is written). Some missing among existing ones are per-file errors
+    of the run, listed as usual."""
+    if any(os.path.lexists(p) for p in paths):
+        return False
+    shown = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
+    print(f"lumina-dedup {command}: error: {shown}: no such file or folder; nothing written", file=sys.stderr)
+    return True

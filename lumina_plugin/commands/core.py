@@ -7,7 +7,7 @@ import json
 
 from ..progress import terminal_progress
 from ._gpu_flags import add_gpu_flags
-from ._shared import open_engine, print_report
+from ._shared import nothing_exists, open_engine, print_report
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if nothing_exists("import", args.paths):
+        return 1
     with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
         report = engine.import_paths(args.paths)
     print_report(report, args.json)
@@ -40,6 +42,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    if args.paths and nothing_exists("find-duplicates", args.paths):
+        return 1
     with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
         report = engine.find_duplicates(args.paths, dry_run=args.dry_run)
     print_report(report, args.json)

@@ -17,7 +17,7 @@ from ..hashing.codes import code_to_hex
 from ..ingest.pipeline import hash_paths
 from ..model import ALGORITHMS
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags
-from ._shared import print_json
+from ._shared import nothing_exists, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def cmd_hash(args: argparse.Namespace) -> int:
     """Print the hashes of ``args.files`` (folders: their photos), then the files that failed."""
+    if nothing_exists("hash", args.files):
+        return 1
     config = apply_gpu_flags(args, Config.load())
     files, errors = discover(args.files, config.extensions)
     results: list[dict[str, Any]] = []

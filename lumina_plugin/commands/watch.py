@@ -75,14 +75,19 @@ def settings_from(args: argparse.Namespace, config: Config) -> WatchSettings:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """Watch until stopped: 0, 130 after Ctrl-C, 2 for bad flags or folders, 1 when it cannot run."""
+    """Watch until stopped: 0, 130 after Ctrl-C, 2 for bad flags, 1 when it cannot run (a folder
+    that does not exist or is a file, as for find-duplicates, import and hash)."""
     config = apply_gpu_flags(args, load_config(args))
     try:
         settings = settings_from(args, config)
-        roots = check_roots(args.paths or settings.folders)
     except WatchError as exc:
         print(f"lumina-dedup watch: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        roots = check_roots(args.paths or settings.folders)
+    except WatchError as exc:
+        print(f"lumina-dedup watch: error: {exc}", file=sys.stderr)
+        return 1
     if args.verbose == 0:
         logging.getLogger("lumina_plugin.watch").setLevel(logging.INFO)  # one line per batch
 
