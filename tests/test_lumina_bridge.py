@@ -23,13 +23,16 @@ from test_lumina_support import (  # noqa: F401
     expected_groups_in_lumina,
     lumina,
     lumina_db,
+    lumina_stand_in,
     make_lumina,
     now,
     pg_database,
     query,
+    require_bridge_services,
     sample_photos,
     scan_as_lumina,
     unavailable,
+    write_config,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -39,23 +42,7 @@ OURS = "SELECT i.source_path, t.name FROM image_tags it JOIN tags t ON t.id = it
 
 @pytest.fixture(scope="module", autouse=True)
 def services() -> None:
-    for module in ("celery", "redis", "fastapi", "httpx"):
-        try:
-            __import__(module)
-        except ImportError:
-            unavailable(f"{module} is not installed (pip install -e '.[lumina]')")
-    import redis
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable(f"no Redis at {REDIS_URL}: {exc}")
-
-
-def write_config(home: Path, **lumina: Any) -> None:
-    """The user's config file, where the bridge (and the worker) read our [lumina] settings."""
-    (home / "lumina-dedup").mkdir(parents=True, exist_ok=True)
-    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in lumina.items())
-    (home / "lumina-dedup" / "config.toml").write_text("[lumina]\n" + body)
+    require_bridge_services()
 
 
 def groups_in(url: str) -> set[frozenset[str]]:
@@ -162,7 +149,6 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
     from fastapi.testclient import TestClient
-    from starlette.types import Receive, Scope, Send
 
     from lumina_plugin.lumina.router import InFront, standalone
     url, cid = lumina
@@ -173,16 +159,7 @@ def test_http_action_runs_as_a_lumina_job(lumina: tuple[str, str], worker_env: d
     pubsub = redis.Redis.from_url(REDIS_URL).pubsub()
     pubsub.psubscribe("job:*:progress")
 
-    async def lumina_app(scope: Scope, receive: Receive, send: Send) -> None:  # stands for Lumina's own app
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"lumina"})
-
-    with TestClient(InFront(lumina_app, standalone())) as http:
+    with TestClient(InFront(lumina_stand_in(), standalone())) as http:
         assert http.get(f"/api/catalogs/{cid}/duplicates").text == "lumina"  # not ours: passed through
         assert http.post(f"/api/catalogs/{uuid.uuid4()}/detect-duplicates").status_code == 404
         answer = http.post(f"/api/catalogs/{cid}/detect-duplicates?similarity_threshold=5").json()

@@ -27,12 +27,15 @@ from test_lumina_support import (  # noqa: F401
     expected_groups_in_lumina,
     lumina,
     lumina_db,
+    lumina_stand_in,
     make_lumina,
     pg_database,
     query,
+    require_bridge_services,
     sample_photos,
     scan_as_lumina,
     unavailable,
+    write_config,
 )
 
 #: A generous bound that catches a hang, not a slow machine (the issue's target: 60 s).
@@ -41,43 +44,13 @@ HANG_S = 60
 
 @pytest.fixture(scope="module", autouse=True)
 def services() -> None:
-    for module in ("celery", "redis", "fastapi", "httpx"):
-        try:
-            __import__(module)
-        except ImportError:
-            unavailable(f"{module} is not installed (pip install -e '.[lumina]')")
-    import redis
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable(f"no Redis at {REDIS_URL}: {exc}")
-
-
-def write_config(home: Path, **settings: Any) -> None:
-    (home / "lumina-dedup").mkdir(parents=True, exist_ok=True)
-    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
-    (home / "lumina-dedup" / "config.toml").write_text("[lumina]\n" + body)
+    require_bridge_services()
 
 
 def use_config(monkeypatch: pytest.MonkeyPatch, home: Path, url: str, queue: str) -> None:
     """This test's Lumina and queue, for the router here (and for a worker reading ``home``)."""
     write_config(home, url=url, redis_url=REDIS_URL, queue=queue)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-
-
-def lumina_stand_in() -> Any:
-    """Stands for Lumina's own app behind the wrapper (every request it gets answers "lumina")."""
-    from starlette.types import Receive, Scope, Send
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"lumina"})
-    return app
 
 
 def press(cid: str) -> tuple[int, dict[str, Any], float]:

@@ -173,3 +173,39 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
     import psycopg
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def require_bridge_services() -> None:
+    """The bridge's tests need the [lumina] extra and a Redis: skip (or, in CI, fail) without them."""
+    for module in ("celery", "redis", "fastapi", "httpx"):
+        try:
+            __import__(module)
+        except ImportError:
+            unavailable(f"{module} is not installed (pip install -e '.[lumina]')")
+    import redis
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable(f"no Redis at {REDIS_URL}: {exc}")
+
+
+def write_config(home: Path, **lumina: Any) -> None:
+    """The user's config file, where the bridge (and the worker) read our [lumina] settings."""
+    (home / "lumina-dedup").mkdir(parents=True, exist_ok=True)
+    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in lumina.items())
+    (home / "lumina-dedup" / "config.toml").write_text("[lumina]\n" + body)
+
+
+def lumina_stand_in() -> Any:
+    """Stands for Lumina's own app behind our ASGI wrapper (every request it gets answers "lumina")."""
+    from starlette.types import Receive, Scope, Send
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"lumina"})
+    return app
