@@ -66,13 +66,15 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     else:
         classic = all_pairs(ids, codes[:, :CLASSIC_WORDS], radii, **options)
         geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options)
-    # One table of every photo's words, queries shadowing stored rows of the same id.
+    # One table of every photo's words, sorted by id, queries shadowing stored rows of the same
+    # id (the last occurrence wins): rows of a pair list are then one binary search away.
     all_ids = np.concatenate([ids, q_ids]) if batch else ids
     all_codes = np.concatenate([codes, q_codes]) if batch else codes
-    last = {int(i): k for k, i in enumerate(all_ids.tolist())}
+    table_ids, last_reversed = np.unique(all_ids[::-1], return_index=True)
+    table_codes = all_codes[len(all_ids) - 1 - last_reversed]
 
     def rows(x: np.ndarray) -> np.ndarray:
-        return all_codes[[last[int(i)] for i in x]] if len(x) else np.empty((0, all_codes.shape[1]), np.uint64)
+        return table_codes[np.searchsorted(table_ids, np.asarray(x, np.int64))]
 
     # The classic search's candidates are verified too: a mild crop or a straightened copy is
     # often close on dHash or pHash without passing their rule, and its words say "unsure".
@@ -80,16 +82,17 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     stats = {"candidates": len(geo_a), "accepted": 0, "looked": 0, "looked_accepted": 0, "kept_apart": 0}
     packed = np.zeros(len(geo_a), np.int64)
     if len(geo_a):
-        verdict = geometric.verify_rows(rows(geo_a)[:, CLASSIC_WORDS:], rows(geo_b)[:, CLASSIC_WORDS:])
+        ra, rb = rows(geo_a), rows(geo_b)
+        wa, wb = ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]
+        verdict = geometric.verify_rows(wa, wb)
         ok = np.asarray(verdict.ok, bool)
-        wa, wb = rows(geo_a)[:, CLASSIC_WORDS:], rows(geo_b)[:, CLASSIC_WORDS:]
         derived_b = (np.asarray(verdict.derived) > 0)[:, None]
         sides = np.where(derived_b, geometric.bordered_sides(wb), geometric.bordered_sides(wa))
         packed[ok] = geometric.pack(verdict.rotation[ok], verdict.relation[ok], verdict.derived[ok],
                                     verdict.distance[ok], sides[ok])
         stats["accepted"] = int(ok.sum())
         # Pairs the classic rule accepts need no look: their pixels line up.
-        lined_up = plausible(_classic_distances(rows(geo_a), rows(geo_b)), thresholds)
+        lined_up = plausible(_classic_distances(ra, rb), thresholds)
         unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~ok & ~lined_up)
         if second_look is not None:
             for k in unsure.tolist():

@@ -110,8 +110,7 @@ def aligned_distance(words_a: np.ndarray, words_b: np.ndarray) -> np.ndarray:
     shots of one scene (the camera or the subject moved) differ in about 60."""
     a = np.asarray(words_a, np.uint64).reshape(-1, geometry.GEO_WORDS)[:, geometry.FULL:geometry.CENTRE]
     b = np.asarray(words_b, np.uint64).reshape(-1, geometry.GEO_WORDS)[:, geometry.FULL:geometry.CENTRE]
-    no_dc = np.array([0x7FFFFFFFFFFFFFFF] + [0xFFFFFFFFFFFFFFFF] * 3, dtype=np.uint64)
-    return np.bitwise_count((a ^ b) & no_dc).sum(axis=1).astype(np.int32)
+    return np.bitwise_count((a ^ b) & geometry.NO_DC_FULL).sum(axis=1).astype(np.int32)
 
 
 def bordered_sides(words: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import KeeperWeights, Thresholds
 from ..model import GroupRow, ImageInfo
+from . import geometric
 from .keeper import keeper_reason, rank_key
 from .pairs import Link
 from .relations import classify
@@ -136,6 +137,5 @@ def _change(link: Link, keeper: int, images: Mapping[int, ImageInfo]) -> str:
     if verdict is None:
         return ""
     if keeper == link.b:  # the verdict reads "b is a turned a": from the keeper's side, turn back
-        from .geometric import swap, unpack
-        verdict = unpack(swap(link.geometry)) or verdict
+        verdict = geometric.unpack(geometric.swap(link.geometry)) or verdict
     return verdict.describe()

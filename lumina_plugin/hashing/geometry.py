@@ -275,7 +275,8 @@ _L_WIDE: Final[int] = round(np.log2(WIDE) * _LOG_UNIT)
 
 #: Relation flags of :func:`verify_pairs`.
 ROTATED, BORDERED, CROPPED_WIDE, CROPPED_SQUARE, CROPPED, STRAIGHTENED = 1, 2, 4, 8, 16, 32
-_NO_DC_FULL = np.array([0x7FFFFFFFFFFFFFFF] + [0xFFFFFFFFFFFFFFFF] * 3, dtype=np.uint64)
+#: The ``full`` code's bits that count in a distance (the DC sign is always set).
+NO_DC_FULL: Final[np.ndarray] = np.array([0x7FFFFFFFFFFFFFFF] + [0xFFFFFFFFFFFFFFFF] * 3, dtype=np.uint64)
 _NO_DC8 = np.uint64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -331,7 +332,7 @@ def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
     _, la = meta_fields(a, xp)
     ta = border_fraction(a, xp)
     a8 = _low8(xp, a)
-    no_dc = xp.asarray(_NO_DC_FULL)
+    no_dc = xp.asarray(NO_DC_FULL)
     best_key = xp.full(n, 1 << 30, dtype=xp.int64)
     out = {f: xp.zeros(n, dtype=xp.int32) for f in ("rotation", "relation", "distance", "derived")}
     ok = xp.zeros(n, dtype=bool)
