@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import PHOTO_EXTENSIONS
-from .model import ALGORITHMS
+from .model import ALGORITHMS, algorithm_version
 from .settings import ConfigError
 from .settings.gpu import GpuSettings
 from .settings.hashing import HashingSettings
@@ -132,6 +132,10 @@ class Config:
         # config.index.search_options()), so [gpu] is handed down to the index's section.
         if self.index.gpu != self.gpu:
             object.__setattr__(self, "index", dataclasses.replace(self.index, gpu=self.gpu))
+
+    def hash_version(self) -> int:
+        """The algorithm version of the codes this configuration hashes (its decode mode)."""
+        return algorithm_version(self.hashing.decode)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` (whole sections or top-level values)."""

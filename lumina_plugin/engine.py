@@ -37,7 +37,7 @@ from .index import HashIndex
 from .index._arrays import isin
 from .index.search import pick_backend
 from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
-from .model import ALGORITHM_VERSION, CODE_WORDS, ImageInfo, StoredFile
+from .model import CODE_WORDS, ImageInfo, StoredFile
 from .tagging import TagDiff, desired_state, diff_states
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,11 @@ class Engine:
             with _timed(self.timings, "open catalog"):
                 catalog = open_catalog(normalized(catalog), self.config.tags, lock_timeout, self.config.lumina)
         self.catalog = catalog
+        #: The algorithm version of the codes this run hashes and compares (the decode mode's).
+        self.version = self.config.hash_version()
         try:
             with _timed(self.timings, "read hashes"):
-                self.index = HashIndex.open(self.catalog.index_dir, ALGORITHM_VERSION)
+                self.index = HashIndex.open(self.catalog.index_dir, self.version)
                 self._reconcile_index()
         except BaseException:
             self.catalog.close()
@@ -171,7 +173,7 @@ class Engine:
     # -- index <-> catalog ------------------------------------------------------------
     def _reconcile_index(self) -> None:
         """Make the index hold exactly the catalog's current codes."""
-        ids, codes = self.catalog.all_codes(ALGORITHM_VERSION)
+        ids, codes = self.catalog.all_codes(self.version)
         have_ids, have_codes = self.index.ids, self.index.codes
         stale = have_ids[~isin(have_ids, ids)]
         if len(stale):
@@ -192,7 +194,7 @@ class Engine:
         todo = []
         for path in paths:
             prior = stored.get(path)
-            if prior is not None and prior.hash_version == ALGORITHM_VERSION:
+            if prior is not None and prior.hash_version == self.version:
                 try:
                     st = os.stat(path)
                 except OSError:
@@ -263,7 +265,7 @@ class Engine:
         report = RunReport(kind="find-duplicates", dry_run=dry_run, job_id=job_id)
         with _timed(report.timings, "import"):
             if not dry_run:  # photos the host catalogued that we never hashed (Lumina's scans)
-                paths = [*paths, *self.catalog.unhashed_paths(ALGORITHM_VERSION)]
+                paths = [*paths, *self.catalog.unhashed_paths(self.version)]
             new_ids, new_codes, stored = self._import(paths, report, store=not dry_run)
         ids, codes = self.index.ids, self.index.codes
         if dry_run and len(new_ids):  # a re-hashed file replaces its stored codes

@@ -24,6 +24,15 @@ ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")
 #: v2: v1 and the geometry words (hashing/geometry.py: turned, bordered, cropped copies).
 ALGORITHM_VERSION: Final[int] = 2
 
+#: The algorithm version of each decode mode (settings/hashing.py ``decode``): codes of
+#: different modes carry different versions, so they never mix in one catalog.
+DECODE_VERSIONS: Final[dict[str, int]] = {"exact": ALGORITHM_VERSION}
+
+
+def algorithm_version(decode: str = "exact") -> int:
+    """The version stored with codes hashed in ``decode`` mode (see :data:`DECODE_VERSIONS`)."""
+    return DECODE_VERSIONS[decode]
+
 #: A photo's code words: the four classic hashes (ALGORITHMS order), then the geometry words.
 CLASSIC_WORDS: Final[int] = len(ALGORITHMS)
 GEO_WORDS: Final[int] = 8

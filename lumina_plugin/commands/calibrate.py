@@ -7,7 +7,8 @@ import shlex
 from typing import Any
 
 from ._gpu_flags import add_gpu_flags
-from ._shared import catalog_locator, open_engine, print_json
+from ._output import print_json
+from ._shared import catalog_locator, open_engine
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

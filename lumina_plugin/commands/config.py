@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import Config, config_files
-from ._shared import catalog_path, print_json
+from ._output import print_json
+from ._shared import catalog_path
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -7,7 +7,8 @@ import json
 
 from ..progress import terminal_progress
 from ._gpu_flags import add_gpu_flags
-from ._shared import nothing_exists, open_engine, print_report
+from ._output import print_report
+from ._shared import nothing_exists, open_engine
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

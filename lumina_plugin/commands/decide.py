@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._shared import open_engine, print_json, print_report
+from ._output import print_json, print_report
+from ._shared import open_engine
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

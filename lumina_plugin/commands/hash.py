@@ -17,7 +17,8 @@ from ..hashing.codes import code_to_hex
 from ..ingest.pipeline import hash_paths
 from ..model import ALGORITHMS
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags
-from ._shared import nothing_exists, print_json
+from ._output import print_json
+from ._shared import nothing_exists
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags
-from ._shared import print_json, print_report
+from ._output import print_json, print_report
 
 if TYPE_CHECKING:
     from ..catalog.postgres import PostgresCatalog
@@ -96,12 +96,11 @@ def _open(config: Config, wait: float) -> PostgresCatalog:
 
 def cmd_find(args: argparse.Namespace) -> int:
     from ..engine import Engine
-    from ..model import ALGORITHM_VERSION
     from ..progress import terminal_progress
     config = _config(args)
     catalog = _open(config, args.wait)
     with terminal_progress(not args.json) as progress, Engine(catalog, config, progress=progress) as engine:
-        report = engine.find_duplicates(catalog.unhashed_paths(ALGORITHM_VERSION), dry_run=args.dry_run)
+        report = engine.find_duplicates(catalog.unhashed_paths(engine.version), dry_run=args.dry_run)
     print_report(report, args.json)
     return 0
 
@@ -126,14 +125,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..model import ALGORITHM_VERSION
     config = _config(args)
     with _open(config, args.wait) as catalog:
         runs = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                 for r in catalog.runs(10)]
         out = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,
                "show_in_lumina": catalog.show_in_lumina, "index_dir": str(catalog.index_dir),
-               "waiting": len(catalog.unhashed_paths(ALGORITHM_VERSION)), "runs": runs}
+               "waiting": len(catalog.unhashed_paths(config.hash_version())), "runs": runs}
     if args.json:
         print_json(out)
     else:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._shared import default_catalog, print_json
+from ._output import print_json
+from ._shared import default_catalog
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

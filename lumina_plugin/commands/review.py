@@ -18,7 +18,8 @@ from ..engine import RunReport
 from ..progress import terminal_progress
 from ..review import PAGE_SIZE, ReviewError, write_review
 from ..review.model import human_bytes
-from ._shared import catalog_path, open_engine, print_json
+from ._output import print_json
+from ._shared import catalog_path, open_engine
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from lumina_hooks.host import PluginHost
 
 from ..catalog.postgres import JOB_ENGINE, lumina_database_url, now, split_url, unhashed_paths
 from ..config import Config
-from ..model import ALGORITHM_VERSION
+from ..model import algorithm_version
 from ..plugin import FIND_DUPLICATES as FIND_DUPLICATES  # the plugin's menu action that Find Duplicates runs
 from ..settings.lumina import LuminaSettings
 
@@ -83,9 +83,10 @@ def connect(settings: LuminaSettings) -> Any:
     return psycopg.connect(database_url(settings), autocommit=True, application_name="lumina-dedup-bridge")
 
 
-def pending_paths(conn: Any, catalog_id: str) -> list[str]:
-    """Lumina's images in this catalog that we have not hashed yet."""
-    return unhashed_paths(conn, catalog_id, ALGORITHM_VERSION)
+def pending_paths(conn: Any, catalog_id: str, version: int | None = None) -> list[str]:
+    """Lumina's images in this catalog that we have not hashed yet at ``version``
+    (default: the exact decode's; pass ``config.hash_version()``)."""
+    return unhashed_paths(conn, catalog_id, algorithm_version() if version is None else version)
 
 
 def has_table(conn: Any, name: str) -> bool:

@@ -66,7 +66,7 @@ class Listener:
             scans = self._finished_scans(conn)
             if first:  # a restart: what finished before we started is history, not news
                 scans = []
-            pending = {cid: bridge.pending_paths(conn, cid) for cid in catalogs}
+            pending = {cid: bridge.pending_paths(conn, cid, self.config.hash_version()) for cid in catalogs}
         batch = max(1, self.config.batch_size)
         for cid, paths in pending.items():
             for start in range(0, len(paths), batch):

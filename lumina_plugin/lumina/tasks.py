@@ -56,7 +56,7 @@ def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str
     with bridge.connect(config.lumina) as conn:
         paths = bridge.batch_paths(conn, catalog_id, batch_id) if batch_id else None
         if paths is None:  # no batch given, or Lumina has no job_batches table
-            paths = bridge.pending_paths(conn, catalog_id)
+            paths = bridge.pending_paths(conn, catalog_id, config.hash_version())
     if not paths:
         return {"images": 0}
     with bridge.make_host(catalog_id, config) as host:
@@ -97,7 +97,7 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
         progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
         try:
             def run() -> HookReport:
-                paths = bridge.pending_paths(conn, catalog_id)  # again after a wait: a scan may have added some
+                paths = bridge.pending_paths(conn, catalog_id, config.hash_version())  # again after a wait: a scan may have added some
                 with bridge.make_host(catalog_id, config, progress) as host:
                     return host.run_action(bridge.FIND_DUPLICATES, paths=paths, job_id=job_id)
 

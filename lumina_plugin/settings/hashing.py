@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..model import DECODE_VERSIONS
 from . import ConfigError
 from .gpu import GPU_MODES
 
@@ -24,6 +25,10 @@ class HashingSettings:
     #: the CPU, "on" asks for the GPU loudly). The effective mode is
     #: ``config.gpu.hashing_mode(config.hashing.gpu)``.
     gpu: str = "auto"
+    #: How photos are decoded for hashing; each mode has its own algorithm version
+    #: (model.DECODE_VERSIONS), so a catalog never mixes codes of two modes.
+    #: "exact": every pixel, codes bit-identical with imagehash 4.3.
+    decode: str = "exact"
     #: Photos per GPU decode batch; 0 = 128, lowered to what free GPU memory allows.
     gpu_batch_size: int = 0
     #: GPU processes feeding the JPEG engines; 0 = 2 (while one runs Python between its
@@ -57,6 +62,8 @@ class HashingSettings:
     def __post_init__(self) -> None:
         if self.gpu not in GPU_MODES:
             raise ConfigError(f"hashing.gpu must be one of {', '.join(GPU_MODES)}, got {self.gpu!r}")
+        if self.decode not in DECODE_VERSIONS:
+            raise ConfigError(f"hashing.decode must be one of {', '.join(DECODE_VERSIONS)}, got {self.decode!r}")
         if self.draft not in DRAFT_SCALES:
             raise ConfigError(f"hashing.draft must be one of {', '.join(map(str, DRAFT_SCALES))}, "
                               f"got {self.draft!r}")
