@@ -13,16 +13,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .catalog.interface import CatalogError
 from .commands import register_all
-from .config import ConfigError
-from .index.store import IndexCorruptError
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (see ``__init__``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from . import __version__
+        print(f"{parser.prog} {__version__}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lumina-dedup", description="Find duplicate photos and tag them.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--catalog", default=None, metavar="DB",
                         help="SQLite catalog file, or Lumina's database as postgresql://...?catalog=ID "
@@ -43,14 +49,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.handler(args))
-    except (CatalogError, ConfigError, IndexCorruptError) as exc:
-        print(f"lumina-dedup: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("lumina-dedup: interrupted; every finished batch is saved", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as exc:
+        if not _fatal_in_one_line(exc):
+            raise
+        print(f"lumina-dedup: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _fatal_in_one_line(exc: Exception) -> bool:
+    """Whether ``exc`` is a run that cannot be done (catalog, configuration, index): one line,
+    exit 1. Imported here, not at the top: ``--help`` must not load the catalog's NumPy."""
+    from .catalog.interface import CatalogError
+    from .index.store import IndexCorruptError
+    from .settings import ConfigError
+    return isinstance(exc, (CatalogError, ConfigError, IndexCorruptError))
 
 
 if __name__ == "__main__":  # pragma: no cover

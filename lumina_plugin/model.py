@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is not loaded for --help (the command line imports this module)
+    import numpy as np
 
 #: The four hashes, in the column order used everywhere (arrays, index, catalog).
 ALGORITHMS: Final[tuple[str, ...]] = ("ahash", "dhash", "phash", "whash")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..engine import RunReport
+if TYPE_CHECKING:
+    from ..engine import RunReport
 
 
 def print_json(data: Any) -> None:

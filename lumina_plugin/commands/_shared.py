@@ -7,12 +7,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..catalog.locator import is_database_url
 from ..config import Config
-from ..engine import Engine
 from ._gpu_flags import apply_gpu_flags
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+def is_database_url(text: str) -> bool:
+    """catalog.locator's test, imported when asked: the catalog package loads NumPy, and
+    ``--help`` and usage errors must answer before any of that is loaded."""
+    from ..catalog.locator import is_database_url as test
+    return test(text)
 
 
 def default_catalog() -> Path:
@@ -46,6 +54,7 @@ def load_config(args: argparse.Namespace) -> Config:
 def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
     """The engine on ``--catalog`` with ``config`` (default: :func:`load_config`) and the GPU
     flags where the command has them (``--gpu/--no-gpu/--gpu-batch-size``; a no-op elsewhere)."""
+    from ..engine import Engine
     config = apply_gpu_flags(args, config or load_config(args))
     return Engine(catalog_locator(args), config, progress=progress, lock_timeout=max(0.0, args.wait))
 

@@ -12,9 +12,6 @@ import sys
 from typing import Any
 
 from ..config import Config
-from ..files import discover
-from ..hashing.codes import code_to_hex
-from ..ingest.pipeline import hash_paths
 from ..model import ALGORITHMS
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags
 from ._output import print_json
@@ -35,6 +32,9 @@ def cmd_hash(args: argparse.Namespace) -> int:
     """Print the hashes of ``args.files`` (folders: their photos), then the files that failed."""
     if nothing_exists("hash", args.files):
         return 1
+    from ..files import discover
+    from ..hashing.codes import code_to_hex
+    from ..ingest.pipeline import hash_paths
     config = apply_gpu_flags(args, Config.load())
     files, errors = discover(args.files, config.extensions)
     results: list[dict[str, Any]] = []

@@ -11,15 +11,18 @@ import argparse
 import sys
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from ..catalog.locator import is_database_url
-from ..engine import RunReport
 from ..progress import terminal_progress
-from ..review import PAGE_SIZE, ReviewError, write_review
-from ..review.model import human_bytes
 from ._output import print_json
-from ._shared import catalog_path, open_engine
+from ._shared import catalog_path, is_database_url, open_engine
+
+if TYPE_CHECKING:
+    from ..engine import RunReport
+
+#: Groups per page of the report (review/__init__.PAGE_SIZE; repeated here so --help loads no Pillow).
+PAGE_SIZE = 100
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -61,6 +64,8 @@ def default_out(catalog: Path) -> Path:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
+    from ..review import ReviewError, write_review
+    from ..review.model import human_bytes
     catalog = catalog_path(args)  # for a postgresql:// catalog: where its file would be
     locator = shown_locator(args)
     if not is_database_url(locator) and not catalog.is_file():

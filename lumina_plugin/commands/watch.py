@@ -16,15 +16,16 @@ import signal
 import sys
 import tomllib
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..settings.watch import WatchSettings
 from ..watch.errors import WatchError
-from ..watch.host import BatchResult, check_roots
-from ..watch.service import WatchService
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags, gpu_overrides, merge_tables
 from ._shared import catalog_locator, catalog_path, load_config
+
+if TYPE_CHECKING:
+    from ..watch.host import BatchResult
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -77,6 +78,8 @@ def settings_from(args: argparse.Namespace, config: Config) -> WatchSettings:
 def cmd_watch(args: argparse.Namespace) -> int:
     """Watch until stopped: 0, 130 after Ctrl-C, 2 for bad flags, 1 when it cannot run (a folder
     that does not exist or is a file, as for find-duplicates, import and hash)."""
+    from ..watch.host import check_roots
+    from ..watch.service import WatchService
     config = apply_gpu_flags(args, load_config(args))
     try:
         settings = settings_from(args, config)

@@ -14,8 +14,27 @@
 - :mod:`.testing`   a kit for tests and benchmarks on real files
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import WatchError
-from .host import BatchResult
-from .service import WatchService
+
+if TYPE_CHECKING:
+    from .host import BatchResult
+    from .service import WatchService
+
+
+def __getattr__(name: str) -> Any:
+    # The service and the host load NumPy, watchdog and the engine; the command line imports
+    # this package for WatchError alone and must answer --help before any of that loads.
+    if name == "WatchService":
+        from .service import WatchService
+        return WatchService
+    if name == "BatchResult":
+        from .host import BatchResult
+        return BatchResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BatchResult", "WatchError", "WatchService"]
