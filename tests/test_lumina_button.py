@@ -27,6 +27,7 @@ from test_lumina_support import (  # noqa: F401
     expected_groups_in_lumina,
     lumina,
     lumina_db,
+    lumina_page,
     lumina_stand_in,
     make_lumina,
     pg_database,
@@ -226,6 +227,8 @@ def test_button_with_our_worker_succeeds(lumina: tuple[str, str], our_worker: di
     assert (status_, error) == ("SUCCESS", None), Path(our_worker["log"]).read_text()[-3000:]
     assert lumina_view(status_, result, error) == {"status": "completed"}
     assert result["duplicate_groups"] == len(expected_groups_in_lumina(kept)) == 8
+    # Lumina's own duplicates page lists them, with no option set (issue 20, item 2).
+    assert lumina_page(url, cid) == expected_groups_in_lumina(kept)
     # The watch leaves a job a worker took alone.
     assert router.watch_unclaimed(job, Config.load().lumina, first_s=0) == "started"
     print(f"press answered in {took:.2f} s; job SUCCESS")

@@ -101,7 +101,8 @@ def test_find_duplicates_tags_luminas_tables(scanned: tuple[str, str, list[str]]
             assert path in keepers
     assert {(p, n) for p, n, *_ in rows if n == "lumina-dedup:duplicate"} == {(p, "lumina-dedup:duplicate") for p in tagged}
     assert luminas_own(url) == before  # images, dup-* tags and Lumina's own group untouched
-    assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 1  # UI option off: nothing of ours there
+    # Lumina's own group, and a copy of each of ours for its duplicates page (on by default).
+    assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 1 + len(report.groups)
 
 
 def test_rerun_changes_nothing_and_undo_restores(scanned: tuple[str, str, list[str]]) -> None:
@@ -138,7 +139,7 @@ def test_import_path_tags_copies_of_photos_already_there(lumina: tuple[str, str]
 
 def test_show_in_lumina_survives_luminas_own_run(scanned: tuple[str, str, list[str]]) -> None:
     url, cid, _ = scanned
-    shown = url + "&show_in_lumina=1"
+    shown = url  # on by default
     report = find(shown)
     mirrored = query(url, "SELECT g.id, g.primary_image_id, g.similarity_type, g.confidence, g.reviewed,"
                           " array_agg(m.image_id || ':' || m.similarity_score ORDER BY m.image_id)"
@@ -158,7 +159,7 @@ def test_show_in_lumina_survives_luminas_own_run(scanned: tuple[str, str, list[s
     again = find(shown)
     assert len(again.diff or ()) == 0
     assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == len(report.groups)
-    find(url)  # the option turned off: our copies leave Lumina's page
+    find(url + "&show_in_lumina=0")  # the option turned off: our copies leave Lumina's page
     assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 0
     assert query(url, OURS) == our_state
 

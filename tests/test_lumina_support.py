@@ -175,6 +175,20 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return conn.execute(sql, params).fetchall()
 
 
+def lumina_page(url: str, cid: str) -> set[frozenset[str]]:
+    """The groups Lumina's duplicates page lists for the catalog, as sets of paths: what its route
+    (``list_duplicate_groups`` in lumina/api/routers/catalogs.py) reads, the catalog's
+    ``duplicate_groups`` with their ``duplicate_members``; each primary is one of its members."""
+    rows = query(url, "SELECT g.id, g.primary_image_id, m.image_id, i.source_path FROM duplicate_groups g"
+                      " JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id"
+                      " WHERE g.catalog_id = %s", (cid,))
+    groups: dict[int, set[str]] = {}
+    for gid, primary, _member, path in rows:
+        groups.setdefault(gid, set()).add(path)
+        assert any(r[0] == gid and r[2] == primary for r in rows)
+    return {frozenset(g) for g in groups.values()}
+
+
 def require_bridge_services() -> None:
     """The bridge's tests need the [lumina] extra and a Redis: skip (or, in CI, fail) without them."""
     for module in ("celery", "redis", "fastapi", "httpx"):

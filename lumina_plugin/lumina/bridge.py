@@ -55,7 +55,8 @@ def database_url(settings: LuminaSettings) -> str:
 def catalog_url(catalog_id: str, settings: LuminaSettings) -> str:
     """The catalog locator the plugin opens: Lumina's database URL naming one catalog."""
     base = database_url(settings)
-    extra = f"catalog={quote(str(catalog_id), safe='')}" + ("&show_in_lumina=1" if settings.show_in_lumina else "")
+    # show_in_lumina always spelled out, so the plugin's catalog follows these settings, not its own default.
+    extra = f"catalog={quote(str(catalog_id), safe='')}&show_in_lumina={int(settings.show_in_lumina)}"
     return base + ("&" if "?" in base else "?") + extra
 
 

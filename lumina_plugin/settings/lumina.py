@@ -20,10 +20,13 @@ class LuminaSettings:
     url: str = ""
     #: Which Lumina catalog (its UUID or its name); "" = the only one there is.
     catalog: str = ""
-    #: Also write our groups into Lumina's ``duplicate_groups``/``duplicate_members`` so its
-    #: own duplicates page shows them. Our tables stay the truth; Lumina's next duplicate
-    #: run deletes those rows and our next run writes them again.
-    show_in_lumina: bool = False
+    #: Keep a copy of our groups in Lumina's ``duplicate_groups``/``duplicate_members``, so its
+    #: own duplicates page lists them: on by default, since with our wrapper in front of its
+    #: Find Duplicates button Lumina's own detector never fills that page. Every run, decision
+    #: and undo brings the copies in step; false removes them at the next run (the opt-out).
+    #: Our tables stay the truth: Lumina's own detector, if run anyway, deletes the copies and
+    #: our next run writes them again (docs/lumina.md).
+    show_in_lumina: bool = True
     #: Folder for the per-catalog hash index; "" = ``$XDG_DATA_HOME/lumina-dedup``.
     data_dir: str = ""
     #: Redis URL for progress messages and our Celery broker; "" = built from ``REDIS_*``.
