@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..decode.exif import display_camera
 from ..model import ImageInfo
 
 #: How each relation is named on a card (relation classes: issue 10, item 6).
@@ -107,7 +108,7 @@ def member_view(m: Mapping[str, Any], info: ImageInfo | None) -> MemberView:
         action=m.get("action"), distance=int(m.get("distance") or 0),
         distances=dict(hashes.get("distances") or {}), linked_by=tuple(hashes.get("linked_by") or ()),
         width=fact("width"), height=fact("height"), format=fact("format"), size_bytes=size,
-        camera=fact("camera"), taken_at=taken, change=str(m.get("change") or ""))
+        camera=display_camera(fact("camera")), taken_at=taken, change=str(m.get("change") or ""))
 
 
 def group_id(paths: Iterable[str]) -> str:
