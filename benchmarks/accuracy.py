@@ -18,8 +18,12 @@ over all predicted pairs; recall per edit kind is over (original, copy) pairs; "
 rotation, bars/bands, crop and straighten kinds, "colour" = grades, compression, filters and
 combinations, "simple" = the copies of the issue's simple bucket.
 
+With ``--ours-decode exact,reduced`` ours runs once per decode mode (``[hashing] decode`` in
+a config file handed to ``--config``), each in a fresh catalog, and the tables get a column
+pair per mode: the before/after of issue 19's reduced decoding in one run.
+
 Usage: python benchmarks/accuracy.py [--corpus DIR] [--rebuild] [--methods ours,phash,pdq]
-                                     [--json] [--out FILE.md]
+                                     [--ours-decode MODE,...] [--json] [--out FILE.md]
 Without --corpus the corpus is built in a temporary folder and removed afterwards.
 """
 
@@ -70,13 +74,18 @@ def ours_command() -> list[str]:
     raise SystemExit("lumina_plugin is not importable and no lumina-dedup script sits beside " + sys.executable)
 
 
-def run_ours(root: Path, truth: dict[str, Any], work: Path, command: list[str] | None = None) -> tuple[set[Pair], dict[str, Any]]:
+def run_ours(root: Path, truth: dict[str, Any], work: Path, command: list[str] | None = None,
+             decode: str | None = None) -> tuple[set[Pair], dict[str, Any]]:
     """Pairs the product groups, from one find-duplicates run in a fresh catalog.
-    ``command``: how to start lumina-dedup (default ``ours_command()``)."""
+    ``command``: how to start lumina-dedup (default ``ours_command()``); ``decode``: the
+    ``[hashing] decode`` mode, through a ``--config`` file (None: the product's default)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUMINA_")}
     env |= {"XDG_CONFIG_HOME": str(work / "config"), "XDG_DATA_HOME": str(work / "data")}
     cmd = (command or ours_command()) + ["find-duplicates", str(root), "--catalog", str(work / "c.db"), "--json"]
     work.mkdir(parents=True, exist_ok=True)  # cwd: so `-m` imports the installed package, not ./lumina_plugin
+    if decode:
+        (work / "decode.toml").write_text(f'[hashing]\ndecode = "{decode}"\n', encoding="utf-8")
+        cmd += ["--config", str(work / "decode.toml")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
@@ -153,12 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="ours,phash,pdq")
     ap.add_argument("--ours-cmd", help="how to start lumina-dedup, e.g. 'env PYTHONPATH=/tmp/other python -m "
                     "lumina_plugin.cli' (default: this interpreter's lumina_plugin.cli)")
+    ap.add_argument("--ours-decode", default="", help="run ours once per decode mode, e.g. 'exact,reduced' "
+                    "(default: once, in the product's default mode)")
     ap.add_argument("--phash-max", type=int, default=8)
     ap.add_argument("--pdq-max", type=int, default=70)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     ap.add_argument("--out", help="also write the markdown tables to this file")
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    modes = [m.strip() for m in args.ours_decode.split(",") if m.strip()]
+    if modes and "ours" in methods:
+        at = methods.index("ours")
+        methods[at:at + 1] = [f"ours:{m}" for m in modes]
     with tempfile.TemporaryDirectory(prefix="lumina-accuracy-") as tmp_name:
         tmp = Path(tmp_name)
         root, truth, built = corpus(args.corpus, args.rebuild, args.seed, not args.no_skimage, args.jobs, tmp)
@@ -167,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             start = time.perf_counter()
             extra: dict[str, Any] = {}
-            if method == "ours":
-                pairs, extra = run_ours(root, truth, tmp / "ours", shlex.split(args.ours_cmd) if args.ours_cmd else None)
-                label = "ours"
+            if method == "ours" or method.startswith("ours:"):
+                decode = method.partition(":")[2] or None
+                pairs, extra = run_ours(root, truth, tmp / method.replace(":", "-"),
+                                        shlex.split(args.ours_cmd) if args.ours_cmd else None, decode)
+                label = f"ours {decode}" if decode else "ours"
             elif method == "phash":
                 pairs, label = run_phash(root, names, args.phash_max), f"pHash<={args.phash_max}"
             elif method == "pdq":

@@ -27,7 +27,27 @@ ALGORITHM_VERSION: Final[int] = 2
 
 #: The algorithm version of each decode mode (settings/hashing.py ``decode``): codes of
 #: different modes carry different versions, so they never mix in one catalog.
-DECODE_VERSIONS: Final[dict[str, int]] = {"exact": ALGORITHM_VERSION}
+#: v3 ("reduced"): v2's hashes and words on a gray image decoded at 1/2, 1/4 or 1/8 scale
+#: (:func:`reduced_factor`): JPEG luma in the DCT domain, other formats box-reduced.
+DECODE_VERSIONS: Final[dict[str, int]] = {"exact": ALGORITHM_VERSION, "reduced": 3}
+
+#: Reduced decoding keeps at least this long side (the geometry words' working image,
+#: hashing/borders.WORK_LONG) and this short side (the 64x64 wHash thumbnail).
+REDUCED_MIN_LONG: Final[int] = 256
+REDUCED_MIN_SHORT: Final[int] = 64
+#: The scales libjpeg decodes in the DCT domain, largest first.
+REDUCED_FACTORS: Final[tuple[int, ...]] = (8, 4, 2)
+
+
+def reduced_factor(width: int, height: int) -> int:
+    """The reduction (1, 2, 4 or 8) of a ``width`` x ``height`` photo in "reduced" mode: the
+    largest whose image (partial blocks kept: ceil(side / f)) still has REDUCED_MIN_LONG
+    pixels on its long side and REDUCED_MIN_SHORT on its short side."""
+    long, short = max(width, height), min(width, height)
+    for f in REDUCED_FACTORS:
+        if -(-long // f) >= REDUCED_MIN_LONG and -(-short // f) >= REDUCED_MIN_SHORT:
+            return f
+    return 1
 
 
 def algorithm_version(decode: str = "exact") -> int:

@@ -6,9 +6,17 @@ pixels are hashed as a viewer that honours the Orientation tag shows them), so a
 copy rotated by its tag matches its original. ``imagehash`` does not do this, so our
 hashes differ from it on photos whose orientation is not 1 (and only on those).
 
-Two more entry points serve the fast paths: ``decode(..., draft=N)`` lets libjpeg
-decode only the luma, at 1/N size in the DCT domain (faster, pixels slightly
-different: see HashingSettings.draft), and :func:`probe` gathers every fact of a
+Decode modes (settings/hashing.py ``decode``): "exact" decodes every pixel (codes
+bit-identical with imagehash); "reduced" (the default) makes the gray image at 1/f of
+the stored size, f = model.reduced_factor (1, 2, 4 or 8: the largest that still feeds
+the 64-pixel thumbnails and the 256-pixel working image of the geometry words). A
+JPEG's luma is decoded at that scale in the DCT domain (Pillow's ``draft("L")``: libjpeg
+skips the chroma and most of the inverse DCT, and never builds the full image); every
+other source (PNG, WebP, TIFF, HEIC, CMYK JPEG, LibRaw pixels) is decoded whole, turned
+gray and box-reduced by f (``Image.reduce``), as the GPU path does after its decode.
+
+Two more entry points: ``decode(..., draft=N)`` (an older setting, exact mode only) lets
+libjpeg decode only the luma at 1/N size, and :func:`probe` gathers every fact of a
 photo but its pixels (the GPU decodes those).
 """
 
@@ -25,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..model import DECODE_VERSIONS, reduced_factor
 from . import heif, raw
 from .exif import ExifFacts, read_exif
 from .raw import RawImage
@@ -94,29 +103,40 @@ def read_file(path: Path) -> tuple[FileFacts, bytes]:
     return facts, data
 
 
-def decode(path: Path, max_pixels: int = 250_000_000, draft: int = 0) -> DecodedPhoto:
+def decode(path: Path, max_pixels: int = 250_000_000, draft: int = 0, mode: str = "exact") -> DecodedPhoto:
     """Read and decode one photo for hashing; raise PhotoError with a one-line reason.
 
-    ``draft`` (JPEG only, see HashingSettings.draft): 0 decodes fully; N > 0 asks
-    libjpeg for the luma only at 1/N size. ``width``/``height`` stay the full size.
+    ``mode``: "exact" or "reduced" (the module's docstring). ``draft`` (exact mode,
+    JPEG only, see HashingSettings.draft): 0 decodes fully; N > 0 asks libjpeg for the
+    luma only at 1/N size. ``width``/``height`` stay the full size either way.
     A camera RAW is decoded from its embedded JPEG preview (decode/raw.py) and a
     HEIC/HEIF through pillow-heif (decode/heif.py).
     """
+    if mode not in DECODE_VERSIONS:
+        raise ValueError(f"decode mode must be one of {', '.join(DECODE_VERSIONS)}, got {mode!r}")
+    reduced = mode == "reduced"
     facts, data = read_file(path)
     source = _raw_source(path, data, max_pixels)
     if source is None:
-        return _decode_pixels(path, facts, data, max_pixels, draft)
+        return _decode_pixels(path, facts, data, max_pixels, draft, reduced)
     if source.preview is None:  # LibRaw's pixels, already upright
         assert source.image is not None
         im = source.image
+        gray = to_gray(im)
         return DecodedPhoto(file=facts, format=source.format, width=im.width, height=im.height,
                             orientation=source.orientation, mode=im.mode, exif=source.exif,
-                            gray=to_gray(im))
-    return _decode_pixels(path, facts, source.preview.jpeg, max_pixels, draft,
+                            gray=reduce_gray(gray, reduced_factor(*gray.size)) if reduced else gray)
+    return _decode_pixels(path, facts, source.preview.jpeg, max_pixels, draft, reduced,
                           fmt=source.format, orientation=source.orientation, exif=source.exif)
 
 
-def _decode_pixels(path: Path, facts: FileFacts, data: bytes, max_pixels: int, draft: int,
+def reduce_gray(gray: Image.Image, factor: int) -> Image.Image:
+    """``gray`` box-reduced by ``factor`` (partial blocks kept), Pillow's rounding: what the
+    GPU path computes from its decoded pixels (hashing/cupy_reduce.py)."""
+    return gray.reduce(factor) if factor > 1 else gray
+
+
+def _decode_pixels(path: Path, facts: FileFacts, data: bytes, max_pixels: int, draft: int, reduced: bool,
                    fmt: str | None = None, orientation: int | None = None,
                    exif: ExifFacts | None = None) -> DecodedPhoto:
     """Decode ``data`` (the file, or a RAW's preview: then ``fmt``, ``orientation`` and
@@ -126,11 +146,23 @@ def _decode_pixels(path: Path, facts: FileFacts, data: bytes, max_pixels: int, d
         mode = im.mode
         orientation = _orientation(im) if orientation is None else orientation
         width, height = _displayed_size(im.size, orientation)
-        if draft and im.format == "JPEG" and mode in ("RGB", "L"):
-            im.draft("L", (max(1, im.width // draft), max(1, im.height // draft)))
+        stored = im.size
+        factor = reduced_factor(*stored) if reduced else 1
+        if im.format == "JPEG" and mode in ("RGB", "L") and (reduced or draft):
+            scale = factor if reduced else draft
+            # Pillow picks the largest DCT scale whose image is at least this big: the
+            # floor makes that scale exactly ``factor`` (ceil(w / f) is the decoded width).
+            # "L": libjpeg outputs the luma plane, the chroma is never decoded.
+            im.draft("L", (max(1, stored[0] // scale), max(1, stored[1] // scale)))
         im.load()
-        upright = im.transpose(_TRANSPOSE[orientation]) if orientation != 1 else im
-        gray = to_gray(upright)
+        if reduced:
+            gray = to_gray(im)
+            done = max(1, round(stored[0] / gray.width))  # the scale libjpeg decoded at
+            gray = reduce_gray(gray, factor // done if done < factor else 1)
+            gray = gray.transpose(_TRANSPOSE[orientation]) if orientation != 1 else gray
+        else:
+            upright = im.transpose(_TRANSPOSE[orientation]) if orientation != 1 else im
+            gray = to_gray(upright)
     return DecodedPhoto(
         file=facts, format=fmt, width=width, height=height, orientation=orientation,
         mode=mode, exif=_exif_of(data, im) if exif is None else exif, gray=gray,

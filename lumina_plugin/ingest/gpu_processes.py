@@ -40,6 +40,7 @@ from typing import Any
 from ..decode.photo import FileFacts, PhotoFacts
 from ..files import FileError
 from ..gpu_status import GpuProblem, Why, cupy_problem, first_line
+from ..model import algorithm_version
 from .pool import Scheduler, process_context
 from .records import record_from
 
@@ -184,6 +185,7 @@ class GpuFeeder:
         self.sent_all = threading.Event()
         self.failed = threading.Event()
         self.hashed = 0  # files decoded and hashed on the GPU
+        self.version = algorithm_version(scheduler.config.hashing.decode)  # stamped on its records
         self.window_wait = 0.0  # seconds the GPU had a free slot but no file it could claim
         self.threads = [threading.Thread(target=self._feed, name="lumina-gpu-feed", daemon=True),
                         threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
@@ -241,7 +243,8 @@ class GpuFeeder:
                     return
                 sending, claimed = claimed, []
                 try:
-                    self.proc.send(("batch", batch_id, [(i, self.sched.paths[i]) for i in sending]))
+                    self.proc.send(("batch", batch_id, [(i, self.sched.paths[i]) for i in sending],
+                                    self.sched.config.hashing.decode))
                 except (OSError, ValueError) as exc:
                     self._fail(f"cannot send work to the GPU process: {exc}")
         except Exception as exc:  # (the pool broke under the facts, or a bug): the CPU takes them
@@ -300,7 +303,7 @@ class GpuFeeder:
                 path = self.sched.paths[index]
                 info = replace(info, file=FileFacts(path=path, size_bytes=file[0], mtime_ns=file[1],
                                                     sha256=file[2]))
-                self.sched.put(index, record_from(path, info, codes))
+                self.sched.put(index, record_from(path, info, codes, self.version))
                 self.hashed += 1
         self.sched.submit_full(cpu)
 

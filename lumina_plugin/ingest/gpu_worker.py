@@ -9,12 +9,13 @@ wait on the disk, and this process's switch interval is short.
 
 Protocol over two pipes (ingest/gpu_processes.py is the other end):
     -> ("ready", device name) | ("unusable", GpuProblem)   once, at start
-    <- ("batch", id, [(index, path), ...])                   work; None = stop
+    <- ("batch", id, [(index, path), ...], decode mode)      work; None = stop
     -> ("done", id, [(index, codes | None, (w, h), orientation, file | None), ...])   in request order
     -> ("failed", reason)                                    then it exits
 ``codes`` is the photo's ``CODE_WORDS`` (12) code words as ints, the four hashes and the
 geometry words (hashing/cupy_hasher.py, hashing/cupy_geometry.py: the CPU's bits for the
-pixels the engines decoded); None for a file the engines did not take (not a whole
+pixels the engines decoded; in "reduced" mode, of those pixels reduced as the CPU reduces
+them: hashing/cupy_reduce.py); None for a file the engines did not take (not a whole
 baseline colour JPEG, refused, a size the kernels do not reproduce): the CPU decodes it. ``file`` is
 (bytes, mtime_ns, SHA-256 hex) of the bytes that were decoded, so the main process
 needs only the header facts of those files (decode/head.py).
@@ -38,6 +39,7 @@ from ..decode.nvimgcodec import GpuJpegDecoder
 from ..decode.photo import _orientation
 from ..gpu_status import GpuProblem, GpuUnavailable, Why, first_line, require_cupy
 from ..hashing.cupy_hasher import DeviceImage
+from ..model import reduced_factor
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 _READERS = 6
@@ -132,7 +134,7 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
     results.send(("ready", name))
     readers = ThreadPoolExecutor(_READERS, thread_name_prefix="lumina-gpu-read")
     streams = (hasher.cp.cuda.Stream(non_blocking=True), hasher.cp.cuda.Stream(non_blocking=True))
-    pending: deque[tuple[int, list[tuple[int, str]], list[Future]]] = deque()
+    pending: deque[tuple[int, list[tuple[int, str]], str, list[Future]]] = deque()
     unanswered: deque[_Batch] = deque()
     queued: deque[tuple[_Batch, tuple]] = deque()  # parts whose codes are not fetched yet
 
@@ -150,15 +152,16 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
                 message = requests.recv()
                 if message is None:
                     return
-                _, batch_id, items = message
-                pending.append((batch_id, items, [readers.submit(_read, i, p) for i, p in items]))
+                _, batch_id, items, *rest = message
+                mode = rest[0] if rest else "exact"
+                pending.append((batch_id, items, mode, [readers.submit(_read, i, p) for i, p in items]))
             if not pending:  # nothing to overlap with: answer what is queued now
                 settle(0)
                 continue
-            batch_id, items, reads = pending.popleft()
-            batch = _Batch(batch_id, items)
+            batch_id, items, mode, reads = pending.popleft()
+            batch = _Batch(batch_id, items, mode == "reduced")
             unanswered.append(batch)
-            for jobs in split_batch(_gpu_jobs(reads), batch_bytes):
+            for jobs in split_batch(_gpu_jobs(reads, batch.reduced), batch_bytes):
                 part = batch.decode(hasher, decoder, streams, jobs)
                 if part is not None:
                     queued.append((batch, part))
@@ -176,18 +179,27 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
         readers.shutdown(wait=False, cancel_futures=True)
 
 
-def _gpu_jobs(reads: list[Future]) -> list[_Job]:
+def _gpu_jobs(reads: list[Future], reduced: bool) -> list[_Job]:
+    """The jobs the kernels take: the size they hash (the reduced one in reduced mode) must
+    be one they reproduce Pillow at."""
     from ..hashing.cupy_hasher import GpuHasher
 
     return [job for job in (f.result() for f in reads)
-            if job is not None and GpuHasher.supports(job.size[0], job.size[1], job.orientation)]
+            if job is not None and GpuHasher.supports(*_hashed_size(job.size, reduced), job.orientation)]
+
+
+def _hashed_size(size: tuple[int, int], reduced: bool) -> tuple[int, int]:
+    """(width, height) of the stored image the kernels hash: the decoded one, or reduced."""
+    f = reduced_factor(*size) if reduced else 1
+    return -(-size[0] // f), -(-size[1] // f)
 
 
 class _Batch:
     """One requested batch: its answer rows, filled part by part."""
 
-    def __init__(self, batch_id: int, items: list[tuple[int, str]]) -> None:
+    def __init__(self, batch_id: int, items: list[tuple[int, str]], reduced: bool = False) -> None:
         self.batch_id = batch_id
+        self.reduced = reduced  # "reduced" decode mode: hash the reduced gray (cupy_reduce)
         self.rows: dict[int, tuple] = {i: (i, None, None, None, None) for i, _ in items}
         self.order = [i for i, _ in items]
         self.complete = False  # all its parts decoded
@@ -198,7 +210,7 @@ class _Batch:
         handle for :meth:`finish` (None when the engines took none of it)."""
         decode_stream, hash_stream = streams
         images = decoder.decode([job.data for job in part], decode_stream.ptr)
-        jobs, arrays = [], []
+        jobs, arrays, sources = [], [], []
         for job, image in zip(part, images):
             if image is None:
                 continue
@@ -209,11 +221,18 @@ class _Batch:
             if array.shape[:2] == (job.size[1], job.size[0]):
                 jobs.append(job)
                 arrays.append(array)
+                sources.append(image)
         decoded = decode_stream.record()
         if not jobs:
             return None
         hash_stream.wait_event(decoded)
         with hash_stream:
+            if self.reduced:
+                from ..hashing.cupy_reduce import reduce_rgb
+
+                cp = hasher.cp
+                arrays = [reduce_rgb(cp, cp.asarray(image), reduced_factor(*job.size))
+                          for job, image in zip(jobs, sources)]
             queued = hasher.hash_async([(array, job.orientation) for job, array in zip(jobs, arrays)])
         return jobs, images, arrays, queued  # the images live until their kernels are done
 

@@ -204,7 +204,8 @@ def _in_process(paths: list[str], config: Config,
         errors: list[FileError] = []
         for path in batch:
             try:
-                records.append(record_for(path, config.max_pixels, config.hashing.draft))
+                records.append(record_for(path, config.max_pixels, config.hashing.draft,
+                                          config.hashing.decode))
             except PhotoError as exc:
                 errors.append(FileError(exc.path, exc.reason))
             done += 1

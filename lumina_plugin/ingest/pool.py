@@ -47,10 +47,10 @@ log = logging.getLogger(__name__)
 
 # -- what runs in a worker process -----------------------------------------------------------
 
-def full_task(path: str, max_pixels: int, draft: int) -> Outcome:
-    """Read, decode and hash one file on the CPU."""
+def full_task(path: str, max_pixels: int, draft: int, mode: str = "exact") -> Outcome:
+    """Read, decode and hash one file on the CPU (``mode``: HashingSettings.decode)."""
     try:
-        return record_for(path, max_pixels, draft)
+        return record_for(path, max_pixels, draft, mode)
     except PhotoError as exc:
         return FileError(exc.path, exc.reason)
 
@@ -253,7 +253,7 @@ class Scheduler:
                     continue
             try:
                 fut = self.pool.submit(full_task, self.paths[i], self.config.max_pixels,
-                                       self.config.hashing.draft)
+                                       self.config.hashing.draft, self.config.hashing.decode)
             except (BrokenProcessPool, RuntimeError):
                 self._pool_broke([i])
                 continue
@@ -364,4 +364,4 @@ class Scheduler:
 
 
 def _in_process(path: str, config: Config) -> Outcome:
-    return full_task(path, config.max_pixels, config.hashing.draft)
+    return full_task(path, config.max_pixels, config.hashing.draft, config.hashing.decode)

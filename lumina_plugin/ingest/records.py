@@ -10,7 +10,7 @@ from PIL import Image
 from ..decode.photo import DecodedPhoto, PhotoFacts, decode
 from ..hashing.cpu import hash_gray
 from ..hashing.geometry import geometry_codes
-from ..model import ALGORITHM_VERSION, CODE_WORDS, ImageRecord
+from ..model import CODE_WORDS, ImageRecord, algorithm_version
 
 
 def codes_of_gray(gray: Image.Image) -> np.ndarray:
@@ -21,14 +21,17 @@ def codes_of_gray(gray: Image.Image) -> np.ndarray:
     return np.concatenate([hash_gray(gray), geometry_codes(np.asarray(gray))])
 
 
-def record_for(path: str, max_pixels: int, draft: int = 0) -> ImageRecord:
-    """Decode and hash one file on the CPU (raises PhotoError). ``draft``: see HashingSettings."""
-    photo = decode(Path(path), max_pixels, draft)
-    return record_from(path, photo, codes_of_gray(photo.gray))
+def record_for(path: str, max_pixels: int, draft: int = 0, mode: str = "exact") -> ImageRecord:
+    """Decode and hash one file on the CPU (raises PhotoError). ``draft``, ``mode``: see
+    HashingSettings (``draft`` and ``decode``); the record carries ``mode``'s version."""
+    photo = decode(Path(path), max_pixels, draft, mode)
+    return record_from(path, photo, codes_of_gray(photo.gray), algorithm_version(mode))
 
 
-def record_from(path: str, facts: DecodedPhoto | PhotoFacts, codes: np.ndarray) -> ImageRecord:
-    """The record of ``path`` from its decoded facts and its code words (CODE_WORDS)."""
+def record_from(path: str, facts: DecodedPhoto | PhotoFacts, codes: np.ndarray, version: int) -> ImageRecord:
+    """The record of ``path`` from its decoded facts and its code words (CODE_WORDS),
+    stamped with ``version``: the algorithm version of the decode mode that made the codes
+    (model.algorithm_version), so codes of two modes never meet in a catalog."""
     codes = np.asarray(codes, dtype=np.uint64)
     if codes.shape != (CODE_WORDS,):
         raise ValueError(f"{path}: expected {CODE_WORDS} code words, got shape {codes.shape}")
@@ -38,5 +41,5 @@ def record_from(path: str, facts: DecodedPhoto | PhotoFacts, codes: np.ndarray) 
         mtime_ns=facts.file.mtime_ns, width=facts.width, height=facts.height, format=facts.format,
         orientation=facts.orientation, camera=exif.camera,
         taken_at=exif.taken_at.isoformat() if exif.taken_at else None, subsec=exif.subsec,
-        exif_tags=exif.tag_count, codes=np.asarray(codes, dtype=np.uint64), hash_version=ALGORITHM_VERSION,
+        exif_tags=exif.tag_count, codes=codes, hash_version=version,
     )
