@@ -8,7 +8,9 @@ outage only delays it. Each pass (:meth:`Listener.tick`):
    anti-join of ``images`` against our ``lumina_dedup_images``) fire images-imported, in
    batches: so after a restart, whatever was scanned meanwhile is picked up;
 2. for every scan job that reached SUCCESS (``result.status`` completed or
-   completed_with_errors) since the last pass, or a catalog caught up at start, scan-finished.
+   completed_with_errors) since the last pass, or a catalog caught up at start, scan-finished;
+   a scan that counted more files added than its catalog gained rows is checked for photos
+   Lumina stored under another catalog, and the finding logged (:mod:`.elsewhere`).
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ class Listener:
         if first:
             regroup.update({cid: None for cid, paths in pending.items() if paths})
         for cid, job in regroup.items():
-            tasks.run_scan_finished(cid, job)
-            report["scans"].append({"catalog_id": cid, "job_id": job})
+            outcome = tasks.run_scan_finished(cid, job)  # logs photos stored under another catalog
+            report["scans"].append({"catalog_id": cid, "job_id": job, "elsewhere": outcome.get("elsewhere")})
         if report["imported"] or report["scans"]:
             self.on_report(report)
         return report

@@ -66,12 +66,34 @@ def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str
 
 def run_scan_finished(catalog_id: str, job_id: str | None = None) -> dict[str, Any]:
     """A scan finished: hash whatever its batches left (a batch event lost, a restart), then
-    fire scan-finished, where the plugin regroups the whole catalog."""
+    fire scan-finished, where the plugin regroups the whole catalog. Where the scan's job counted
+    more files added than the catalog gained rows, say (in the log, and as ``elsewhere``) which
+    photos Lumina stored under another catalog (:mod:`.elsewhere`)."""
     caught_up = run_batch_imported(catalog_id, None, job_id)
     config = bridge.load_config()
+    found = check_scan(catalog_id, job_id, config)  # first: said even if the regroup fails
     with bridge.make_host(catalog_id, config) as host:
         host.scan_finished(job_id=job_id)
-    return {"caught_up": caught_up["images"]}
+    return {"caught_up": caught_up["images"], "elsewhere": found}
+
+
+def check_scan(catalog_id: str, job_id: str | None, config: Any) -> dict[str, Any] | None:
+    """:func:`.elsewhere.check_after_scan`, its findings logged as warnings; never raises (a
+    check that fails must not fail the scan's tagging)."""
+    from . import elsewhere
+    try:
+        with bridge.connect(config.lumina) as conn:
+            check = elsewhere.check_after_scan(conn, catalog_id, job_id, config.extensions)
+    except Exception:
+        log.exception("lumina-dedup: could not check scan %s of catalog %s for photos stored elsewhere",
+                      job_id, catalog_id)
+        return None
+    if check is not None:  # a warning where photos are stored elsewhere; byte copies alone are news only
+        level = logging.WARNING if check["elsewhere"]["count"] else logging.INFO
+        for line in elsewhere.describe(check):
+            log.log(level, "%s (scan %s: %d added, %d stored)", line, job_id, check["scan"]["added"],
+                    check["scan"]["stored"])
+    return check
 
 
 def job_result(report: HookReport, catalog_id: str, total_images: int) -> dict[str, Any]:
