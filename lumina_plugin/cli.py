@@ -2,7 +2,8 @@
 
 The subcommands live in :mod:`lumina_plugin.commands`. Exit codes: 0 the run
 finished (files that failed are listed, not fatal), 1 the run could not be done
-(catalog locked or unreadable, bad configuration), 2 bad usage, 130 interrupted.
+(catalog locked or unreadable, bad configuration, an optional part such as ``[lumina]``
+not installed), 2 bad usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -55,10 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:
-        if not _fatal_in_one_line(exc):
+        message = _one_line(exc)
+        if message is None:
             raise
-        print(f"lumina-dedup: error: {exc}", file=sys.stderr)
+        print(f"lumina-dedup: error: {message}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: Exception) -> str | None:
+    """The one line to print for an exception that ends the run with exit 1, or None for a
+    bug (its traceback is printed). An optional part that is not installed names the extra
+    to install (:mod:`lumina_plugin.extras`)."""
+    from .extras import missing_extra_message
+    if isinstance(exc, ModuleNotFoundError):
+        return missing_extra_message(exc)
+    return str(exc) if _fatal_in_one_line(exc) else None
 
 
 def _fatal_in_one_line(exc: Exception) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-INSTALL_HINT = "pip install 'lumina-plugin[heif]'"
+from ..extras import needs
 
 #: ftyp brands of HEVC-coded HEIF (HEIC) and of the generic image/sequence structures.
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
@@ -64,8 +64,7 @@ def prepare(data: bytes) -> str | None:
         if kind == "AVIF":
             raise HeifUnavailable("AVIF needs Pillow 11.3 or later built with libavif "
                                   "(this Pillow cannot read it)") from None
-        raise HeifUnavailable(f"HEIC/HEIF needs the optional pillow-heif package, which is "
-                              f"not installed: {INSTALL_HINT}") from None
+        raise HeifUnavailable(f"HEIC/HEIF {needs('pillow_heif')}") from None
     if kind == "HEIF":
         pillow_heif.register_heif_opener()
     elif hasattr(pillow_heif, "register_avif_opener"):  # pillow-heif < 1.0

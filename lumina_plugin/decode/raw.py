@@ -39,6 +39,7 @@ from types import ModuleType
 
 from PIL import Image
 
+from ..extras import needs
 from ..files import RAW_EXTENSIONS
 from . import containers
 from .containers import Container, RawError
@@ -52,8 +53,6 @@ MIN_PREVIEW_LONG_SIDE = 1024
 
 #: LibRaw's ``sizes.flip`` (dcraw's encoding) -> EXIF orientation.
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
-
-INSTALL_HINT = "pip install 'lumina-plugin[raw]'"
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,7 @@ def open_raw(container: Container, data: bytes, max_pixels: int = 0) -> RawImage
     if preview is None:
         rawpy = _import_rawpy()
         if rawpy is None:
-            raise RawError(f"{_no_preview_reason(container)}, and decoding the RAW itself needs "
-                           f"rawpy (LibRaw), which is not installed: {INSTALL_HINT}")
+            raise RawError(f"{_no_preview_reason(container)}; decoding the RAW itself (LibRaw) {needs('rawpy')}")
         preview = _rawpy_preview(data, container.orientation)
         if preview is None:
             try:
