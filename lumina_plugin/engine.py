@@ -16,8 +16,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,15 +28,21 @@ from .catalog.interface import Catalog, info_of, pairs_after_replace
 from .catalog.locator import normalized
 from .config import Config
 from .files import FileError, discover
-from .grouping import ACTIONS, Group, accept_pairs, build_groups, exact_links, plausible, search_radii
+from .grouping import accept_pairs, build_groups, exact_links, plausible, search_radii
 from .grouping.candidates import FoundPairs, find_pairs
+from .grouping.present import ROUNDS, find_stale
 from .grouping.second_look import pixel_look
+from .grouping.stored import as_stored
 from .index import HashIndex
 from .index._arrays import isin
 from .index.search import pick_backend
 from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
-from .model import CODE_WORDS, ImageInfo, StoredFile
-from .tagging import TagDiff, desired_state, diff_states
+from .model import CODE_WORDS, StoredFile
+from .run_report import RunReport
+from .tagging import desired_state, diff_states
+from .upkeep import Upkeep, View
+
+__all__ = ["Engine", "Progress", "RunReport", "record_for"]
 
 log = logging.getLogger(__name__)
 
@@ -57,85 +61,7 @@ def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
 
 
-@dataclass
-class RunReport:
-    """What a run did; ``as_json`` is the ``--json`` output."""
-
-    kind: str
-    dry_run: bool = False
-    files: int = 0
-    hashed: int = 0
-    unchanged: int = 0
-    errors: list[FileError] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
-    images: dict[int, ImageInfo] = field(default_factory=dict)
-    diff: TagDiff | None = None
-    run_id: int | None = None
-    #: Image id -> path for the images a dry run's changes touch.
-    paths: dict[str, str] = field(default_factory=dict)
-    #: The search backend that found the pairs ("mih", "faiss", "gpu"...), when one ran.
-    backend: str | None = None
-    #: Seconds per phase of this run ("search", "group", "write tags"...), in the order they ran.
-    timings: dict[str, float] = field(default_factory=dict)
-    #: The host's job this run belongs to (a Lumina jobs row, a scan): stored with the run.
-    job_id: str | None = None
-    #: The geometric search's counts: candidates, accepted on their words, looked at, accepted by a look.
-    geometric: dict[str, int] = field(default_factory=dict)
-
-    def changes(self) -> dict[str, list[dict[str, str]]]:
-        """The tag changes of a dry run, by path, as ``--json`` shows them."""
-        diff = self.diff or TagDiff((), (), (), ())
-        return {key: [{"path": self.paths.get(i, i), "tag": t} for i, t in rows]
-                for key, rows in (("add", diff.add_tags), ("remove", diff.remove_tags))}
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "files": self.files, "hashed": self.hashed, "unchanged": self.unchanged,
-            "errors": len(self.errors), "groups": len(self.groups),
-            "duplicates": sum(len(g.members) for g in self.groups), "dry_run": self.dry_run,
-        }
-        if self.diff is not None:
-            out.update(self.diff.summary())
-        if self.backend is not None:
-            out["search_backend"] = self.backend
-        if self.geometric:
-            out["geometric"] = self.geometric
-        return out
-
-    def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
-        info = self.images[index_id]
-        taken = (datetime.fromtimestamp(info.taken_ts, UTC).replace(tzinfo=None).isoformat()
-                 if info.taken_ts is not None else None)
-        return {"path": info.path, **fields, "width": info.width, "height": info.height,
-                "format": info.format, "size_bytes": info.size_bytes, "camera": info.camera,
-                "taken_at": taken}
-
-    def group_json(self, group: Group) -> dict[str, Any]:
-        keeper = self.images[group.keeper]
-        members = [self.member_json(group.keeper, kind="exact", relation="keeper", distance=0, role="keeper")]
-        for m in group.members:
-            entry = self.member_json(m.index_id, kind=m.kind, relation=m.relation, action=ACTIONS[m.relation],
-                                     distance=m.distance, role="duplicate")
-            if m.change:
-                entry["change"] = m.change
-            if m.link is not None:
-                entry["hashes"] = m.link.as_json()
-            members.append(entry)
-        return {"id": keeper.id, "keeper": keeper.path, "reason": group.reason,
-                "similarity_type": group.similarity_type, "confidence": group.confidence,
-                "savable_bytes": sum(self.images[m.index_id].size_bytes for m in group.members),
-                "members": members}
-
-    def as_json(self) -> dict[str, Any]:
-        out = {"groups": [self.group_json(g) for g in self.groups],
-               "errors": [e.as_json() for e in self.errors],
-               "summary": self.summary()}
-        if self.dry_run:
-            out["changes"] = self.changes()
-        return out
-
-
-class Engine:
+class Engine(Upkeep):
     """One catalog and its index, opened for a run. Use as a context manager."""
 
     def __init__(self, catalog: Catalog | str | os.PathLike[str], config: Config | None = None,
@@ -204,12 +130,13 @@ class Engine:
             todo.append(path)
         return todo, stored
 
-    def _import(self, paths: Iterable[str], report: RunReport,
-                store: bool) -> tuple[np.ndarray, np.ndarray, dict[str, StoredFile]]:
+    def _import(self, paths: Iterable[str], report: RunReport, store: bool,
+                temp: int = -1) -> tuple[np.ndarray, np.ndarray, dict[str, StoredFile]]:
         """Hash new or changed files; store them unless ``store`` is False (dry run).
 
         Returns the (index ids, codes) of what was hashed and the rows stored before; a dry
-        run gets negative temporary ids and their ImageInfo in ``report.images``.
+        run gets negative temporary ids (``temp`` down) and their ImageInfo in ``report.images``;
+        ``report.hashed_ids`` and ``report.new_ids`` gain what was hashed and what is new.
         """
         files, errors = discover(paths, self.config.extensions, self.config.follow_symlinks)
         report.files, report.errors = len(files), list(errors)
@@ -217,7 +144,6 @@ class Engine:
         report.unchanged = len(files) - len(todo)
         new_ids: list[np.ndarray] = []
         new_codes: list[np.ndarray] = []
-        temp = -1
         for records, errs in hash_paths(todo, self.config, self.progress):
             report.errors += errs
             report.hashed += len(records)
@@ -237,6 +163,8 @@ class Engine:
                                       for i, r in zip(ids, records)})
             new_ids.append(ids)
             new_codes.append(codes)
+            report.hashed_ids.update(ids.tolist())
+            report.new_ids.update(int(i) for i, r in zip(ids, records) if r.path not in stored)
         if not new_ids:
             return np.empty(0, np.int64), np.empty((0, CODE_WORDS), np.uint64), stored
         return np.concatenate(new_ids), np.concatenate(new_codes), stored
@@ -323,9 +251,13 @@ class Engine:
         return report
 
     def review(self) -> RunReport:
-        """The groups as they stand (from the stored pairs and decisions), writing nothing."""
+        """The groups as the catalog holds them now (after an undo: without the undone ones), their
+        photos checked on disk (``grouping/stored.py``); writes nothing."""
         report = RunReport(kind="review", dry_run=True)
         self._regroup(report, *self.catalog.pairs(), dry_run=True)
+        report.groups, report.images = as_stored(self.catalog.tag_state().groups, report.groups, report.images,
+                                                 self._on_disk, self.config.keeper)
+        report.diff = None  # what a run would change is find-duplicates --dry-run's to say
         return report
 
     def decide(self, kind: str, paths: Sequence[str]) -> RunReport:
@@ -372,29 +304,29 @@ class Engine:
 
     # -- grouping and tags ---------------------------------------------------------------
     def _regroup(self, report: RunReport, a: np.ndarray, b: np.ndarray, dist: np.ndarray,
-                 dry_run: bool) -> None:
+                 dry_run: bool, view: View | None = None) -> None:
+        """Group the pairs, check the groups' photos against the disk (``grouping/present.py``),
+        deal with what differs and group again, then tag (a dry run: say what would change)."""
         timings = report.timings
-        with _timed(timings, "read facts"):
-            # Only pairs that pass on their distances need the photos' facts; in a large library
-            # many candidates are chance look-alikes on one hash, dropped here unread.
-            keep = plausible(dist, self.config.thresholds)
-            a, b, dist = a[keep], b[keep], dist[keep]
-            copy_sets = self.catalog.exact_copy_sets()
-            wanted = set(a.tolist()) | set(b.tolist()) | {i for s in copy_sets for i in s}
-            images = {**self.catalog.images(i for i in wanted if i >= 0), **report.images}
-            if dry_run:  # a file re-hashed in this dry run shadows its stored row
-                shadowed = {info.path for info in report.images.values()}
-                images = {i: v for i, v in images.items() if i < 0 or v.path not in shadowed}
-            decisions = self.catalog.decisions()
-        with _timed(timings, "group"):
-            apart = {(min(d["index_1"], d["index_2"]), max(d["index_1"], d["index_2"]))
-                     for d in decisions if d["kind"] == "not-duplicate"}
-            preferred = {d["index_1"] for d in decisions if d["kind"] == "keeper"}
-            links = [link for link in accept_pairs(a, b, dist, images, self.config.thresholds)
-                     if (link.a, link.b) not in apart] + exact_links(images)
-            groups = build_groups(links, images, self.config.keeper, self.config.thresholds, preferred)
-            report.groups, report.images = groups, images
-            new_state = desired_state((g.row(images) for g in groups), self.config.tags)
+        base = dict(report.images)  # a dry run's photos: hashed in this run, not stored
+        view = view or View()
+        checked = set(report.hashed_ids)  # just hashed, or found as catalogued in an earlier round
+        for round_ in range(ROUNDS + 1):
+            report.images = dict(base)
+            self._group(report, a, b, dist, dry_run, view)
+            if round_ == ROUNDS:
+                break
+            with _timed(timings, "check files"):
+                stale = find_stale(report.groups, report.images, self.catalog.stored_files, checked, report.new_ids)
+            checked |= stale.fine
+            if not stale:
+                break
+            if round_ == ROUNDS - 1:  # still changing under us: leave those out of this run
+                view.hidden.update(stale.vanished, stale.moves, stale.changed, stale.unreachable)
+                continue
+            a, b, dist = self._settle(report, stale, (a, b, dist), dry_run, view, base)
+        images = report.images
+        new_state = desired_state((g.row(images) for g in report.groups), self.config.tags)
         with _timed(timings, "diff"):
             report.diff = diff_states(self.catalog.tag_state(), new_state)
         if dry_run:
@@ -407,6 +339,34 @@ class Engine:
                 report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored, job_id=report.job_id)
             if self.config.xmp_sidecars:
                 report.errors += self._write_sidecars(report.diff.add_tags, report.diff.remove_tags)
+
+    def _group(self, report: RunReport, a: np.ndarray, b: np.ndarray, dist: np.ndarray,
+               dry_run: bool, view: View) -> None:
+        """``report.groups`` (and ``report.images``, the facts of their photos) from the pairs,
+        the byte-identical copies and the decisions, without the photos ``view`` hides."""
+        timings = report.timings
+        with _timed(timings, "read facts"):
+            # Only pairs that pass on their distances need the photos' facts; in a large library
+            # many candidates are chance look-alikes on one hash, dropped here unread.
+            keep = plausible(dist, self.config.thresholds)
+            a, b, dist = a[keep], b[keep], dist[keep]
+            copy_sets = self.catalog.exact_copy_sets()
+            wanted = set(a.tolist()) | set(b.tolist()) | {i for s in copy_sets for i in s}
+            images = {**self.catalog.images(i for i in wanted if i >= 0), **report.images}
+            if dry_run:  # a file re-hashed in this dry run shadows its stored row
+                shadowed = {info.path for info in report.images.values()}
+                images = {i: v for i, v in images.items() if i < 0 or v.path not in shadowed}
+            images = {i: v for i, v in images.items() if i not in view.hidden}
+            decisions = self.catalog.decisions()
+        with _timed(timings, "group"):
+            same = view.aliases.get  # a dry run's moved or rehashed photo keeps its decisions
+            apart = {(min(same(x, x), same(y, y)), max(same(x, x), same(y, y)))
+                     for x, y in ((d["index_1"], d["index_2"]) for d in decisions if d["kind"] == "not-duplicate")}
+            preferred = {same(d["index_1"], d["index_1"]) for d in decisions if d["kind"] == "keeper"}
+            links = [link for link in accept_pairs(a, b, dist, images, self.config.thresholds)
+                     if (link.a, link.b) not in apart] + exact_links(images)
+            report.groups = build_groups(links, images, self.config.keeper, self.config.thresholds, preferred)
+            report.images = images
 
     def _write_sidecars(self, add: Iterable[tuple[str, str]], remove: Iterable[tuple[str, str]]) -> list[FileError]:
         """Mirror tag changes (image id, tag) into XMP sidecars; a sidecar that fails is an error line."""
