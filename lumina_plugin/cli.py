@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .commands import register_all
+from .commands._arg_types import non_negative_float
 
 
 class _Version(argparse.Action):
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: $LUMINA_DEDUP_CATALOG or ~/.local/share/lumina-dedup/catalog.db)")
     common.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="TOML configuration (default: lumina-dedup.toml beside the catalog)")
-    common.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+    common.add_argument("--wait", type=non_negative_float, default=10.0, metavar="SECONDS",
                         help="how long to wait for another process using the catalog (default 10)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -18,6 +18,7 @@ import argparse
 from typing import Any
 
 from ..config import Config
+from ._arg_types import positive_int
 
 
 def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const="off",
                      help="hash and search on the CPU only, without looking for a GPU "
                           "(default: the GPU when one passes its self-checks)")
-    group.add_argument("--gpu-batch-size", type=_positive, default=None, metavar="N",
+    group.add_argument("--gpu-batch-size", type=positive_int, default=None, metavar="N",
                        help="photos per GPU decode batch (default 128, lowered to fit free GPU memory)")
 
 
@@ -59,12 +60,3 @@ def merge_tables(base: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> 
         out[key] = {**(below if isinstance(below, dict) else {}), **table}
     return out
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

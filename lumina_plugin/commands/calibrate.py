@@ -6,6 +6,7 @@ import argparse
 import shlex
 from typing import Any
 
+from ._arg_types import positive_int, precision
 from ._gpu_flags import add_gpu_flags
 from ._output import print_json
 from ._shared import catalog_locator, open_engine
@@ -14,8 +15,8 @@ from ._shared import catalog_locator, open_engine
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("calibrate", parents=[common],
                        help="pick pairs per distance band to judge; estimate precision and suggest a threshold")
-    p.add_argument("--per-band", type=int, default=5, metavar="N", help="pairs to propose per band (default 5)")
-    p.add_argument("--target", type=float, default=0.95, help="precision to reach (default 0.95)")
+    p.add_argument("--per-band", type=positive_int, default=5, metavar="N", help="pairs to propose per band (default 5)")
+    p.add_argument("--target", type=precision, default=0.95, help="precision to reach (default 0.95)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_gpu_flags(p)
     p.set_defaults(handler=cmd_calibrate)

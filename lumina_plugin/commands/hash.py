@@ -46,6 +46,6 @@ def cmd_hash(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print("  ".join(f"{a}={r[a]}" for a in ALGORITHMS) + f"  {r['path']}")
-        for e in errors:
-            print(f"error: {e.path}: {e.error}", file=sys.stderr)
+    for e in errors:  # on stderr under --json too (README: a script's log shows what failed)
+        print(f"error: {e.path}: {e.error}", file=sys.stderr)
     return 0

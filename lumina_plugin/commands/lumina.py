@@ -19,6 +19,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
+from ._arg_types import non_negative_float
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags
 from ._output import print_json, print_report
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     shared.add_argument("--url", default=None, help="Lumina's database URL (default: [lumina] url, else POSTGRES_*)")
     shared.add_argument("--config", type=argparse.FileType("rb"), default=None, metavar="FILE",
                         help="TOML configuration (default: the user's config file)")
-    shared.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+    shared.add_argument("--wait", type=non_negative_float, default=10.0, metavar="SECONDS",
                         help="how long to wait for another run on the same catalog (default 10)")
     shared.add_argument("-v", "--verbose", action="count", default=0)
 
