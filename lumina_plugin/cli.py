@@ -9,6 +9,7 @@ not installed), 2 bad usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_unencodable_output()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -62,6 +64,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lumina-dedup: error: {message}", file=sys.stderr)
         return 1
+
+
+def _escape_unencodable_output() -> None:
+    """Print what the terminal's encoding cannot hold as backslash escapes, not a crash.
+
+    A file name that is not valid UTF-8 (old FAT drives, Windows code pages) arrives as a
+    str with surrogate escapes (PEP 383); a strict UTF-8 stdout (the usual locale) raises
+    UnicodeEncodeError on it halfway through the output. Escaped, the name still shows
+    which file it is (``caf\\udce9.jpg``), the same under every locale.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, io.UnsupportedOperation):  # a stream that cannot change: leave it
+                pass
 
 
 def _one_line(exc: Exception) -> str | None:
