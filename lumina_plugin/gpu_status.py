@@ -6,8 +6,9 @@ CuPy imports and sees a device (:func:`cupy_problem`, :func:`cupy_module`), and 
 a GPU is not used with a :class:`GpuProblem`: callers decide what to do (stay quiet, warn) by
 its :class:`Why`, never by the wording of a message.
 
-Imports nothing of the project, so every package may import it; importing it never imports
-CuPy (the first call does, once per process).
+Imports nothing of the project but :mod:`lumina_plugin.extras` (which imports nothing), so
+every package may import it; importing it never imports CuPy (the first call does, once per
+process). CuPy comes with the optional ``gpu`` part: :attr:`Why.NO_CUPY` says what to install.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from .extras import install_hint
+
 __all__ = ["GpuProblem", "GpuUnavailable", "Why", "cupy_module", "cupy_problem", "first_line", "require_cupy"]
 
 
@@ -24,7 +27,7 @@ class Why(enum.Enum):
     """Why no GPU is used. The value is the reason in words."""
 
     SWITCHED_OFF = "the GPU is switched off"
-    NO_CUPY = "CuPy is not installed"
+    NO_CUPY = f"CuPy is not installed (the optional 'gpu' part: {install_hint('gpu')})"
     NO_DEVICE = "no CUDA device is visible"
     NO_NVIMGCODEC = "nvImageCodec is not installed (pip install nvidia-nvimgcodec-cu12)"
     SELF_CHECK = "the GPU's self-check failed"

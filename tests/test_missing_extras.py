@@ -125,3 +125,17 @@ def test_raw_and_heic_without_their_extras_are_per_file_errors_naming_them(bare_
     assert {e["path"]: e["error"] for e in report["errors"]} == errors
     assert report["summary"]["hashed"] == 1
 
+
+def test_gpu_on_without_cupy_names_the_gpu_extra_and_runs_on_the_cpu(bare_python: Path, tmp_path: Path) -> None:
+    photos = sorted(SAMPLE_DIR.rglob("*.jpg"))[:6]
+    config = tmp_path / "gpu.toml"
+    # A pool run (not the in-process one a few files get), so that hashing asks for the GPU too.
+    config.write_text('[gpu]\nuse = "on"\n[hashing]\nparallel_min_files = 2\nparallel_min_mb = 0\nworkers = 2\n')
+    done = run_bare(bare_python, tmp_path, "find-duplicates", "--json", "--catalog", tmp_path / "c.db",
+                    "--config", config, *photos)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    about_cupy = [line for line in done.stderr.splitlines() if "CuPy" in line]
+    assert about_cupy, done.stderr  # "on" without CuPy: a warning, then the CPU (the flag's documented fallback)
+    for line in about_cupy:
+        assert "CuPy is not installed (the optional 'gpu' part: pip install 'lumina-plugin[gpu]')" in line
+    assert json.loads(done.stdout)["summary"]["hashed"] == len(photos)
