@@ -28,6 +28,7 @@ from conftest import upright_source
 from PIL import Image
 
 from lumina_plugin.commands.review import shown_locator
+from lumina_plugin.decode.exif import display_camera
 from lumina_plugin.engine import Engine
 from lumina_plugin.review import ReviewError, check_out_dir, write_review
 from lumina_plugin.review.model import human_bytes
@@ -185,7 +186,7 @@ def test_cards_mark_the_keeper_set_exact_copies_apart_and_show_the_facts(sample:
             assert seen["facts"]["resolution"].startswith(f"{m['width']} × {m['height']}")
             assert seen["facts"]["format"] == m["format"]
             assert seen["facts"]["size"] == human_bytes(m["size_bytes"])
-            assert seen["facts"]["camera"] == (m["camera"] or "unknown")
+            assert seen["facts"]["camera"] == (display_camera(m["camera"]) or "unknown")  # make and model only
         text = card_text(card)
         for m in group["members"]:
             if m["role"] != "keeper":

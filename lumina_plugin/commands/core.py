@@ -7,7 +7,7 @@ import json
 
 from ..progress import terminal_progress
 from ._gpu_flags import add_gpu_flags
-from ._output import print_report
+from ._output import print_report, shown_catalog
 from ._shared import nothing_exists, open_engine
 
 
@@ -38,7 +38,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
         report = engine.import_paths(args.paths)
-    print_report(report, args.json)
+    print_report(report, args.json, shown_catalog(args), args.verbose)
     return 0
 
 
@@ -47,7 +47,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         return 1
     with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
         report = engine.find_duplicates(args.paths, dry_run=args.dry_run)
-    print_report(report, args.json)
+    print_report(report, args.json, shown_catalog(args), args.verbose)
     return 0
 
 

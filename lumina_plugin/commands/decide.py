@@ -1,11 +1,18 @@
-"""decide: a person's verdict flows back into the catalog, and the tags follow at once."""
+"""decide: a person's verdict flows back into the catalog, and the tags follow at once.
+
+What it prints is what the decision changed (the groups it touched), never the whole
+catalog: a real library has thousands of groups. Bad usage (one photo named twice) is
+exit 2 before the catalog is opened; a photo the catalog does not hold, or a keeper
+chosen for a photo in no group, is one line and exit 1 with nothing recorded.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from ._output import print_json, print_report
+from ._output import paths_in_groups, print_decision, print_json, shown_path
 from ._shared import open_engine
 
 
@@ -26,22 +33,44 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=cmd_decide)
 
 
+def _error(args: argparse.Namespace, message: str) -> None:
+    print(f"lumina-dedup decide {args.decision}: error: {message}", file=sys.stderr)
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
+    paths = [os.path.abspath(p) for p in getattr(args, "paths", ())]
+    if len(paths) == 2 and paths[0] == paths[1]:
+        _error(args, f"{args.paths[0]} is named twice; name two different photos")
+        return 2
     with open_engine(args) as engine:
         if args.decision == "list":
-            decisions = engine.decisions()
-            if args.json:
-                print_json({"decisions": decisions})
-            if not decisions and not args.json:
-                print("no decisions yet", file=sys.stderr)
-            for d in decisions if not args.json else ():
-                pair = d["path_1"] if d["kind"] == "keeper" else f"{d['path_1']}  {d['path_2']}"
-                print(f"{d['id']:>5}  {d['kind']:13}  {pair}")
-            return 0
-        report = (engine.forget(args.decision_id) if args.decision == "forget"
-                  else engine.decide(args.decision, args.paths))
+            return _list(engine.decisions(), args.json)
+        if args.decision == "keeper" and paths[0] not in paths_in_groups(engine.review()):
+            # Checked before recording: a keeper choice for a photo in no group would do
+            # nothing now and quietly pin it later.
+            held = engine.catalog.stored_files(paths)
+            _error(args, f"{shown_path(paths[0])}: " + ("is in no duplicate group; nothing recorded" if held
+                                                        else "not in the catalog (import it first)"))
+            return 1
+        if args.decision == "forget":
+            report = engine.forget(args.decision_id)
+            what = f"Withdrew decision {args.decision_id}"
+        else:
+            report = engine.decide(args.decision, paths)
+            what = " ".join(["Recorded:", args.decision, *(shown_path(p) for p in paths)])
     if report is None:
-        print(f"lumina-dedup: error: no decision with id {args.decision_id}", file=sys.stderr)
+        _error(args, f"no decision with id {args.decision_id} (see decide list)")
         return 1
-    print_report(report, args.json)
+    print_decision(report, args.json, what, args.verbose)
+    return 0
+
+
+def _list(decisions: list[dict], as_json: bool) -> int:
+    if as_json:
+        print_json({"decisions": decisions})
+    elif not decisions:
+        print("no decisions yet", file=sys.stderr)
+    for d in decisions if not as_json else ():
+        pair = d["path_1"] if d["kind"] == "keeper" else f"{d['path_1']}  {d['path_2']}"
+        print(f"{d['id']:>5}  {d['kind']:13}  {pair}")
     return 0

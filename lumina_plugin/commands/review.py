@@ -12,10 +12,9 @@ import sys
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from ..progress import terminal_progress
-from ._output import print_json
+from ._output import plural, print_json, shown_catalog
 from ._shared import catalog_path, is_database_url, open_engine
 
 if TYPE_CHECKING:
@@ -44,18 +43,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def shown_locator(args: argparse.Namespace) -> str:
-    """The catalog as the report's decide commands name it: the SQLite file's absolute
-    path, or a ``postgresql://`` URL without its password (a report is a file people
-    pass around; libpq finds the password in ~/.pgpass or $PGPASSWORD)."""
-    raw = str(args.catalog or "")
-    if not is_database_url(raw):
-        return str(catalog_path(args))
-    parts = urlsplit(raw)
-    if parts.password is None:
-        return raw
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
+#: The older name of :func:`._output.shown_catalog` (how a report names its catalog).
+shown_locator = shown_catalog
 
 
 def default_out(catalog: Path) -> Path:
@@ -67,7 +56,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from ..review import ReviewError, write_review
     from ..review.model import human_bytes
     catalog = catalog_path(args)  # for a postgresql:// catalog: where its file would be
-    locator = shown_locator(args)
+    locator = shown_catalog(args)
     if not is_database_url(locator) and not catalog.is_file():
         print(f"lumina-dedup: error: no catalog at {catalog}; run find-duplicates first", file=sys.stderr)
         return 1
@@ -86,8 +75,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         print_json(result.as_json())
     else:
         print(result.index)
-        print(f"{result.groups} groups on {result.pages} pages; {human_bytes(result.savable_bytes)} could be saved",
-              file=sys.stderr)
+        print(f"{plural(result.groups, 'group')} on {plural(result.pages, 'page')}; "
+              f"{human_bytes(result.savable_bytes)} could be saved", file=sys.stderr)
     if args.open and not webbrowser.open(result.index.as_uri()):
         print(f"lumina-dedup: could not start a browser; open {result.index.as_uri()}", file=sys.stderr)
     return 0
