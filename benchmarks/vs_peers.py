@@ -11,9 +11,9 @@ fresh catalog; the photos already in the page cache), one tool after another:
 
 The tools:
 - ``ours``: ``lumina-dedup find-duplicates LIB --catalog TMP/c.db --json`` in an empty config
-  and data home (as ``accuracy.py`` runs it); ``--ours-config FILE`` (repeatable) adds a run
-  with ``--config FILE``, e.g. a TOML of ``[hashing]`` ``decode = "reduced"``; two files are a
-  pair when they share a group;
+  and data home (as ``accuracy.py`` runs it); ``--ours-config FILE`` (repeatable) runs it with
+  ``--config FILE`` instead, once per file, e.g. TOMLs of ``[hashing]`` ``decode = "exact"`` and
+  ``decode = "reduced"`` to compare the decode modes; two files are a pair when they share a group;
 - ``findimagedupes``: Debian's ``findimagedupes -R LIB`` (``apt-get install findimagedupes``),
   its default threshold 90% (25 of 256 bits), no fingerprint database; one group per line;
 - ``imagededup``: ``PHash().find_duplicates(image_dir=LIB, max_distance_threshold=10,
@@ -246,8 +246,9 @@ def make_tools(args: argparse.Namespace) -> list[Tool]:
     ours_cmd = shlex.split(args.ours_cmd) if args.ours_cmd else ours_command()
     for name in wanted:
         if name == "ours":
-            tools.append(Ours("ours", ours_cmd, None))
-            tools += [Ours(f"ours ({Path(c).name})", ours_cmd, c) for c in args.ours_config]
+            # with --ours-config, only those: the default config is whatever the tree's default is
+            tools += [Ours(f"ours ({Path(c).name})", ours_cmd, c) for c in args.ours_config] or [
+                Ours("ours", ours_cmd, None)]
         elif name == "findimagedupes":
             tools.append(FindImageDupes())
         elif name == "imagededup":
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default="ours,findimagedupes,imagededup")
     ap.add_argument("--ours-cmd", help="how to start lumina-dedup (default: this interpreter's lumina_plugin.cli)")
     ap.add_argument("--ours-config", action="append", default=[], metavar="FILE",
-                    help="also run ours with --config FILE (a lumina-dedup TOML); repeatable")
+                    help="run ours with --config FILE (a lumina-dedup TOML) instead of the default config; repeatable")
     ap.add_argument("--imagededup-python", help="interpreter that has imagededup (default: $IMAGEDEDUP_PYTHON or this one)")
     ap.add_argument("--out", help="also write the markdown to this file")
     ap.add_argument("--json", help="also write every figure as JSON to this file")
