@@ -96,3 +96,16 @@ def test_dry_run_says_nothing_was_written(tmp_path: Path, library: Path) -> None
     proc = cli("find-duplicates", str(library), "--catalog", str(db), "--dry-run")
     assert "Dry run: nothing written" in proc.stderr
     assert f"would tag   {library / 'web' / 'small.jpg'}: " in proc.stdout
+
+
+def test_keeper_reason_says_each_criterion_once_and_names_the_copies(tmp_path: Path, library: Path) -> None:
+    """Two smaller copies: "higher resolution" once, naming both; the byte-identical backup in
+    plain words (not "a byte-identical or equal copy: first by path")."""
+    with Image.open(PHOTO) as im:
+        im.convert("RGB").resize((480, 300), Image.Resampling.LANCZOS).save(library / "web" / "medium.jpg", quality=90)
+    data = json.loads(cli("find-duplicates", str(library), "--catalog", str(tmp_path / "c.db"), "--json").stdout)
+    (group,) = data["groups"]
+    reason = group["reason"]
+    assert reason.count("higher resolution") == 1
+    assert "640x400 over " in reason and "480x300 of medium.jpg" in reason and "320x200 of small.jpg" in reason
+    assert "identical to backup/DSC04512.jpg (the same bytes)" in reason and "first by path" not in reason
