@@ -122,7 +122,8 @@ def test_switched_off_is_a_reason_found_without_looking(monkeypatch: pytest.Monk
 def test_reasons_are_typed_and_one_line() -> None:
     problem = GpuProblem(Why.NO_DEVICE, "cudaErrorNoDevice: no CUDA-capable device is detected")
     assert str(problem) == "no CUDA device is visible: cudaErrorNoDevice: no CUDA-capable device is detected"
-    assert str(GpuProblem(Why.NO_CUPY)) == "CuPy is not installed"
+    assert str(GpuProblem(Why.NO_CUPY)) == ("CuPy is not installed (the optional 'gpu' part: "
+                                            "pip install 'lumina-plugin[gpu]')")
     assert GpuProblem.of(Why.FAILED, RuntimeError("line one\nline two")).detail == "RuntimeError: line one"
     assert {w for w in Why if w.absent} == {Why.SWITCHED_OFF, Why.NO_CUPY, Why.NO_DEVICE}
     if status.cupy_module() is None:

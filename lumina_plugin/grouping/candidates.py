@@ -19,7 +19,7 @@ import numpy as np
 from ..config import Thresholds
 from ..hashing import geometry
 from ..index import all_pairs, query_pairs
-from ..model import CLASSIC_WORDS, PAIR_COLUMNS
+from ..model import CLASSIC_WORDS, CODE_WORDS, PAIR_COLUMNS
 from . import geometric
 from .pairs import plausible, search_radii
 
@@ -54,12 +54,13 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     and the other queries (an import batch). ``codes``: (n, CODE_WORDS) uint64 rows of ``ids``;
     ``options``: the index's search options (backend, device...)."""
     ids = np.asarray(ids, np.int64)
-    codes = np.asarray(codes, np.uint64).reshape(len(ids), -1)
+    # (a catalog where nothing could be hashed yet has no rows: reshape(0, -1) is ambiguous)
+    codes = np.asarray(codes, np.uint64).reshape(len(ids), CODE_WORDS)
     radii = search_radii(thresholds)
     batch = query_ids is not None and query_codes is not None
     if batch:
         q_ids = np.asarray(query_ids, np.int64)
-        q_codes = np.asarray(query_codes, np.uint64).reshape(len(q_ids), -1)
+        q_codes = np.asarray(query_codes, np.uint64).reshape(len(q_ids), CODE_WORDS)
         classic = query_pairs(ids, codes[:, :CLASSIC_WORDS], q_ids, q_codes[:, :CLASSIC_WORDS], radii, **options)
         geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options,
                                             q_ids, q_codes[:, CLASSIC_WORDS:])
