@@ -90,21 +90,49 @@ class BatchResult:
     hashed: int = 0
     unchanged: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    #: The files this batch flagged as copies: {"path", "relation", "keeper"}, where relation is
+    #: grouping.RELATIONS' (a copy of a photo the batch brought, or one the batch's photo copies).
+    flagged: list[dict[str, str]] = field(default_factory=list)
     started_at: float = 0.0    # time.time()
     committed_at: float = 0.0  # time.time(), once every event of the batch returned
     backlog: int = 0           # operations still waiting
 
-    def count(self, answers: Iterable[HookReport] | None) -> None:
-        """Add up the plugins' answers to an images-imported event (their HookReports)."""
+    def count(self, answers: Iterable[HookReport] | None, paths: Iterable[str] = ()) -> None:
+        """Add up the plugins' answers to an images-imported event of ``paths`` (their
+        HookReports), and note the copies among their groups that involve these paths."""
+        batch = set(paths)
+        seen = {f["path"] for f in self.flagged}
         for answer in answers or []:
             self.hashed += answer.hashed
             self.unchanged += answer.unchanged
             self.errors += [{"path": f.path, "error": f.error} for f in answer.failed]
+            for row in flagged_copies(answer.details, batch):
+                if row["path"] not in seen:
+                    seen.add(row["path"])
+                    self.flagged.append(row)
 
     def as_json(self) -> dict[str, Any]:
         return {"batch": self.number, "committed_at": round(self.committed_at, 6),
                 "seconds": round(self.committed_at - self.started_at, 3),
                 "imported": len(self.imported), "hashed": self.hashed, "unchanged": self.unchanged,
                 "removed": len(self.removed), "moved": len(self.moved), "errors": self.errors,
-                "backlog": self.backlog, "paths": self.imported,
+                "backlog": self.backlog, "paths": self.imported, "flagged": self.flagged,
                 "moves": [list(m) for m in self.moved], "removed_paths": self.removed}
+
+
+def flagged_copies(details: Mapping[str, Any], batch: set[str]) -> list[dict[str, str]]:
+    """The copies a plugin's answer (its ``--json`` groups, in ``details``) flags among the
+    groups that hold a photo of ``batch``: a new photo that copies one already there, or,
+    when the new photo is the better one and became the keeper, the older copies it outranks.
+    Groups that do not involve the batch are left out: the watcher names what this batch did."""
+    out: list[dict[str, str]] = []
+    groups = details.get("groups") if isinstance(details, Mapping) else None
+    for group in groups if isinstance(groups, list) else ():
+        members = [m for m in group.get("members", ()) if isinstance(m, Mapping) and "path" in m]
+        keeper = str(group.get("keeper", ""))
+        if keeper not in batch and not any(m["path"] in batch for m in members):
+            continue
+        out += [{"path": str(m["path"]), "relation": str(m.get("relation", m.get("kind", "near"))), "keeper": keeper}
+                for m in members if m.get("role") != "keeper" and m["path"] != keeper
+                and (keeper in batch or m["path"] in batch)]
+    return out

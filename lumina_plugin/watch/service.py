@@ -366,7 +366,7 @@ class WatchService:
                 else:
                     answers = host.images_imported(paths, source="watch", job_id=f"watch-{result.number}")
                     result.imported += paths
-                    result.count(answers)
+                    result.count(answers, paths)
         except CatalogLockedError as exc:
             log.warning("batch of %d operations waits: %s; retrying in %.0f s", len(batch), exc,
                         self.settings.retry_seconds)
@@ -386,9 +386,12 @@ class WatchService:
         result.backlog = len(self.batcher)
         for err in result.errors:
             log.warning("%s: %s", err["path"], err["error"])
-        log.info("batch %d: %d imported (%d hashed, %d unchanged), %d moved, %d removed, %d errors "
+        for row in result.flagged:  # which files, not only how many: the log says what to look at
+            log.info("batch %d flagged %s (%s) as a copy of %s", result.number, printable(row["path"]),
+                     row["relation"], printable(row["keeper"]))
+        log.info("batch %d: %d imported (%d hashed, %d unchanged), %d flagged, %d moved, %d removed, %d errors "
                  "in %.2f s; %d waiting", result.number, len(result.imported), result.hashed, result.unchanged,
-                 len(result.moved), len(result.removed), len(result.errors),
+                 len(result.flagged), len(result.moved), len(result.removed), len(result.errors),
                  result.committed_at - result.started_at, result.backlog)
         if self.on_batch is not None:
             self.on_batch(result)
