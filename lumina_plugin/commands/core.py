@@ -7,7 +7,7 @@ import json
 
 from ..progress import terminal_progress
 from ._gpu_flags import add_gpu_flags
-from ._output import print_report, shown_catalog
+from ._output import plural, print_report, shown_catalog
 from ._shared import nothing_exists, open_engine
 
 
@@ -61,5 +61,5 @@ def cmd_undo(args: argparse.Namespace) -> int:
         print("nothing to undo", file=sys.stderr)
     else:
         print(f"undid run {result['undone_run']} ({result['kind']} of {result['started_at']}): "
-              f"{result['changes_reversed']} changes reversed", file=sys.stderr)
+              f"{plural(result['changes_reversed'], 'change')} reversed", file=sys.stderr)
     return 0
