@@ -1,7 +1,9 @@
 """The embedded catalog: one SQLite file laid out like Lumina's tables.
 
 WAL mode so readers never block the writer; one transaction per batch; a lock file
-held for a whole run so two processes never interleave their runs on one catalog.
+held for a whole run so two processes never interleave their runs on one catalog. How the
+file is opened (to create, write or only read it; a read-only disk) is ``sqlite_open.py``;
+how a path that is not valid UTF-8 is stored, ``sqlite_paths.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from .._faults import crash_point
-from .._lockfile import LockFile, LockHeld
+from .._lockfile import LockFile
 from ..config import TagNames
 from ..hashing.codes import code_to_hex
 from ..model import ALGORITHMS, CLASSIC_WORDS, PAIR_COLUMNS, ImageInfo, ImageRecord, StoredFile, taken_timestamp
 from .interface import PAIR_DTYPE, CatalogError, CatalogLockedError, check_decision, image_id_for, pair_rows
-from .sqlite_schema import apply_schema
+from .sqlite_open import READING, connect, prepare, read_only_error, take_lock
+from .sqlite_paths import from_db, to_db
 from .sqlite_tags import SqliteTags
 from .tag_store import stamp
 from .words import geometry_words, hex_words, split_codes
@@ -39,36 +42,40 @@ class SqliteCatalog(SqliteTags):
 
     Tags, groups, runs and undo: :class:`~lumina_plugin.catalog.sqlite_tags.SqliteTags`
     (``catalog/sqlite_tags.py``, the SQLite dialect of ``catalog/tag_store.py``).
+
+    ``mode`` (see ``sqlite_open.py``): ``create`` makes the catalog where there is none;
+    ``write`` needs it to exist; ``read`` needs it to exist and writes nothing, not even the
+    lock file or the index (:attr:`read_only`), so it works on a read-only disk; ``preview``
+    reads as ``read`` does, or an empty catalog in memory where there is none.
     """
 
-    def __init__(self, path: Path, tags: TagNames | None = None, lock_timeout: float = 10.0) -> None:
+    #: Paths that are not valid UTF-8 are stored as they are (``sqlite_paths.py``).
+    lossless_paths = True
+
+    def __init__(self, path: Path, tags: TagNames | None = None, lock_timeout: float = 10.0,
+                 mode: str = "create") -> None:
         self.path = Path(path)
         self.index_dir = Path(str(self.path) + ".index")
         self.names = tags or TagNames()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh: LockFile | None = self._acquire_lock(lock_timeout)
+        #: Opened to read only: every write is refused, and the engine's index writes nothing either.
+        self.read_only = mode in READING
+        prepare(self.path, mode)
+        self._lock_fh: LockFile | None = take_lock(self.path, lock_timeout, mode)
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=lock_timeout)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            apply_schema(self.conn)  # an older catalog gains the columns it lacks
+            self.conn = connect(self.path, lock_timeout, mode)
             self.catalog_id = self._ensure_catalog()
         except sqlite3.DatabaseError as exc:
-            self._release_lock()
+            self.close()
             if "locked" in str(exc) or "busy" in str(exc):
                 raise locked_error(self.path) from None
+            if "readonly" in str(exc):  # not foreseen by sqlite_open.writable (a file made read-only meanwhile)
+                raise read_only_error(self.path, str(exc)) from None
             raise CatalogError(f"{self.path}: not a usable catalog ({exc})") from None
+        except BaseException:
+            self.close()
+            raise
 
     # -- process lock ---------------------------------------------------------------
-    def _acquire_lock(self, timeout: float) -> LockFile:
-        try:
-            return LockFile(self.path.with_name(self.path.name + ".lock"), timeout)
-        except LockHeld as held:
-            raise CatalogLockedError(
-                f"{self.path}: catalog is in use by another process (pid {held.holder}); "
-                "try again when it has finished") from None
-
     def _release_lock(self) -> None:
         if self._lock_fh is not None:
             self._lock_fh.release()
@@ -88,12 +95,16 @@ class SqliteCatalog(SqliteTags):
 
     # -- helpers --------------------------------------------------------------------
     def _transaction(self) -> _Transaction:
+        if self.read_only:  # every write goes through a transaction: none on a catalog opened to read
+            raise read_only_error(self.path, "opened to read only")
         return _Transaction(self.conn, self.path)
 
     def _ensure_catalog(self) -> str:
         row = self.conn.execute("SELECT id FROM catalogs ORDER BY created_at LIMIT 1").fetchone()
         if row:
             return row[0]
+        if self.read_only:  # a catalog never written to: nothing in it to read
+            return ""
         cid = str(uuid.uuid4())
         with self._transaction():
             self.conn.execute(
@@ -112,12 +123,12 @@ class SqliteCatalog(SqliteTags):
     # -- images ---------------------------------------------------------------------
     def stored_files(self, paths: Sequence[str]) -> dict[str, StoredFile]:
         found: dict[str, StoredFile] = {}
-        for chunk in _chunks(list(paths)):
+        for chunk in _chunks([to_db(p) for p in paths]):
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                     f"SELECT source_path, id, index_id, size_bytes, mtime_ns, hash_version FROM images"
                     f" WHERE catalog_id=? AND source_path IN ({marks})", (self.catalog_id, *chunk)):
-                found[row[0]] = StoredFile(row[1], row[2], row[3], row[4], row[5])
+                found[from_db(row[0])] = StoredFile(row[1], row[2], row[3], row[4], row[5])
         return found
 
     def new_image_id(self, path: str) -> str:
@@ -126,7 +137,7 @@ class SqliteCatalog(SqliteTags):
 
     def unhashed_paths(self, hash_version: int, limit: int | None = None) -> list[str]:
         """Catalogued files without hashes of this version (none here: rows come with hashes)."""
-        return [r[0] for r in self.conn.execute(
+        return [from_db(r[0]) for r in self.conn.execute(
             "SELECT source_path FROM images WHERE catalog_id=? AND (hash_version IS NULL OR hash_version<>?)"
             " ORDER BY source_path LIMIT ?", (self.catalog_id, hash_version, -1 if limit is None else limit))]
 
@@ -154,7 +165,7 @@ class SqliteCatalog(SqliteTags):
                         "INSERT INTO images (id, catalog_id, index_id, source_path, checksum, size_bytes,"
                         " mtime_ns, dates, metadata, ahash, dhash, phash, whash, geometry, hash_version,"
                         " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (image_id, self.catalog_id, index_id, rec.path, rec.checksum, rec.size_bytes,
+                        (image_id, self.catalog_id, index_id, to_db(rec.path), rec.checksum, rec.size_bytes,
                          rec.mtime_ns, dates, meta, *hexes, geometry, rec.hash_version, now, now))
                 else:
                     image_id, index_id = prior.id, prior.index_id
@@ -188,10 +199,11 @@ class SqliteCatalog(SqliteTags):
             for old, new in moves:
                 if old == new or not self.stored_files([old]):
                     continue
-                self.conn.execute("DELETE FROM images WHERE catalog_id=? AND source_path=?", (self.catalog_id, new))
+                self.conn.execute("DELETE FROM images WHERE catalog_id=? AND source_path=?",
+                                  (self.catalog_id, to_db(new)))
                 moved += self.conn.execute(
                     "UPDATE images SET source_path=?, updated_at=? WHERE catalog_id=? AND source_path=?",
-                    (new, stamp(), self.catalog_id, old)).rowcount
+                    (to_db(new), stamp(), self.catalog_id, to_db(old))).rowcount
         return moved
 
     def all_codes(self, hash_version: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +262,7 @@ class SqliteCatalog(SqliteTags):
             " FROM dedup_decisions d JOIN images a ON a.id=d.image_1 JOIN images b ON b.id=d.image_2"
             " WHERE d.catalog_id=? ORDER BY d.id", (self.catalog_id,)).fetchall()
         keys = ("id", "kind", "created_at", "index_1", "index_2", "path_1", "path_2")
-        return [dict(zip(keys, r)) for r in rows]
+        return [dict(zip(keys, (*r[:5], from_db(r[5]), from_db(r[6])))) for r in rows]
 
     def forget_decision(self, decision_id: int) -> bool:
         with self._transaction():
@@ -318,7 +330,7 @@ class SqliteCatalog(SqliteTags):
         wanted = sorted(set(image_ids))
         out: dict[str, str] = {}
         for chunk in _chunks(wanted):
-            out.update(self.conn.execute(
+            out.update((i, from_db(p)) for i, p in self.conn.execute(
                 f"SELECT id, source_path FROM images WHERE id IN ({','.join('?' * len(chunk))})", tuple(chunk)))
         return out
 
@@ -374,7 +386,7 @@ def _info(row: tuple) -> ImageInfo:
     meta = json.loads(row[5] or "{}")
     dates = json.loads(row[6] or "{}")
     return ImageInfo(
-        id=row[0], index_id=row[1], path=row[2], checksum=row[3], size_bytes=row[4],
+        id=row[0], index_id=row[1], path=from_db(row[2]), checksum=row[3], size_bytes=row[4],
         width=int(meta.get("width") or 0), height=int(meta.get("height") or 0),
         format=str(meta.get("format") or ""), camera=meta.get("camera"),
         taken_ts=taken_timestamp(dates.get("taken_at"), dates.get("subsec")),

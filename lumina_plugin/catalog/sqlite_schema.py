@@ -31,12 +31,18 @@ def stored_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 1
 
 
+def is_current(conn: sqlite3.Connection) -> bool:
+    """Whether the catalog has this version's schema: a read-only open reads it as it is, without
+    :func:`apply_schema` (which writes). Raises sqlite3.DatabaseError for a file that is no catalog."""
+    return stored_version(conn) >= SCHEMA_VERSION and all(
+        column in columns(conn, table) for table, column, _ in ADDED_COLUMNS)
+
+
 def apply_schema(conn: sqlite3.Connection) -> None:
     """Create what is missing (a new catalog: everything) and add the columns an older catalog
     lacks, in one transaction. An autocommit connection (``isolation_level=None``)."""
     conn.executescript(resources.files("lumina_plugin.catalog").joinpath("schema.sql").read_text())
-    if stored_version(conn) >= SCHEMA_VERSION and all(
-            column in columns(conn, table) for table, column, _ in ADDED_COLUMNS):
+    if is_current(conn):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:

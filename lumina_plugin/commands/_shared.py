@@ -51,12 +51,40 @@ def load_config(args: argparse.Namespace) -> Config:
     return Config.load(args.config, catalog_dir=catalog_path(args).parent)
 
 
-def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None) -> Engine:
+def catalog_mode(args: argparse.Namespace) -> str:
+    """What the command will do with a SQLite catalog (``catalog/sqlite_open.py``): ``create``
+    for those that import (import, find-duplicates, watch), ``read`` for those that only read
+    (review, decide list, calibrate: the catalog must exist and nothing is written, so they
+    work on a read-only disk), ``preview`` for a dry run (as ``read``, or an empty catalog in
+    memory where there is none yet), ``write`` for the rest (undo, decide: the catalog must
+    exist, so a mistyped ``--catalog`` is refused rather than created)."""
+    command = getattr(args, "command", None)
+    if command == "find-duplicates":
+        return "preview" if getattr(args, "dry_run", False) else "create"
+    if command in ("import", "watch"):
+        return "create"
+    if command in ("review", "calibrate") or (command == "decide" and getattr(args, "decision", None) == "list"):
+        return "read"
+    return "write"
+
+
+def open_engine(args: argparse.Namespace, progress: Any = None, config: Config | None = None,
+                mode: str | None = None) -> Engine:
     """The engine on ``--catalog`` with ``config`` (default: :func:`load_config`) and the GPU
-    flags where the command has them (``--gpu/--no-gpu/--gpu-batch-size``; a no-op elsewhere)."""
+    flags where the command has them (``--gpu/--no-gpu/--gpu-batch-size``; a no-op elsewhere).
+    ``mode``: what the command does with the catalog (default: :func:`catalog_mode`)."""
+    from ..catalog import open_catalog
+    from ..catalog.locator import normalized
     from ..engine import Engine
+    from ..index.store import opening_read_only
     config = apply_gpu_flags(args, config or load_config(args))
-    return Engine(catalog_locator(args), config, progress=progress, lock_timeout=max(0.0, args.wait))
+    locator, wait = catalog_locator(args), max(0.0, args.wait)
+    if is_database_url(locator):
+        return Engine(locator, config, progress=progress, lock_timeout=wait)
+    catalog = open_catalog(normalized(locator), config.tags, wait, config.lumina, mode=mode or catalog_mode(args))
+    # A catalog opened to read: its index, which the engine opens, writes nothing either.
+    with opening_read_only(bool(getattr(catalog, "read_only", False))):
+        return Engine(catalog, config, progress=progress, lock_timeout=wait)
 
 
 def nothing_exists(command: str, paths: Sequence[str]) -> bool:

@@ -28,6 +28,11 @@ keep each other's batches. Unique segment and temp names mean that even unserial
 write into one file (the last manifest wins). Opening an index while another process is between
 steps (1) and (2) deletes that process's pending segment, so opens belong under the same
 serialisation as writes.
+
+Read-only: an index opened ``read_only`` (a catalog opened only to read, or a folder this process
+cannot write, such as a read-only disk) writes nothing and deletes nothing: ``add`` and ``remove``
+change the live rows in memory only, so a run can bring the index level with its catalog and read
+it, and never creates the folder.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict
 from pathlib import Path
 
@@ -59,7 +67,7 @@ from .segments import (
     write_durable,
 )
 
-__all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorruptError"]
+__all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorruptError", "opening_read_only"]
 
 #: This many tail segments of one size class (rows + tombstones, in powers of this number) are
 #: merged into one.
@@ -74,6 +82,30 @@ def _as_ids(ids: object) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+#: True while :func:`opening_read_only` is in force.
+_READ_ONLY_OPENS: ContextVar[bool] = ContextVar("read_only_opens", default=False)
+
+
+@contextmanager
+def opening_read_only(on: bool = True) -> Iterator[None]:
+    """While in force, an index opened without saying (``read_only=None``) is read-only: how the
+    opener of a catalog to read tells it to an index that another layer (the engine) opens."""
+    token = _READ_ONLY_OPENS.set(on)
+    try:
+        yield
+    finally:
+        _READ_ONLY_OPENS.reset(token)
+
+
+def _writable(directory: Path) -> bool:
+    """Whether this process could write ``directory`` (or create it, where it does not exist):
+    False on a read-only file system even for root, and in a folder it has no permission for."""
+    place = directory
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    return os.access(place, os.W_OK)
+
+
 class HashIndex:
     """A persistent index of image ids and their four hash codes (columns in ``ALGORITHMS`` order).
 
@@ -82,10 +114,12 @@ class HashIndex:
     point reopens to the state before or after the interrupted method.
     """
 
-    def __init__(self, directory: Path, version: int) -> None:
+    def __init__(self, directory: Path, version: int, read_only: bool = False) -> None:
         """Private: use :meth:`HashIndex.open`."""
         self.directory = Path(directory)
         self.version = int(version)
+        #: Nothing is written: add and remove change the rows in memory only.
+        self.read_only = read_only
         #: True when the stored codes were of another algorithm version and were dropped: the
         #: caller must re-add every image's codes from its catalog.
         self.rebuilt_for_version_change = False
@@ -96,14 +130,21 @@ class HashIndex:
         self._closed = False
 
     @classmethod
-    def open(cls, directory: Path, version: int = ALGORITHM_VERSION) -> HashIndex:
-        """Open (creating if needed) the index in ``directory`` for codes of ``version``.
+    def open(cls, directory: Path, version: int = ALGORITHM_VERSION, read_only: bool | None = None) -> HashIndex:
+        """Open the index in ``directory`` for codes of ``version``, creating the folder if needed
+        (read-only: a folder that does not exist is an empty index).
 
-        Raises :class:`IndexCorruptError` if the manifest or a listed segment is damaged. Files
-        left by an interrupted write (unlisted segments, temp manifests) are deleted.
+        ``read_only``: write nothing (see the module's notes); None: inside
+        :func:`opening_read_only`, or where the folder cannot be written. Raises :class:`IndexCorruptError` if the manifest or a listed segment is damaged.
+        Files left by an interrupted write (unlisted segments, temp manifests) are deleted, unless
+        read-only.
         """
-        index = cls(directory, version)
-        index.directory.mkdir(parents=True, exist_ok=True)
+        directory = Path(directory)
+        if read_only is None:
+            read_only = _READ_ONLY_OPENS.get() or not _writable(directory)
+        index = cls(directory, version, read_only=read_only)
+        if not index.read_only:
+            index.directory.mkdir(parents=True, exist_ok=True)
         index._load(read_manifest(index.directory))
         index._delete_unlisted()
         return index
@@ -177,6 +218,8 @@ class HashIndex:
         self._check_open()
         self.refresh()
         segs = self._segments
+        if self.read_only:
+            return
         compact = (not segs and len(self) == 0) or (
             len(segs) == 1 and segs[0].tombstones == 0 and segs[0].count == len(self)
         )
@@ -228,7 +271,13 @@ class HashIndex:
 
     def _commit(self, tombs: np.ndarray, ids: np.ndarray, codes: np.ndarray, *, keep: int) -> None:
         """Write one segment (if it has content), then swap the manifest to list the first ``keep``
-        segments and it: ``keep`` = all (a batch), 0 (compaction) or a tail's start (a merge)."""
+        segments and it: ``keep`` = all (a batch), 0 (compaction) or a tail's start (a merge).
+        Read-only: a batch changes the live rows in memory, nothing else happens."""
+        if self.read_only:
+            if keep == len(self._segments):
+                self._set_state(*resolve([(np.empty(0, np.int64), self._ids, self._codes), (tombs, ids, codes)]))
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
         generation = self._generation + 1
         new: list[Segment] = []
         if tombs.size or ids.size:
@@ -278,7 +327,7 @@ class HashIndex:
             return level
 
         segs = self._segments
-        if len(segs) < MERGE_FANOUT:
+        if self.read_only or len(segs) < MERGE_FANOUT:
             return None
         top, start = size_class(segs[-1]), len(segs)
         while start > 0 and size_class(segs[start - 1]) <= top:
@@ -299,6 +348,8 @@ class HashIndex:
 
     def _delete_unlisted(self) -> None:
         """Delete segments the manifest does not list and temp manifests: leftovers of crashes."""
+        if self.read_only or not self.directory.is_dir():
+            return
         listed = set(self._listed)
         for path in self.directory.iterdir():
             name = path.name
