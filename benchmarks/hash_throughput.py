@@ -9,17 +9,23 @@ hard-linked up to ``--files`` (decoding a copy costs what decoding any photo cos
 all are read once first so every contender reads from memory. Then, per size:
 
 - imagehash 4.3, all four hashes (wHash at image_scale=64, as ours), one process;
-- ``hash_paths`` on the CPU: a process pool over all cores, full decode (the default),
-  and with JPEG draft decoding (``--drafts``);
+- ``hash_paths`` on the CPU: a process pool over all cores, in each decode mode
+  (``--modes``: "exact", every pixel, imagehash's codes; "reduced", the default, JPEGs at
+  1/2-1/8 in the DCT domain), and with the older JPEG draft setting (``--drafts``);
 - ``hash_paths`` with the GPU: nvImageCodec on the JPEG engines + CuPy kernels in the
-  GPU processes, the process pool beside it (skipped when no GPU is usable); and one and
-  two GPU processes alone, fed directly (what the engines and kernels do without the facts);
-- agreement with the full CPU decode (whose codes are imagehash's on the same pixels,
-  checked here too): share of photos whose four codes are identical, per-hash shares,
-  and the largest difference in bits.
+  GPU processes, the process pool beside it, in each mode (skipped when no GPU is usable);
+  and one and two GPU processes alone, fed directly (what the engines and kernels do
+  without the facts);
+- end to end (``--end-to-end``, on by default): the figure a user meets, a fresh Python
+  process that imports the package, starts its pool (and GPU processes) and hashes the
+  same files once, start-up and warm-up included, beside the warm figures above;
+- agreement with the exact CPU decode (whose codes are imagehash's on the same pixels,
+  checked here too) and of the GPU with the CPU in the same mode: share of photos whose
+  four codes are identical, per-word shares, and the largest difference in bits.
 
 Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
            [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
+           [--modes exact,reduced] [--no-end-to-end]
            [--noise 10] [--sources DIR ...] [--json OUT] [--gpu-batch-size N] [--gpu-only]
            [--gpu-processes 0,1,2] [--scaling]
 """
@@ -31,6 +37,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -189,7 +196,7 @@ def time_gpu_process(paths: list[str], batch: int = 0, processes: int = 1) -> tu
     if not procs:
         return None
     for proc in procs:  # first-use costs
-        proc.send(("batch", 999_999, [(i, p) for i, p in enumerate(paths[:batch])]))
+        proc.send(("batch", 999_999, [(i, p) for i, p in enumerate(paths[:batch])], HashingSettings().decode))
         proc.results.recv()
     inflight = {proc.results: 0 for proc in procs}
     by_conn = {proc.results: proc for proc in procs}
@@ -198,13 +205,34 @@ def time_gpu_process(paths: list[str], batch: int = 0, processes: int = 1) -> tu
         for conn, proc in by_conn.items():
             while inflight[conn] < 3 and sent < len(paths):
                 proc.send(("batch", 1_000_000 + sent,
-                           [(i, p) for i, p in enumerate(paths[sent:sent + batch], sent)]))
+                           [(i, p) for i, p in enumerate(paths[sent:sent + batch], sent)], HashingSettings().decode))
                 sent, inflight[conn] = sent + batch, inflight[conn] + 1
         for conn in wait([c for c, n in inflight.items() if n]):
             _, _, rows = conn.recv()
             inflight[conn] -= 1
             hashed += sum(row[1] is not None for row in rows)
     return time.perf_counter() - start, hashed
+
+
+def end_to_end(paths: list[str], settings: HashingSettings) -> float:
+    """Wall seconds of a fresh Python process that hashes ``paths`` with ``settings``:
+    interpreter start, imports, the pool's (and GPU processes') start and first batches
+    included, as a user's first command meets them."""
+    from dataclasses import asdict
+
+    code = ("import json, sys\nfrom lumina_plugin.config import Config\n"
+            "from lumina_plugin.ingest.pipeline import hash_paths\n"
+            "from lumina_plugin.settings.hashing import HashingSettings\n"
+            "paths = json.load(open(sys.argv[1]))\n"
+            "config = Config(batch_size=256, hashing=HashingSettings(**json.loads(sys.argv[2])))\n"
+            "assert sum(len(r) for r, _ in hash_paths(paths, config)) == len(paths)\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as listing:
+        json.dump(paths, listing)
+        listing.flush()
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code, listing.name, json.dumps(asdict(settings))], check=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return time.perf_counter() - start
 
 
 def agreement(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], keys: list[str]) -> dict:
@@ -244,7 +272,9 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=96)
     parser.add_argument("--imagehash-files", type=int, default=16)
     parser.add_argument("--sizes", default="12,2")
-    parser.add_argument("--drafts", default="1,2,4,8", help="draft settings to time and compare ('' for none)")
+    parser.add_argument("--drafts", default="", help="older draft settings to time and compare, e.g. 1,2,4,8")
+    parser.add_argument("--modes", default="exact,reduced", help="decode modes to time (exact: the reference)")
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the fresh-process runs")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
     parser.add_argument("--gpu-processes", type=lambda t: [int(x) for x in t.split(",")], default=[0],
@@ -278,10 +308,21 @@ def main() -> None:
                 seconds, ih = time_imagehash(originals[: args.imagehash_files])
                 rows.append(("imagehash 4.3, 4 hashes, 1 process", args.imagehash_files, seconds, {}))
 
-            seconds, full, stats = run(cpu_paths, HashingSettings(gpu="off", **base))
-            rows.append(("ours, CPU pool, full decode (default)", len(cpu_paths), seconds, stats))
+            modes = args.modes.split(",")
+            by_mode = {}
+            for mode in modes:
+                seconds, by_mode[mode], stats = run(cpu_paths, HashingSettings(gpu="off", decode=mode, **base))
+                default = " (default)" if mode == HashingSettings().decode else ""
+                rows.append((f"ours, CPU pool, {mode} decode{default}", len(cpu_paths), seconds, stats))
+            full = by_mode[modes[0]]
             reference = {p: full[p] for p in originals if p in full}
             keys = sorted(reference)
+            for mode in modes[1:]:
+                agree[f"CPU {mode} vs {modes[0]}"] = agreement(reference, by_mode[mode], keys)
+            if not args.no_end_to_end:
+                for mode in modes:
+                    seconds = end_to_end(cpu_paths, HashingSettings(gpu="off", decode=mode, **base))
+                    rows.append((f"end to end, fresh process, CPU, {mode}", len(cpu_paths), seconds, {}))
             if not args.gpu_only:
                 ih_keys = originals[: args.imagehash_files]
                 agree["imagehash vs ours (CPU full)"] = agreement(  # imagehash has the four classic hashes only
@@ -289,7 +330,7 @@ def main() -> None:
                     [k for k in ih_keys if k in reference])
 
             for d in ([] if args.gpu_only else drafts):
-                seconds, got, stats = run(cpu_paths, HashingSettings(gpu="off", draft=d, **base))
+                seconds, got, stats = run(cpu_paths, HashingSettings(gpu="off", decode="exact", draft=d, **base))
                 rows.append((f"ours, CPU pool, draft={d}", len(cpu_paths), seconds, stats))
                 agree[f"CPU draft={d} vs full"] = agreement(reference, got, keys)
 
@@ -298,9 +339,9 @@ def main() -> None:
                 # (cores x one core's speed) that the pool reaches.
                 one = originals[: max(4, min(len(originals), args.cpu_files // info["cores"]))]
                 for d in [0] + drafts:
-                    seconds, _, _ = run(one, HashingSettings(gpu="off", workers=1, draft=d))
+                    seconds, _, _ = run(one, HashingSettings(gpu="off", workers=1, decode=modes[0], draft=d))
                     pool = next(r for r in rows if r[0].startswith("ours, CPU pool") and
-                                (f"draft={d}" in r[0] if d else "full decode" in r[0]))
+                                (f"draft={d}" in r[0] if d else f"{modes[0]} decode" in r[0]))
                     efficiency = (pool[1] / pool[2]) / (info["cores"] * len(one) / seconds)
                     rows.append((f"ours, 1 process, {'draft=' + str(d) if d else 'full decode'}", len(one),
                                  seconds, {"pool_vs_cores_x_one": round(efficiency, 3)}))
@@ -312,13 +353,18 @@ def main() -> None:
                         rows.append((f"GPU process{'es' if n > 1 else ''} alone ({n}; no EXIF, no CPU)",
                                      len(paths), alone[0], {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
                 for n in args.gpu_processes:
-                    seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, **base))
-                    label = "default" if n == 0 else f"{n} GPU process{'es' if n > 1 else ''}"
-                    rows.append((f"ours, GPU engines + CPU pool ({label})", len(paths), seconds, stats))
-                    agree[f"GPU ({label}) vs CPU full"] = agreement(reference, got, keys)
+                    for mode in modes[::-1]:
+                        seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, decode=mode, **base))
+                        label = "default" if n == 0 else f"{n} GPU process{'es' if n > 1 else ''}"
+                        rows.append((f"ours, GPU engines + CPU pool ({label}), {mode}", len(paths), seconds, stats))
+                        agree[f"GPU ({label}) {mode} vs CPU {mode}"] = agreement(
+                            {p: by_mode[mode][p] for p in keys}, got, keys)
+                if not args.no_end_to_end:
+                    seconds = end_to_end(paths, HashingSettings(gpu="on", **base))
+                    rows.append(("end to end, fresh process, GPU, default", len(paths), seconds, {}))
                 if drafts and not args.gpu_only:
                     d = min(drafts, key=lambda d: abs(d - 2))
-                    seconds, got, stats = run(paths, HashingSettings(gpu="on", draft=d, **base))
+                    seconds, got, stats = run(paths, HashingSettings(gpu="on", decode="exact", draft=d, **base))
                     rows.append((f"ours, GPU engines + CPU pool, draft={d}", len(paths), seconds, stats))
 
             ref_rate = rows[0][1] / rows[0][2]  # imagehash's (the CPU pool's with --gpu-only)

@@ -29,7 +29,7 @@ from lumina_plugin.hashing.codes import hamming  # noqa: E402
 from lumina_plugin.hashing.cupy_hasher import GpuHasher, self_check  # noqa: E402
 from lumina_plugin.ingest.pipeline import hash_paths  # noqa: E402
 from lumina_plugin.ingest.records import record_for  # noqa: E402
-from lumina_plugin.model import CLASSIC_WORDS, CODE_WORDS  # noqa: E402
+from lumina_plugin.model import CLASSIC_WORDS, CODE_WORDS, DECODE_VERSIONS, reduced_factor  # noqa: E402
 from lumina_plugin.settings.hashing import HashingSettings  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -80,6 +80,21 @@ def test_kernels_turn_camera_sized_photos_like_the_cpu(hasher: GpuHasher, make_p
 def test_kernels_on_the_noisy_camera_photo(hasher: GpuHasher, big_photo: Path) -> None:
     rgb, o = stored_rgb(big_photo)
     np.testing.assert_array_equal(hasher.hash([(cupy.asarray(rgb), o)])[0], record_for(str(big_photo), MAX_PIXELS).codes)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_reduced_kernels_equal_the_cpus_reduced_decode_of_a_png(hasher: GpuHasher, make_photo: MakePhoto,
+                                                               orientation: int) -> None:
+    """Reduced mode, the same stored pixels: the GPU's reduction (cupy_reduce on CuPy) and
+    kernels give exactly the CPU's reduced-mode codes (Pillow's convert and reduce)."""
+    from lumina_plugin.hashing.cupy_reduce import reduce_rgb
+
+    path = make_photo(f"scan{orientation}.png", size=(2001, 1501), orientation=orientation)
+    rgb, o = stored_rgb(path)
+    small = reduce_rgb(cupy, cupy.asarray(rgb), reduced_factor(rgb.shape[1], rgb.shape[0]))
+    assert small.shape[:2] == (-(-rgb.shape[0] // 4), -(-rgb.shape[1] // 4))
+    want = record_for(str(path), MAX_PIXELS, mode="reduced").codes
+    np.testing.assert_array_equal(hasher.hash([(small, o)])[0], want)
 
 
 def test_codes_queued_on_another_stream_are_waited_for(hasher: GpuHasher) -> None:
@@ -145,9 +160,13 @@ def test_gpu_decoded_pixels_are_close_to_libjpeg(library: list[str]) -> None:
         assert diff.max() <= 16
 
 
-def test_hash_paths_on_the_gpu_gives_the_cpus_records(library: list[str]) -> None:
-    on = Config(batch_size=4, hashing=HashingSettings(gpu="on", gpu_batch_size=3, workers=2, parallel_min_mb=0))
-    off = Config(batch_size=4, hashing=HashingSettings(gpu="off", parallel_min_files=10**6))
+@pytest.mark.parametrize("mode", ["reduced", "exact"])
+def test_hash_paths_on_the_gpu_gives_the_cpus_records(library: list[str], mode: str) -> None:
+    """In each decode mode: in "reduced" the GPU reduces its decoded pixels as the CPU reduces
+    a PNG's (cupy_reduce), while the CPU takes a JPEG's luma from libjpeg's DCT scaling."""
+    on = Config(batch_size=4, hashing=HashingSettings(gpu="on", gpu_batch_size=3, workers=2, parallel_min_mb=0,
+                                                      decode=mode))
+    off = Config(batch_size=4, hashing=HashingSettings(gpu="off", parallel_min_files=10**6, decode=mode))
     got, want = list(hash_paths(library, on)), list(hash_paths(library, off))
     from lumina_plugin.ingest.pipeline import LAST_RUN
     # the whole baseline colour JPEGs are shared out between the GPU and the CPU pool
@@ -169,7 +188,8 @@ def test_hash_paths_on_the_gpu_gives_the_cpus_records(library: list[str]) -> Non
                 worst_geometry = max(worst_geometry, *bits[CLASSIC_WORDS:])
             else:  # decoded by Pillow in the pool: identical
                 assert bits == [0] * CODE_WORDS, r.path
-    print(f"GPU-decoded codes differ from the CPU's by at most {worst} bits, geometry words {worst_geometry}")
+    assert {r.hash_version for rs, _ in got for r in rs} == {DECODE_VERSIONS[mode]}
+    print(f"{mode}: GPU-decoded codes differ from the CPU's by at most {worst} bits, geometry words {worst_geometry}")
     assert worst <= 4 and worst_geometry <= 16
 
 
