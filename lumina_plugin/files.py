@@ -38,18 +38,27 @@ class FileError:
         return {"path": self.path, "error": self.error}
 
 
-def _printable(path: str) -> str | None:
-    # SQLite and JSON need text; a name that is not valid UTF-8 cannot be stored as is.
+def not_utf8(path: str) -> bool:
+    """Whether ``path`` has bytes that are not valid UTF-8 (names from old FAT drives and Windows
+    code pages): Python gives them surrogate-escaped (``os.fsdecode``). The SQLite catalog keeps
+    them (``catalog/sqlite_paths.py``); Lumina's PostgreSQL catalog, whose text is UTF-8, cannot."""
     try:
         path.encode("utf-8")
-        return None
+        return False
     except UnicodeEncodeError:
-        return "file name is not valid UTF-8"
+        return True
+
+
+#: The per-file error of a name a catalog that keeps text only cannot hold.
+NOT_UTF8 = "file name is not valid UTF-8; Lumina's catalog cannot hold it (rename the file)"
 
 
 def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
-             follow_symlinks: bool = False) -> tuple[list[str], list[FileError]]:
-    """Absolute file paths under ``paths`` (sorted, unique) and the paths that failed."""
+             follow_symlinks: bool = False, utf8_only: bool = False) -> tuple[list[str], list[FileError]]:
+    """Absolute file paths under ``paths`` (sorted, unique) and the paths that failed.
+
+    Names that are not valid UTF-8 are found as the others, surrogate-escaped; ``utf8_only``
+    (a catalog that keeps text only) makes each of them an error line (:data:`NOT_UTF8`) instead."""
     exts = {e.lower() for e in extensions}
     found: set[str] = set()
     errors: list[FileError] = []
@@ -74,10 +83,8 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
 
     good: list[str] = []
     for path in sorted(found):
-        problem = _printable(path)
-        if problem:
-            errors.append(FileError(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                                    problem))
+        if utf8_only and not_utf8(path):
+            errors.append(FileError(path, NOT_UTF8))
         else:
             good.append(path)
     return good, errors

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._faults import crash_point
 from ..model import GroupRow
+from .sqlite_paths import from_db, to_db
 from .tag_store import TAG_DESCRIPTION, TagRow, TagStore, UndoEntry, member_rows, stamp
 
 
@@ -39,11 +40,12 @@ class SqliteTags(TagStore):
             (self.catalog_id, self.names.source, *names)).fetchall())
 
     def _stored_groups(self) -> list[tuple[int, GroupRow]]:
-        return member_rows(self.conn.execute(
+        # A keeper reason names a file, whose name may not be UTF-8: stored as sqlite_paths keeps paths.
+        return member_rows([(*r[:4], r[4] if r[4] is None else from_db(r[4]), *r[5:]) for r in self.conn.execute(
             "SELECT g.id, g.primary_image_id, g.similarity_type, g.confidence, g.keeper_reason,"
             " m.image_id, m.relation, m.distance FROM duplicate_groups g LEFT JOIN duplicate_members m"
             " ON m.group_id=g.id AND m.image_id<>g.primary_image_id WHERE g.catalog_id=? ORDER BY g.id",
-            (self.catalog_id,)).fetchall())
+            (self.catalog_id,))])
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first."""
@@ -108,7 +110,7 @@ class SqliteTags(TagStore):
             "INSERT INTO duplicate_groups (id, catalog_id, primary_image_id, similarity_type, confidence,"
             " reviewed, created_at, keeper_reason) VALUES (?,?,?,?,?,0,?,?)",
             (gid, self.catalog_id, group.keeper_id, group.similarity_type, group.confidence, stamp(),
-             group.keeper_reason)).lastrowid
+             to_db(group.keeper_reason))).lastrowid
         rows = [(new_id, group.keeper_id, 100, "keeper", 0)]
         rows += [(new_id, image_id, max(0, 100 - distance * 100 // 64), relation, distance)
                  for image_id, relation, distance in group.members]
