@@ -135,8 +135,9 @@ def print_report(report: RunReport, as_json: bool, catalog: str | None = None, v
     found = (f"{plural(s['groups'], 'group')} of duplicates: {plural(s['duplicates'], 'copy', 'copies')}, "
              f"{human_bytes(saved)} that could be freed" if s["groups"] else "no duplicates")
     errors = plural(s["errors"], "error") + (" (listed above)" if s["errors"] else "")
-    say(f"Found {found}. Checked {plural(s['files'], 'file')}: {s['hashed']} hashed, "
-        f"{s['unchanged']} unchanged, {errors}.")
+    checked = (f" Checked {plural(s['files'], 'file')}: {s['hashed']} hashed, {s['unchanged']} unchanged, {errors}."
+               if s["files"] or s["errors"] else "")  # a whole-catalog run given no paths checks none
+    say(f"Found {found}.{checked}")
     gone = getattr(report, "vanished", None) or []  # photos deleted from disk since they were catalogued
     if gone:
         say(f"{plural(len(gone), 'photo')} no longer on disk, taken out of the catalog: "
@@ -148,7 +149,8 @@ def print_report(report: RunReport, as_json: bool, catalog: str | None = None, v
         say("Next: run it again without --dry-run to write the tags.")
     elif catalog is not None and s["groups"]:
         say(f"Next: look at the groups with thumbnails:  {command('review', '--catalog', catalog)}")
-        say(f"      take this run's tags back:           {command('undo', '--catalog', catalog)}")
+        if s.get("tags_added") or s.get("tags_removed"):  # else undo would take back an earlier run
+            say(f"      take this run's tags back:           {command('undo', '--catalog', catalog)}")
 
 
 def say(line: str) -> None:
@@ -165,7 +167,7 @@ def _print_written(report: RunReport, catalog: str | None, s: Mapping[str, Any])
     elif added or removed:
         say(f"Tags written to {where}: {added} added, {removed} removed.")
     else:
-        say(f"Nothing to change in {where}: its tags already say this.")
+        say(f"Nothing written: {where} already has these tags.")
 
 
 def _print_planned(report: RunReport) -> None:
