@@ -5,8 +5,10 @@ Lumina has no plugin system; this package is its host side:
 - :mod:`.bridge`   -- what every way in shares: Lumina's settings (``POSTGRES_*``, ``REDIS_*``),
                       the catalog URL, a :class:`~lumina_hooks.PluginHost` per event, Lumina's
                       job rows and Redis progress messages.
-- :mod:`.tasks`    -- our Celery tasks (on our own queue): a scan batch imported, a scan
-                      finished, Find Duplicates as a Lumina job.
+- :mod:`.tasks`    -- our Celery tasks (on our own queue): a running scan followed, a scan batch
+                      imported, a scan finished, Find Duplicates as a Lumina job.
+- :mod:`.follow`   -- the follower: a running scan's rows hashed and tagged as Lumina stores them.
+- :mod:`.elsewhere` -- photos of a catalog that Lumina stored under another catalog.
 - :mod:`.celery`   -- loaded into Lumina's worker with ``--include lumina_plugin.lumina.celery``:
                       signal receivers on ``scan_worker``/``scan_finalizer`` that enqueue the tasks.
 - :mod:`.worker`   -- our own Celery app, for a worker of our own (``celery -A lumina_plugin.lumina.worker``).

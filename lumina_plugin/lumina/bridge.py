@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TASK_BATCH = "lumina_dedup.batch_imported"
 TASK_SCAN = "lumina_dedup.scan_finished"
 TASK_FIND = "lumina_dedup.find_duplicates"
+TASK_FOLLOW = "lumina_dedup.follow_scan"
 
 #: How long Find Duplicates waits for a worker on our queue to answer Celery's remote control
 #: (an answer ends the wait at once; the full wait only when none comes).

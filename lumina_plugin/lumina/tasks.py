@@ -50,13 +50,14 @@ class JobGivenUp(RuntimeError):
 
 
 def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """A scan batch was stored: fire images-imported for its images (or, without a batch,
-    for every image we have not hashed yet: the catch-up)."""
+    """A scan batch was stored: fire images-imported for its images not hashed yet (or, without
+    a batch, for every image we have not hashed yet: the catch-up)."""
     config = bridge.load_config()
     with bridge.connect(config.lumina) as conn:
         paths = bridge.batch_paths(conn, catalog_id, batch_id) if batch_id else None
-        if paths is None:  # no batch given, or Lumina has no job_batches table
-            paths = bridge.pending_paths(conn, catalog_id, config.hash_version())
+        pending = bridge.pending_paths(conn, catalog_id, config.hash_version())
+        # Only what is not hashed yet: the scan's follower (.follow) has usually done the rest.
+        paths = pending if paths is None else sorted(set(paths) & set(pending))
     if not paths:
         return {"images": 0}
     with bridge.make_host(catalog_id, config) as host:
@@ -146,6 +147,20 @@ def batch_imported(self: Any, catalog_id: str, batch_id: str | None = None,
         return run_batch_imported(catalog_id, batch_id, job_id)
     except CatalogLockedError as exc:
         raise self.retry(exc=exc, countdown=LOCK_RETRY_S) from exc
+
+
+@shared_task(name=bridge.TASK_FOLLOW, bind=True, ignore_result=True)
+def follow_scan(self: Any, catalog_id: str, job_id: str, token: str | None = None,
+                started: float | None = None) -> dict[str, Any]:
+    """One pass of following a running scan (:mod:`.follow`); sends the next pass to our queue
+    after ``again`` seconds, so no worker slot is held while the scan stores more rows."""
+    from . import follow
+    out = follow.follow_pass(catalog_id, job_id, token, started)
+    if out["again"] is not None:
+        self.apply_async(kwargs={"catalog_id": catalog_id, "job_id": job_id, "token": out["token"],
+                                 "started": out["started"]}, countdown=out["again"],
+                         queue=bridge.load_config().lumina.queue)
+    return out
 
 
 @shared_task(name=bridge.TASK_SCAN, bind=True, ignore_result=True, max_retries=LOCK_RETRIES)
