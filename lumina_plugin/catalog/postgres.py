@@ -56,7 +56,7 @@ class PostgresCatalog(PostgresTags):
 
     ``url`` is a ``postgresql://`` URL (default: built from Lumina's ``POSTGRES_*`` variables);
     its query may name the catalog (``?catalog=<uuid or name>``, else the only one) and turn
-    on ``show_in_lumina``. Those override ``settings``.
+    ``show_in_lumina`` on or off (``=1``/``=0``; on by default). Those override ``settings``.
     """
 
     def __init__(self, url: str | None = None, tags: TagNames | None = None, lock_timeout: float = 10.0,

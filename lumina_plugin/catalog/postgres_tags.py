@@ -4,8 +4,9 @@ A mixin of :class:`~lumina_plugin.catalog.postgres.PostgresCatalog`. The logic (
 writes, the undo log, what undo restores) is :class:`~lumina_plugin.catalog.tag_store.TagStore`;
 here are its row operations in PostgreSQL. Tags go into Lumina's own ``tags``/``image_tags``
 (namespaced names, our ``source``, explicit ``created_at`` and ``confidence``, since Lumina's
-defaults are client-side only); groups into our ``lumina_dedup_groups``/``_members``, optionally
-mirrored into Lumina's ``duplicate_groups``/``duplicate_members`` for its duplicates page. Every
+defaults are client-side only); groups into our ``lumina_dedup_groups``/``_members``, copied (by
+default; ``show_in_lumina``) into Lumina's ``duplicate_groups``/``duplicate_members`` for its
+duplicates page, in the same transaction as every run, decision and undo. Every
 statement is a set operation over arrays (``unnest``) or a COPY: a run costs a handful of round
 trips, not one per row.
 """
