@@ -56,6 +56,10 @@ def _mount_unavailable(probe_dir: str) -> str | None:
         return f"this process may not make a read-only mount: {proc.stderr.strip()[:200]}"
     if (Path(probe_dir) / "probe").exists():
         return "the read-only mount did not stop a write"
+    proc = subprocess.run([*_unshare(), "sh", "-c", _MOUNT_RO, "sh", "1", probe_dir, *_cli(), "--version"],
+                          capture_output=True, text=True)
+    if proc.returncode:  # e.g. a user namespace that cannot reach the interpreter's folder
+        return f"the command cannot run inside the mount namespace: {proc.stderr.strip()[:200]}"
     return None
 
 

@@ -129,8 +129,9 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """Where the place can be written, a read-write connection that refuses writes
     (``query_only``): the last one to close removes the ``-wal``/``-shm`` files it opened, so
     nothing is left behind. (A ``mode=ro`` one would leave them.) Elsewhere ``mode=ro``, and
-    where SQLite cannot open that (a WAL database without its ``-shm`` on a read-only disk)
-    ``immutable=1``: nothing can change the file there."""
+    where SQLite cannot open that (a WAL database whose ``-shm`` cannot be made: a read-only
+    disk, a folder without write permission) ``immutable=1``: nothing changes the file there
+    (no lumina-dedup run while this one holds the shared lock; no one else on a read-only disk)."""
     if writable(path):
         conn = sqlite3.connect(_uri(path, "mode=rw"), uri=True, isolation_level=None, timeout=timeout)
         try:
@@ -145,9 +146,9 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(_uri(path, query), uri=True, isolation_level=None, timeout=timeout)
         try:
             current = is_current(conn)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.OperationalError:
             conn.close()
-            if query == "mode=ro" and "unable to open" in str(exc):
+            if query == "mode=ro":  # "unable to open", or (no permission) "attempt to write a readonly database"
                 continue
             raise
         except BaseException:

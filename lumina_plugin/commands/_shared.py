@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,10 +82,25 @@ def open_engine(args: argparse.Namespace, progress: Any = None, config: Config |
     locator, wait = catalog_locator(args), max(0.0, args.wait)
     if is_database_url(locator):
         return Engine(locator, config, progress=progress, lock_timeout=wait)
+    start = time.perf_counter()
     catalog = open_catalog(normalized(locator), config.tags, wait, config.lumina, mode=mode or catalog_mode(args))
+    opened = time.perf_counter() - start
     # A catalog opened to read: its index, which the engine opens, writes nothing either.
     with opening_read_only(bool(getattr(catalog, "read_only", False))):
-        return Engine(catalog, config, progress=progress, lock_timeout=wait)
+        engine = Engine(catalog, config, progress=progress, lock_timeout=wait)
+    engine.timings = {"open catalog": opened, **engine.timings}  # as when the engine opens it (-v)
+    return engine
+
+
+def check_catalog(args: argparse.Namespace, mode: str | None = None) -> None:
+    """Raise the one-line CatalogError that opening the SQLite catalog for ``mode`` (default:
+    :func:`catalog_mode`) would, before a command writes anything beside it of its own (watch's
+    queue): a missing catalog for a command that needs one, a catalog or a place that cannot be
+    written for one that writes. A ``postgresql://`` catalog: nothing to check here."""
+    locator = catalog_locator(args)
+    if not is_database_url(locator):
+        from ..catalog.sqlite_open import prepare
+        prepare(Path(locator), mode or catalog_mode(args))
 
 
 def nothing_exists(command: str, paths: Sequence[str]) -> bool:
