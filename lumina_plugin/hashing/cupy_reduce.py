@@ -38,6 +38,24 @@ def reduce_tables(height: int, width: int, factor: int) -> tuple[np.ndarray, np.
     return amend, multiplier
 
 
+#: reduce_tables already copied to the device, per (array module, height, width, factor): a
+#: camera's photos share a few sizes, and a copy from host memory waits for the stream.
+_ON_DEVICE: dict[tuple[str, int, int, int], tuple[Any, Any]] = {}
+
+
+def _tables_on(xp: Any, height: int, width: int, factor: int) -> tuple[Any, Any]:
+    if xp is np:
+        return reduce_tables(height, width, factor)
+    key = (xp.__name__, height, width, factor)
+    tables = _ON_DEVICE.get(key)
+    if tables is None:
+        if len(_ON_DEVICE) > 64:
+            _ON_DEVICE.clear()
+        amend, multiplier = reduce_tables(height, width, factor)
+        tables = _ON_DEVICE[key] = (xp.asarray(amend), xp.asarray(multiplier))
+    return tables
+
+
 def reduce_rgb(xp: Any, rgb: Any, factor: int) -> Any:
     """(H, W, >=3) uint8 RGB -> (ceil(H/f), ceil(W/f), 3) uint8: Pillow's ``convert("L")``
     then ``reduce(factor)``, the gray repeated in three channels."""
@@ -49,7 +67,7 @@ def reduce_rgb(xp: Any, rgb: Any, factor: int) -> Any:
         padded = xp.zeros((hr * factor, wr * factor), dtype=xp.uint32)
         padded[:height, :width] = gray
         sums = padded.reshape(hr, factor, wr, factor).sum(axis=(1, 3), dtype=xp.uint64)
-        amend, multiplier = (xp.asarray(t) for t in reduce_tables(height, width, factor))
+        amend, multiplier = _tables_on(xp, height, width, factor)
         v = (sums + amend) * multiplier
         gray = (v & xp.uint64(0xFFFFFFFF)) >> xp.uint64(24)
     gray = gray.astype(xp.uint8)
