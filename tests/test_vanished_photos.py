@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_photo
+from test_lumina_support import lumina, lumina_db, pg_database  # noqa: F401  (the PostgreSQL fixtures)
 
 from lumina_plugin.cli import main
 
@@ -154,6 +155,10 @@ def test_a_file_rewritten_in_place_is_rehashed_and_regrouped(tmp_path: Path, lib
     catalog = tmp_path / "c.db"
     first_run(capsys, catalog, library)
     write_photo(library / "b.jpg", source=OTHER, size=(320, 200))  # now a copy of y.jpg, not of a.jpg
+    from lumina_plugin.engine import Engine
+    with Engine(catalog) as engine:  # the stored groups, without the photo that is not what was grouped
+        assert groups(engine.review().as_json()) == [{"a.jpg": "keeper", "c.jpg": "exact", "d.jpg": "exact"},
+                                                     {"y.jpg": "keeper", "z.jpg": "derivative"}]
     code, dry = run(capsys, catalog, "find-duplicates", "--dry-run", "--no-gpu")
     code, data = run(capsys, catalog, "find-duplicates", "--no-gpu")
     expected = [{"a.jpg": "keeper", "c.jpg": "exact", "d.jpg": "exact"},
@@ -206,3 +211,27 @@ def test_the_command_line_in_a_subprocess(tmp_path: Path, library: Path) -> None
     data = json.loads(out)
     assert data["vanished"] == [str(library / "a.jpg")]
     assert all(Path(m["path"]).exists() for g in data["groups"] for m in g["members"])
+
+
+def test_lumina_catalog_drops_a_deleted_keeper(tmp_path: Path, library: Path, lumina: tuple[str, str]) -> None:
+    """The Lumina path (Engine.find_duplicates on Lumina's PostgreSQL catalog): a deleted keeper
+    leaves the groups and our tags; Lumina's own image row is Lumina's to delete."""
+    from test_lumina_support import query, scan_as_lumina
+
+    from lumina_plugin.engine import Engine
+    url, cid = lumina
+    scan_as_lumina(url, cid, [library / n for n in ("a.jpg", "b.jpg", "y.jpg", "z.jpg")])
+    with Engine(url) as engine:
+        first = engine.find_duplicates()
+    assert groups(first.as_json()) == [{"a.jpg": "keeper", "b.jpg": "derivative"},
+                                       {"y.jpg": "keeper", "z.jpg": "derivative"}]
+    (library / "a.jpg").unlink()
+    with Engine(url) as engine:
+        report = engine.find_duplicates()
+    assert groups(report.as_json()) == [{"y.jpg": "keeper", "z.jpg": "derivative"}]
+    assert report.vanished == [str(library / "a.jpg")]
+    tagged_now = {Path(p).name for (p,) in query(
+        url, "SELECT DISTINCT i.source_path FROM image_tags it JOIN tags t ON t.id = it.tag_id"
+             " JOIN images i ON i.id = it.image_id WHERE t.name LIKE 'lumina-dedup:%%'")}
+    assert tagged_now == {"y.jpg", "z.jpg"}
+    assert query(url, "SELECT count(*) FROM images WHERE source_path = %s", (str(library / "a.jpg"),))[0][0] == 1

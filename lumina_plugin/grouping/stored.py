@@ -36,7 +36,7 @@ def as_stored(rows: Sequence[GroupRow], computed: Sequence[Group], images: Mappi
               for i in (row.keeper_id, *(m[0] for m in row.members)) if i not in known}
     more = dict(facts(wanted)) if wanted else {}
     by_id = {**{info.id: i for i, info in more.items()}, **known}
-    pool = {**{i: images[i] for i in known.values()}, **more}
+    pool = {**images, **more}
     shown = [g for g in (fresh.get(row.key()) or _rebuild(row, by_id, pool, weights) for row in rows) if g is not None]
     out = {i: pool[i] for g in shown for i in (g.keeper, *(m.index_id for m in g.members))}
     return sorted(shown, key=lambda g: out[g.keeper].path), out
