@@ -201,7 +201,9 @@ def time_tools(tools: list[Tool], root: Path, repeats: int, tmp: Path, scorer: A
             pairs, note = tool.run(root, tmp / f"{tool.label.replace(' ', '_')}-{rep}")
             r["seconds"].append(time.perf_counter() - start)
             r["note"], r["score"] = note, scorer(pairs)
-            print(f"  {tool.label}: {r['seconds'][-1]:.1f} s, load {r['loads'][-1]}, {note}", file=sys.stderr)
+            s = r["score"]  # printed as it comes, so a run cut short still tells what it measured
+            print(f"  {tool.label}: {r['seconds'][-1]:.1f} s, load {r['loads'][-1]}, P {_f(s['precision'])} "
+                  f"R {_f(s.get('recall_all_pairs', s['recall']))} F1 {_f(s['f1'])}, {note}", file=sys.stderr)
     for r in results.values():
         r["median_s"] = statistics.median(r["seconds"])
     return results
