@@ -102,7 +102,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     catalog = _open(config, args.wait)
     with terminal_progress(not args.json) as progress, Engine(catalog, config, progress=progress) as engine:
         report = engine.find_duplicates(catalog.unhashed_paths(engine.version), dry_run=args.dry_run)
-    print_report(report, args.json)
+    print_report(report, args.json, verbose=args.verbose)
     return 0
 
 
