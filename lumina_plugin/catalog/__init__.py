@@ -33,7 +33,14 @@ def open_catalog(locator: str | os.PathLike[str], tags: TagNames | None = None,
     Lumina and is always opened as it is."""
     text = os.fspath(locator)
     if text.startswith(DATABASE_SCHEMES):
-        from .postgres import PostgresCatalog  # optional: needs the PostgreSQL driver
+        try:
+            from .postgres import PostgresCatalog  # optional: needs the PostgreSQL driver
+        except ModuleNotFoundError as exc:  # the plugin's hooks and the bridge come here too, not only the CLI
+            from ..extras import missing_extra_message
+            message = missing_extra_message(exc)
+            if message is None:
+                raise
+            raise CatalogError(message) from None
         return PostgresCatalog(text, tags, lock_timeout=lock_timeout, settings=settings)
     if is_database_url(text):
         raise CatalogError(f"{text}: not a catalog (a file path or a postgresql:// URL)")

@@ -71,6 +71,10 @@ def cmd_review(args: argparse.Namespace) -> int:
         except ReviewError as exc:
             print(f"lumina-dedup: error: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # a read-only disk beside the catalog, a full one...
+            print(f"lumina-dedup: error: cannot write the report in {out}: {exc.strerror or exc}; "
+                  f"choose another folder with --out", file=sys.stderr)
+            return 1
     if args.json:
         print_json(result.as_json())
     else:

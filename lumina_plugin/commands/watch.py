@@ -22,7 +22,7 @@ from ..config import Config
 from ..settings.watch import WatchSettings
 from ..watch.errors import WatchError
 from ._gpu_flags import add_gpu_flags, apply_gpu_flags, gpu_overrides, merge_tables
-from ._shared import catalog_locator, catalog_path, load_config
+from ._shared import catalog_locator, catalog_path, check_catalog, load_config
 
 if TYPE_CHECKING:
     from ..watch.host import BatchResult
@@ -91,6 +91,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except WatchError as exc:
         print(f"lumina-dedup watch: error: {exc}", file=sys.stderr)
         return 1
+    check_catalog(args)  # a read-only catalog: one line before the watch queue's lock file fails
     if args.verbose == 0:
         logging.getLogger("lumina_plugin.watch").setLevel(logging.INFO)  # one line per batch
 

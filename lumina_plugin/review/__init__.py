@@ -54,7 +54,8 @@ def check_out_dir(out_dir: Path, photos: Iterable[str]) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    # A name that is not UTF-8 (an old FAT or code-page archive) shows escaped, as on the terminal.
+    tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
     os.replace(tmp, path)
 
 

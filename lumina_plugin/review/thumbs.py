@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 THUMB_SIDE = 240
 QUALITY = 70
 #: (path, size, mtime_ns): what makes a cached thumbnail still right.
-Key = tuple[str, int, int]
+Key = tuple[str | bytes, int, int]  # a path that is not UTF-8: its bytes (catalog/sqlite_paths.py)
 
 
 def make_thumbnail(path: str | os.PathLike[str], side: int = THUMB_SIDE, quality: int = QUALITY) -> bytes:
@@ -57,7 +57,8 @@ def file_key(path: str) -> Key | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (path, st.st_size, st.st_mtime_ns)
+    from ..catalog.sqlite_paths import to_db
+    return (to_db(path), st.st_size, st.st_mtime_ns)
 
 
 class ThumbCache:
@@ -85,7 +86,7 @@ class ThumbCache:
         with self.conn:
             if prune:
                 self.conn.execute("CREATE TEMP TABLE keep (path TEXT, size INTEGER, mtime_ns INTEGER)")
-                self.conn.executemany("INSERT INTO keep VALUES (?, ?, ?)", sorted(self.used))
+                self.conn.executemany("INSERT INTO keep VALUES (?, ?, ?)", list(self.used))
                 self.conn.execute("DELETE FROM thumbs WHERE side != ? OR NOT EXISTS (SELECT 1 FROM keep k "
                                   "WHERE k.path = thumbs.path AND k.size = thumbs.size "
                                   "AND k.mtime_ns = thumbs.mtime_ns)", (self.side,))
