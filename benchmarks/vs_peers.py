@@ -10,7 +10,8 @@ fresh catalog; the photos already in the page cache), one tool after another:
    pair, copy-copy pairs included; ``_accuracy_score.py`` judges each pair) and F1.
 
 The tools:
-- ``ours``: ``lumina-dedup find-duplicates LIB --catalog TMP/c.db --json`` in an empty config
+- ``ours``: ``lumina-dedup find-duplicates LIB --catalog TMP/c.db --json -v`` (``-v``: its log
+  line of phase times goes into the note) in an empty config
   and data home (as ``accuracy.py`` runs it); ``--ours-config FILE`` (repeatable) runs it with
   ``--config FILE`` instead, once per file, e.g. TOMLs of ``[hashing]`` ``decode = "exact"`` and
   ``decode = "reduced"`` to compare the decode modes; two files are a pair when they share a group;
@@ -95,7 +96,8 @@ class Ours(Tool):
         work.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUMINA_")}
         env |= {"XDG_CONFIG_HOME": str(work / "config"), "XDG_DATA_HOME": str(work / "data")}
-        cmd = [*self.command, "find-duplicates", str(root), "--catalog", str(work / "c.db"), "--json"]
+        # -v only adds log lines; one of them times the phases (import, search, group...)
+        cmd = [*self.command, "find-duplicates", str(root), "--catalog", str(work / "c.db"), "--json", "-v"]
         if self.config:
             cmd += ["--config", str(Path(self.config).resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, check=False)
@@ -105,8 +107,10 @@ class Ours(Tool):
         groups = [[_rel(m["path"], root) for m in g["members"]] for g in report["groups"]]
         errors = report.get("errors", [])
         geo = report.get("summary", {}).get("geometric", {})  # where the time beyond hashing goes
+        phases = [line.split("find-duplicates: ", 1)[1] for line in proc.stderr.splitlines()
+                  if "find-duplicates: open catalog" in line]
         return _pairs(groups), (f"{len(groups)} groups" + (f", {len(errors)} errors" if errors else "")
-                                + (f"; geometric {geo}" if geo else ""))
+                                + (f"; phases: {phases[-1]}" if phases else "") + (f"; geometric {geo}" if geo else ""))
 
 
 class FindImageDupes(Tool):
