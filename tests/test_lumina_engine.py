@@ -202,6 +202,9 @@ def test_cli_lumina_find_duplicates_status_uninstall(scanned: tuple[str, str, li
     assert status["waiting"] == 0 and status["runs"][0]["kind"] == "find-duplicates"
     assert main(["lumina", "undo", "--url", url, "--catalog", cid]) == 0
     assert query(url, OURS) == [] and query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 1
+    assert main(["lumina", "find-duplicates", "--url", url, "--catalog", cid, "--no-show-in-lumina", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"]  # tagged...
+    assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 1  # ...but the page is left to Lumina
     assert main(["lumina", "uninstall", "--url", url]) == 2
     assert main(["lumina", "uninstall", "--url", url, "--yes"]) == 0
     assert query(url, "SELECT count(*) FROM duplicate_groups")[0][0] == 1

@@ -129,3 +129,18 @@ def test_scan_finished_task_in_a_worker_logs_it(two_catalogs: dict[str, Any], ou
         time.sleep(0.2)
     line = next(x for x in log.read_text().splitlines() if STORED_ELSEWHERE in x)
     assert "catalog Backup:" in line and "Family (" in line and "added, 0 stored" in line
+
+
+def test_status_says_where_the_photos_are(two_catalogs: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`lumina-dedup lumina status` (text and --json) on the catalog that stored nothing."""
+    from lumina_plugin.cli import main
+    url, files = two_catalogs["url"], two_catalogs["files"]
+    assert main(["lumina", "status", "--url", url, "--catalog", "Family again", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["elsewhere"]["elsewhere"]["count"] == len(files) and status["elsewhere"]["stored_here"] == 0
+    assert status["elsewhere"]["elsewhere"]["catalogs"][0]["name"] == "Family"
+    assert main(["lumina", "status", "--url", url, "--catalog", "Family again"]) == 0
+    text = capsys.readouterr().out
+    assert STORED_ELSEWHERE in text and "Family (" in text
+    assert main(["lumina", "status", "--url", url, "--catalog", "Family"]) == 0
+    assert STORED_ELSEWHERE not in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """lumina ...: the plugin inside a real Lumina deployment (its PostgreSQL database and Redis).
 
-    lumina-dedup lumina find-duplicates [--url URL] [--catalog ID|NAME] [--show-in-lumina] [--dry-run] [--json]
+    lumina-dedup lumina find-duplicates [--url URL] [--catalog ID|NAME] [--no-show-in-lumina] [--dry-run] [--json]
     lumina-dedup lumina listen [--catalog ID|NAME]...
     lumina-dedup lumina status [--json]
     lumina-dedup lumina undo [--catalog ID|NAME]
@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = inner.add_parser("find-duplicates", parents=[shared],
                          help="hash what Lumina catalogued and we have not, group the whole catalog, tag it")
     p.add_argument("--catalog", default=None, metavar="ID|NAME", help="which Lumina catalog (default: the only one)")
-    p.add_argument("--show-in-lumina", action="store_true", default=None,
-                   help="also write the groups into Lumina's duplicate_groups (its duplicates page)")
+    p.add_argument("--show-in-lumina", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the groups into Lumina's duplicate_groups, its duplicates page (default: on; "
+                        "--no-show-in-lumina or show_in_lumina = false leaves the page to Lumina's detector)")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_gpu_flags(p)
@@ -126,18 +127,23 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from ..lumina import elsewhere
     config = _config(args)
     with _open(config, args.wait) as catalog:
         runs = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                 for r in catalog.runs(10)]
         out = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,
                "show_in_lumina": catalog.show_in_lumina, "index_dir": str(catalog.index_dir),
-               "waiting": len(catalog.unhashed_paths(config.hash_version())), "runs": runs}
+               "waiting": len(catalog.unhashed_paths(config.hash_version())), "runs": runs,
+               # photos under the catalog's folders that Lumina stored under another catalog (issue 20, item 5)
+               "elsewhere": elsewhere.check_catalog(catalog.conn, catalog.catalog_id, config.extensions)}
     if args.json:
         print_json(out)
     else:
         print(f"{out['catalog']} ({out['catalog_id']}): {out['waiting']} image(s) waiting to be hashed; "
               f"index in {out['index_dir']}")
+        for line in elsewhere.describe(out["elsewhere"]):
+            print(f"  {line}")
         for r in runs:
             print(f"  run {r['id']:>5}  {r['kind']:16} {r['status']:7} {r['changes']:>6} changes  {r['started_at']}")
     return 0
