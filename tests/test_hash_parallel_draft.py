@@ -1,7 +1,9 @@
-"""JPEG draft decoding (HashingSettings.draft) and the hashing settings' checks.
+"""JPEG draft decoding (HashingSettings.draft, the older setting of exact decode mode) and the
+hashing settings' checks.
 
 Draft decoding gives other pixels than a full decode, so codes may move a bit or two;
-it is off by default (docs/benchmarks.md has the measurement behind that)."""
+it is off by default (docs/benchmarks.md has the measurement behind that). The default
+decode mode, "reduced", picks its own scale (tests/test_decode_modes.py)."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def test_draft_leaves_other_formats_alone(make_photo: MakePhoto, name: str) -> N
 
 
 def test_draft_setting_reaches_hash_paths(big_photo: Path) -> None:
-    cfg = Config(hashing=HashingSettings(draft=8, gpu="off"))
+    cfg = Config(hashing=HashingSettings(draft=8, gpu="off", decode="exact"))
     (records, errors), = list(hash_paths([str(big_photo)], cfg))
     np.testing.assert_array_equal(records[0].codes, record_for(str(big_photo), MAX_PIXELS, 8).codes)
 
@@ -67,6 +69,7 @@ def test_probe_tells_everything_but_the_pixels(make_photo: MakePhoto) -> None:
 
 @pytest.mark.parametrize("table, key", [
     ("[hashing]\ndraft = 3\n", "hashing.draft"),
+    ("[hashing]\ndecode = \"fast\"\n", "hashing.decode"),
     ("[hashing]\ngpu = \"yes\"\n", "hashing.gpu"),
     ("[hashing]\nworkers = -1\n", "hashing.workers"),
     ("[hashing]\ngpu_batch_size = \"big\"\n", "hashing.gpu_batch_size"),
@@ -84,6 +87,7 @@ def test_bad_hashing_settings_name_the_key(tmp_path: Path, table: str, key: str)
 def test_good_hashing_settings_load(tmp_path: Path) -> None:
     path = tmp_path / "lumina-dedup.toml"
     path.write_text('[hashing]\ngpu = "off"\ngpu_batch_size = 16\ngpu_processes = 1\nworkers = 3\ndraft = 2\n'
-                    'parallel_min_mb = 100\ncpu_files_beside_gpu = 2\n')
+                    'parallel_min_mb = 100\ncpu_files_beside_gpu = 2\ndecode = "exact"\n')
     assert Config.load(path).hashing == HashingSettings(gpu="off", gpu_batch_size=16, gpu_processes=1, workers=3,
-                                                        draft=2, parallel_min_mb=100, cpu_files_beside_gpu=2)
+                                                        draft=2, parallel_min_mb=100, cpu_files_beside_gpu=2,
+                                                        decode="exact")
