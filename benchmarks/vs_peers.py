@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", help="accuracy corpus folder: reused if it holds a truth.json, else built there")
     ap.add_argument("--corpus-limit", type=int, help="first N originals of the corpus only (a smaller corpus)")
     ap.add_argument("--no-corpus", action="store_true", help="the library only")
+    ap.add_argument("--no-library", action="store_true", help="the accuracy corpus only")
     ap.add_argument("--no-skimage", action="store_true", help="corpus from sample_catalog only")
     ap.add_argument("--jobs", type=int, default=2, help="processes building the library and corpus")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each tool on the library (median reported)")
@@ -291,17 +292,22 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="lumina-vs-peers-") as tmp_name:
         tmp = Path(tmp_name)
-        lib = Path(args.library or tmp / "library")
-        truth_file = lib / "truth.json"
-        truth = json.loads(truth_file.read_text()) if truth_file.exists() else None
-        if not truth or truth.get("format") != _peer_library.FORMAT:
-            print(f"building the library in {lib} ...", file=sys.stderr)
-            truth = _peer_library.build(lib, seed=args.seed, files=args.files, jobs=args.jobs)
-        lib = lib.resolve()
-        n_files = warm(lib) - 1  # less truth.json, which no tool reads as a photo
-        print(f"library: {_peer_library.summary(truth)}", file=sys.stderr)
-        lib_results = time_tools(tools, lib, args.repeats, tmp / "lib-runs",
-                                 lambda pairs: score_library(truth, pairs))
+        truth: dict[str, Any] | None = None
+        lib_results: dict[str, dict[str, Any]] = {}
+        n_files = 0
+        if not args.no_library:
+            lib = Path(args.library or tmp / "library")
+            truth_file = lib / "truth.json"
+            truth = json.loads(truth_file.read_text()) if truth_file.exists() else None
+            if not truth or truth.get("format") != _peer_library.FORMAT:
+                print(f"building the library in {lib} ...", file=sys.stderr)
+                truth = _peer_library.build(lib, seed=args.seed, files=args.files, jobs=args.jobs)
+            lib = lib.resolve()
+            n_files = warm(lib) - 1  # less truth.json, which no tool reads as a photo
+            print(f"library: {_peer_library.summary(truth)}", file=sys.stderr)
+            lib_truth = truth
+            lib_results = time_tools(tools, lib, args.repeats, tmp / "lib-runs",
+                                     lambda pairs: score_library(lib_truth, pairs))
         corpus_results: dict[str, dict[str, Any]] = {}
         corpus_note = ""
         if not args.no_corpus:
@@ -335,7 +341,7 @@ def _f1(p: float | None, r: float | None) -> float | None:
     return None if p is None or r is None else (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def render(args: argparse.Namespace, tools: list[Tool], truth: dict[str, Any], n_files: int,
+def render(args: argparse.Namespace, tools: list[Tool], truth: dict[str, Any] | None, n_files: int,
            lib_results: dict[str, dict[str, Any]], corpus_results: dict[str, dict[str, Any]], corpus_note: str,
            started: dt.datetime) -> str:
     """The markdown: machine, command, date and load, then the two tables."""
@@ -347,9 +353,10 @@ def render(args: argparse.Namespace, tools: list[Tool], truth: dict[str, Any], n
     out = [f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, Python "
            f"{platform.python_version()}; started {started:%Y-%m-%d %H:%M} UTC; load (1/5/15 min) before each run "
            f"is in the JSON, at the end: {_load()}. Decode modes this tree knows: {modes}.",
-           "Command: python benchmarks/vs_peers.py " + shlex.join(sys.argv[1:]), "",
-           f"Library: {_peer_library.summary(truth)}; {n_files} photo files, {args.repeats} run(s) of each tool "
-           "(median).", "", library_table(lib_results, n_files, tools)]
+           "Command: python benchmarks/vs_peers.py " + shlex.join(sys.argv[1:])]
+    if truth is not None:
+        out += ["", f"Library: {_peer_library.summary(truth)}; {n_files} photo files, {args.repeats} run(s) of each "
+                "tool (median).", "", library_table(lib_results, n_files, tools)]
     for label, r in lib_results.items():
         out.append(f"- {label}: loads before its runs {' / '.join(r['loads'])}; {r['note']}")
     if corpus_results:
