@@ -65,22 +65,26 @@ class Engine(Upkeep):
     """One catalog and its index, opened for a run. Use as a context manager."""
 
     def __init__(self, catalog: Catalog | str | os.PathLike[str], config: Config | None = None,
-                 progress: Progress | None = None, lock_timeout: float = 10.0) -> None:
+                 progress: Progress | None = None, lock_timeout: float = 10.0, mode: str = "create") -> None:
         """``catalog`` is an open :class:`Catalog`, or a locator for :func:`open_catalog`
-        (a SQLite path or a ``postgresql://`` URL); the engine closes it either way."""
+        (a SQLite path or a ``postgresql://`` URL); the engine closes it either way. ``mode``:
+        what the run does with a SQLite catalog it opens (``catalog/sqlite_open.py``: create,
+        write, read, or preview for a dry run); a catalog opened to read gets a read-only index."""
         self.config = config or Config()
         self.progress: Progress = progress or (lambda phase, done, total: None)
         #: Seconds spent opening: the catalog (connection, lock) and the index (read and reconciled).
         self.timings: dict[str, float] = {}
         if isinstance(catalog, (str, os.PathLike)):
             with _timed(self.timings, "open catalog"):
-                catalog = open_catalog(normalized(catalog), self.config.tags, lock_timeout, self.config.lumina)
+                catalog = open_catalog(normalized(catalog), self.config.tags, lock_timeout, self.config.lumina,
+                                       mode=mode)
         self.catalog = catalog
         #: The algorithm version of the codes this run hashes and compares (the decode mode's).
         self.version = self.config.hash_version()
         try:
             with _timed(self.timings, "read hashes"):
-                self.index = HashIndex.open(self.catalog.index_dir, self.version)
+                read_only = bool(getattr(self.catalog, "read_only", False))
+                self.index = HashIndex.open(self.catalog.index_dir, self.version, read_only=read_only or None)
                 self._reconcile_index()
         except BaseException:
             self.catalog.close()
@@ -138,7 +142,10 @@ class Engine(Upkeep):
         run gets negative temporary ids (``temp`` down) and their ImageInfo in ``report.images``;
         ``report.hashed_ids`` and ``report.new_ids`` gain what was hashed and what is new.
         """
-        files, errors = discover(paths, self.config.extensions, self.config.follow_symlinks)
+        # A catalog that keeps text paths only (Lumina's PostgreSQL) gets one error line per name
+        # that is not UTF-8; the SQLite catalog stores such names as their bytes.
+        files, errors = discover(paths, self.config.extensions, self.config.follow_symlinks,
+                                 utf8_only=not getattr(self.catalog, "lossless_paths", False))
         report.files, report.errors = len(files), list(errors)
         todo, stored = self._needs_hashing(files)
         report.unchanged = len(files) - len(todo)
@@ -334,7 +341,9 @@ class Engine(Upkeep):
             report.paths = {**self.catalog.paths_of(ids), **{v.id: v.path for v in images.values()}}
         else:
             # The run report keeps the per-file errors too (capped: a bad mount can fail millions).
-            stored = {**report.summary(), "errors": [e.as_json() for e in report.errors[:1000]]}
+            # (a name that is not UTF-8 is kept escaped: JSON in PostgreSQL holds no lone surrogates)
+            stored = {**report.summary(), "errors": [{k: v.encode("utf-8", "backslashreplace").decode()
+                                                      for k, v in e.as_json().items()} for e in report.errors[:1000]]}
             with _timed(timings, "write tags"):
                 report.run_id = self.catalog.apply_tag_diff(report.diff, report.kind, stored, job_id=report.job_id)
             if self.config.xmp_sidecars:

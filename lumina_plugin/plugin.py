@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 FIND_DUPLICATES = "lumina-dedup.find-duplicates"
 
 
-def _engine(host: HostContext) -> Engine:
+def _engine(host: HostContext, dry_run: bool = False) -> Engine:
     from .engine import Engine
     locator: str | Path
     if is_database_url(host.catalog):  # Lumina's database: postgresql://...?catalog=<id>
@@ -46,7 +46,8 @@ def _engine(host: HostContext) -> Engine:
         locator = Path(host.catalog)
         base = Config.load(catalog_dir=locator.parent)
     config = Config.from_mapping(host.config, base) if host.config else base
-    return Engine(locator, config, progress=host.progress)
+    # A dry run writes nothing anywhere: a SQLite catalog that does not exist is not made.
+    return Engine(locator, config, progress=host.progress, mode="preview" if dry_run else "create")
 
 
 def hook_report(report: RunReport) -> HookReport:
@@ -95,6 +96,6 @@ def lumina_menu_actions(host: HostContext) -> list[MenuAction]:
 def lumina_run_action(host: HostContext, action_id: str, params: dict[str, Any]) -> HookReport | None:
     if action_id != FIND_DUPLICATES:
         return None
-    with _engine(host) as engine:
+    with _engine(host, dry_run=bool(params.get("dry_run"))) as engine:
         return hook_report(engine.find_duplicates(params.get("paths", ()), dry_run=bool(params.get("dry_run")),
                                                   job_id=params.get("job_id")))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .decode.exif import display_camera
 from .files import FileError
 from .grouping import ACTIONS, Group
 from .model import ImageInfo
@@ -46,6 +47,9 @@ class RunReport:
     #: (old path, new path) of the photos found again elsewhere by their content: they keep
     #: their rows, decisions and tags (a dry run only shows it).
     moved: list[tuple[str, str]] = field(default_factory=list)
+    #: Catalogued photos of the groups that cannot be seen now (their folder is gone: an unplugged
+    #: disk, an unmounted share; or a stat failed): left out of the groups, kept in the catalog.
+    unavailable: list[str] = field(default_factory=list)
     #: Index ids hashed in this run (fresh: not checked on disk again), and of those the
     #: photos new to the catalog (where a vanished photo may have moved to).
     hashed_ids: set[int] = field(default_factory=set, repr=False)
@@ -69,7 +73,7 @@ class RunReport:
             out["search_backend"] = self.backend
         if self.geometric:
             out["geometric"] = self.geometric
-        out["vanished"], out["moved"] = len(self.vanished), len(self.moved)
+        out["vanished"], out["moved"], out["unavailable"] = len(self.vanished), len(self.moved), len(self.unavailable)
         return out
 
     def member_json(self, index_id: int, **fields: Any) -> dict[str, Any]:
@@ -77,7 +81,7 @@ class RunReport:
         taken = (datetime.fromtimestamp(info.taken_ts, UTC).replace(tzinfo=None).isoformat()
                  if info.taken_ts is not None else None)
         return {"path": info.path, **fields, "width": info.width, "height": info.height,
-                "format": info.format, "size_bytes": info.size_bytes, "camera": info.camera,
+                "format": info.format, "size_bytes": info.size_bytes, "camera": display_camera(info.camera),
                 "taken_at": taken}
 
     def group_json(self, group: Group) -> dict[str, Any]:
@@ -102,6 +106,7 @@ class RunReport:
                "summary": self.summary()}
         out["vanished"] = list(self.vanished)
         out["moved"] = [{"from": a, "to": b} for a, b in self.moved]
+        out["unavailable"] = list(self.unavailable)
         if self.dry_run:
             out["changes"] = self.changes()
         return out

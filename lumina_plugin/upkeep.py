@@ -93,6 +93,7 @@ class Upkeep:
         the review) writes nothing: only its view changes. Returns the pairs to group again."""
         images = report.images
         view.hidden.update(stale.unreachable)  # may exist: never removed, never advised on
+        report.unavailable += sorted(images[i].path for i in stale.unreachable if images[i].path not in report.unavailable)
         gone = list(stale.vanished)
         for old, new in sorted(stale.moves.items()):
             move = (images[old].path, images[new].path)

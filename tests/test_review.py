@@ -151,7 +151,7 @@ def dom(sample: dict, tmp_path_factory: pytest.TempPathFactory) -> Cards:
 def test_review_json_names_the_report_beside_the_catalog(sample: dict) -> None:
     out, catalog = sample["out"], sample["catalog"]
     assert out == {"report": str(catalog.with_name("catalog.db.review") / "index.html"),
-                   "groups": len(EXPECTED), "pages": 1}
+                   "groups": len(EXPECTED), "pages": 1, "vanished": [], "unavailable": []}
     assert Path(out["report"]).is_file()
 
 

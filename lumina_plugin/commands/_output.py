@@ -138,10 +138,7 @@ def print_report(report: RunReport, as_json: bool, catalog: str | None = None, v
     checked = (f" Checked {plural(s['files'], 'file')}: {s['hashed']} hashed, {s['unchanged']} unchanged, {errors}."
                if s["files"] or s["errors"] else "")  # a whole-catalog run given no paths checks none
     say(f"Found {found}.{checked}")
-    gone = getattr(report, "vanished", None) or []  # photos deleted from disk since they were catalogued
-    if gone:
-        say(f"{plural(len(gone), 'photo')} no longer on disk, taken out of the catalog: "
-            + ", ".join(shown_path(p) for p in gone[:3]) + (", ..." if len(gone) > 3 else ""))
+    print_upkeep(report)
     _print_written(report, catalog, s)
     if verbose and report.backend:
         say(f"search backend: {report.backend}")
@@ -151,6 +148,22 @@ def print_report(report: RunReport, as_json: bool, catalog: str | None = None, v
         say(f"Next: look at the groups with thumbnails:  {command('review', '--catalog', catalog)}")
         if s.get("tags_added") or s.get("tags_removed"):  # else undo would take back an earlier run
             say(f"      take this run's tags back:           {command('undo', '--catalog', catalog)}")
+
+
+def print_upkeep(report: RunReport) -> None:
+    """What the run found on disk about the photos of its groups: deleted, moved, out of reach."""
+    def some(paths: list[str]) -> str:
+        return ", ".join(shown_path(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+
+    if report.vanished:  # deleted from disk since they were catalogued
+        done = "left out of the groups (dry run)" if report.dry_run else "taken out of the catalog"
+        say(f"{plural(len(report.vanished), 'photo')} no longer on disk, {done}: {some(report.vanished)}")
+    for old, new in report.moved:
+        say(f"moved on disk: {shown_path(old)} -> {shown_path(new)} (its decisions and tags follow it)")
+    if report.unavailable:
+        say(f"{plural(len(report.unavailable), 'photo')} out of reach (a folder or disk that is not there "
+            f"now?), left out of the groups and kept in the catalog: {some(report.unavailable)}; "
+            f"if they were deleted: {command('forget', 'FOLDER')}")
 
 
 def say(line: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,22 +73,10 @@ def open_engine(args: argparse.Namespace, progress: Any = None, config: Config |
     """The engine on ``--catalog`` with ``config`` (default: :func:`load_config`) and the GPU
     flags where the command has them (``--gpu/--no-gpu/--gpu-batch-size``; a no-op elsewhere).
     ``mode``: what the command does with the catalog (default: :func:`catalog_mode`)."""
-    from ..catalog import open_catalog
-    from ..catalog.locator import normalized
     from ..engine import Engine
-    from ..index.store import opening_read_only
     config = apply_gpu_flags(args, config or load_config(args))
-    locator, wait = catalog_locator(args), max(0.0, args.wait)
-    if is_database_url(locator):
-        return Engine(locator, config, progress=progress, lock_timeout=wait)
-    start = time.perf_counter()
-    catalog = open_catalog(normalized(locator), config.tags, wait, config.lumina, mode=mode or catalog_mode(args))
-    opened = time.perf_counter() - start
-    # A catalog opened to read: its index, which the engine opens, writes nothing either.
-    with opening_read_only(bool(getattr(catalog, "read_only", False))):
-        engine = Engine(catalog, config, progress=progress, lock_timeout=wait)
-    engine.timings = {"open catalog": opened, **engine.timings}  # as when the engine opens it (-v)
-    return engine
+    return Engine(catalog_locator(args), config, progress=progress, lock_timeout=max(0.0, args.wait),
+                  mode=mode or catalog_mode(args))
 
 
 def check_catalog(args: argparse.Namespace, mode: str | None = None) -> None:

@@ -132,7 +132,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _open(config, args.wait) as catalog:
         runs = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                 for r in catalog.runs(10)]
-        out = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,
+        out: dict[str, Any] = {"catalog_id": catalog.catalog_id, "catalog": catalog.catalog_name,
                "show_in_lumina": catalog.show_in_lumina, "index_dir": str(catalog.index_dir),
                "waiting": len(catalog.unhashed_paths(config.hash_version())), "runs": runs,
                # photos under the catalog's folders that Lumina stored under another catalog (issue 20, item 5)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..progress import terminal_progress
-from ._output import plural, print_json, shown_catalog
+from ._output import plural, print_json, print_upkeep, shown_catalog
 from ._shared import catalog_path, is_database_url, open_engine
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def cmd_review(args: argparse.Namespace) -> int:
             report: RunReport = engine.review()
             groups = report.as_json()["groups"]
             facts = {info.path: info for info in report.images.values()}
+            missing = {"vanished": list(report.vanished), "unavailable": list(report.unavailable)}
         try:
             result = write_review(groups, out, locator, facts, progress, page_size=args.page_size)
         except ReviewError as exc:
@@ -76,11 +77,12 @@ def cmd_review(args: argparse.Namespace) -> int:
                   f"choose another folder with --out", file=sys.stderr)
             return 1
     if args.json:
-        print_json(result.as_json())
+        print_json({**result.as_json(), **missing})
     else:
         print(result.index)
         print(f"{plural(result.groups, 'group')} on {plural(result.pages, 'page')}; "
               f"{human_bytes(result.savable_bytes)} could be saved", file=sys.stderr)
+        print_upkeep(report)  # photos of the groups deleted or out of reach: left out of the report
     if args.open and not webbrowser.open(result.index.as_uri()):
         print(f"lumina-dedup: could not start a browser; open {result.index.as_uri()}", file=sys.stderr)
     return 0

@@ -11,8 +11,10 @@ never a walk of the library) and learns which are
   a group, so the new path is found among the vanished photo's own group; photos that were
   catalogued before are never taken for a move (they are copies that were always there).
 - **changed**: the file's size or mtime differ from its row: rewritten in place, to rehash.
-- **unreachable**: the stat failed otherwise (permission, I/O error): it may exist, so it is
-  left out of this run's groups but kept in the catalog.
+- **unreachable**: the stat failed otherwise (permission, I/O error), or the photo's folder is
+  gone too (an unplugged disk, an unmounted share, a renamed folder): it may exist, so it is
+  left out of this run's groups but kept in the catalog, decisions and all (``forget`` takes a
+  folder that was really deleted out).
 
 What is done about it (remove, move, rehash; a dry run and the review only leave them out) is
 the engine's (:meth:`lumina_plugin.engine.Engine._regroup`).
@@ -64,7 +66,15 @@ def on_disk(path: str) -> os.stat_result | None | OSError:
     try:
         st = os.stat(path)
     except OSError as exc:
-        return None if exc.errno in _GONE else exc
+        if exc.errno not in _GONE:
+            return exc
+        # A file deleted from a folder that is still there is gone. A folder that is gone too
+        # is as likely a disk that is not mounted now: taking its photos (and the decisions on
+        # them) out of the catalog would lose a library to an unplugged cable.
+        folder = os.path.dirname(path)
+        if folder and not os.path.isdir(folder):
+            return FileNotFoundError(exc.errno, "its folder is not there (an unplugged disk?)", folder)
+        return None
     return st if stat.S_ISREG(st.st_mode) else None
 
 
