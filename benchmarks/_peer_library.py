@@ -2,7 +2,7 @@
 
 Built deterministically (fixed seeds) from real photographs this machine can get without the
 internet: the camera photos among Debian's desktop wallpapers (``apt-get install
-gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers``: the files of ``WALLPAPERS``,
+lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers``: the files of ``WALLPAPERS``,
 chosen by eye as photographs, not drawings or renders) and the original photos of
 ``sample_catalog/`` (licences in its SOURCES.md). Whatever is missing is skipped with a note.
 
@@ -50,7 +50,7 @@ if _HERE not in sys.path:
 FORMAT = "lumina-peer-library/1"
 #: Camera photographs among Debian's wallpaper packages (paths under /usr/share), by package.
 WALLPAPERS: dict[str, tuple[str, ...]] = {
-    "ubuntu/ukui wallpapers (backgrounds/)": tuple(f"backgrounds/{n}.jpg" for n in (
+    "lomiri-wallpapers-16.04 / -20.04": tuple(f"backgrounds/{n}.jpg" for n in (
         "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Infinite-Sea_by_Aury88", "Kleiber_by_Lukas_Baubkus",
         "Picture_0B_by_freespace", "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
         "analogpattern_by_Peter_Nerlich", "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
