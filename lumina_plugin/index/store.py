@@ -41,9 +41,6 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,7 +64,7 @@ from .segments import (
     write_durable,
 )
 
-__all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorruptError", "opening_read_only"]
+__all__ = ["CRASH_ENV", "MANIFEST_NAME", "MERGE_FANOUT", "HashIndex", "IndexCorruptError"]
 
 #: This many tail segments of one size class (rows + tombstones, in powers of this number) are
 #: merged into one.
@@ -80,21 +77,6 @@ def _as_ids(ids: object) -> np.ndarray:
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
         raise TypeError(f"image ids must be a 1-D integer array, got {arr.dtype} of shape {arr.shape}")
     return arr.astype(np.int64)
-
-
-#: True while :func:`opening_read_only` is in force.
-_READ_ONLY_OPENS: ContextVar[bool] = ContextVar("read_only_opens", default=False)
-
-
-@contextmanager
-def opening_read_only(on: bool = True) -> Iterator[None]:
-    """While in force, an index opened without saying (``read_only=None``) is read-only: how the
-    opener of a catalog to read tells it to an index that another layer (the engine) opens."""
-    token = _READ_ONLY_OPENS.set(on)
-    try:
-        yield
-    finally:
-        _READ_ONLY_OPENS.reset(token)
 
 
 def _writable(directory: Path) -> bool:
@@ -134,14 +116,14 @@ class HashIndex:
         """Open the index in ``directory`` for codes of ``version``, creating the folder if needed
         (read-only: a folder that does not exist is an empty index).
 
-        ``read_only``: write nothing (see the module's notes); None: inside
-        :func:`opening_read_only`, or where the folder cannot be written. Raises :class:`IndexCorruptError` if the manifest or a listed segment is damaged.
+        ``read_only``: write nothing (see the module's notes); None: read-only where the folder
+        cannot be written (the engine passes True for a catalog opened to read). Raises :class:`IndexCorruptError` if the manifest or a listed segment is damaged.
         Files left by an interrupted write (unlisted segments, temp manifests) are deleted, unless
         read-only.
         """
         directory = Path(directory)
         if read_only is None:
-            read_only = _READ_ONLY_OPENS.get() or not _writable(directory)
+            read_only = not _writable(directory)
         index = cls(directory, version, read_only=read_only)
         if not index.read_only:
             index.directory.mkdir(parents=True, exist_ok=True)
