@@ -231,7 +231,7 @@ def end_to_end(paths: list[str], settings: HashingSettings) -> float:
         listing.flush()
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code, listing.name, json.dumps(asdict(settings))], check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
         return time.perf_counter() - start
 
 
