@@ -30,7 +30,8 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
         message = requests.recv()
         if message is None:
             return
-        _, batch_id, items = message
+        _, batch_id, items, *rest = message
+        mode = rest[0] if rest else "exact"  # the batch's decode mode (settings/hashing.py)
         if die_after is not None and answered >= die_after:
             os._exit(3)  # holding a batch, unanswered
         rows: list[tuple[Any, ...]] = []
@@ -39,7 +40,7 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
             if job is None:  # not a whole baseline colour JPEG: the CPU's
                 rows.append((index, None, None, None, None))
                 continue
-            codes = [int(c) for c in record_for(path, 250_000_000).codes]
+            codes = [int(c) for c in record_for(path, 250_000_000, mode=mode).codes]
             rows.append((index, codes, job.size, job.orientation, job.file))
         time.sleep(delay)  # a slower GPU: the run lasts long enough to be interrupted
         if garble_after is not None and answered >= garble_after:

@@ -72,7 +72,8 @@ def state(db: Path) -> dict:
     groups: dict[str, set] = {}
     for keeper, member, relation in members:
         groups.setdefault(keeper, set()).add((member, relation))
-    index = HashIndex.open(Path(str(db) + ".index"))
+    from lumina_plugin.config import Config
+    index = HashIndex.open(Path(str(db) + ".index"), Config().hash_version())
     assert np.array_equal(index.ids, index_ids), "index and catalog disagree"
     return {"images": images, "tags": tags, "groups": {k: frozenset(v) for k, v in groups.items()}}
 

@@ -318,7 +318,7 @@ def test_hash_paths_on_the_gpu_gives_the_words_of_the_engines_pixels(camera_copi
 
     cupy = CUPY
     paths = [str(p) for p in camera_copies]
-    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=5, workers=2, parallel_min_mb=0,
+    cfg = Config(batch_size=8, hashing=HashingSettings(decode="exact", gpu="on", gpu_batch_size=5, workers=2, parallel_min_mb=0,
                                                        cpu_files_beside_gpu=0))
     batches = list(hash_paths(paths, cfg))
     assert not any(errors for _, errors in batches)

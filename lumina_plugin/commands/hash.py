@@ -8,7 +8,9 @@ configuration file (``~/.config/lumina-dedup/config.toml``) and the GPU flags on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
@@ -24,6 +26,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--decode", choices=("exact", "reduced"), default=None,
+                   help="how photos are decoded (default: the configuration's hashing.decode, reduced); "
+                        "exact prints imagehash 4.3's hashes bit for bit")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML configuration")
     add_gpu_flags(p)
     p.set_defaults(handler=cmd_hash)
 
@@ -35,7 +41,9 @@ def cmd_hash(args: argparse.Namespace) -> int:
     from ..files import discover
     from ..hashing.codes import code_to_hex
     from ..ingest.pipeline import hash_paths
-    config = apply_gpu_flags(args, Config.load())
+    config = apply_gpu_flags(args, Config.load(args.config))
+    if args.decode:
+        config = config.replace(hashing=dataclasses.replace(config.hashing, decode=args.decode))
     files, errors = discover(args.files, config.extensions)
     results: list[dict[str, Any]] = []
     for records, failed in hash_paths(files, config):
