@@ -8,6 +8,7 @@ user knows, symlink or not.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,3 +94,16 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
 def chunked(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), max(1, size)):
         yield items[start:start + size]
+
+
+def sha256_of(path: str) -> str | None:
+    """The file's SHA-256, 64 lowercase hex digits (the catalog's checksum, and Lumina's image
+    id); None if it cannot be read. Read in 1 MiB blocks: a RAW or a video is never held whole."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -1,3 +1,4 @@
+
 """Photos of a catalog that Lumina stored under another catalog (issue 20, item 5).
 
 Lumina's image id is the file's SHA-256, unique across all catalogs, and its scan inserts
@@ -18,11 +19,12 @@ than this catalog gained rows since the job began. :func:`describe` words a chec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from typing import Any
+
+from ..files import sha256_of
 
 #: Files hashed at most by one check (the rest are counted as unchecked): a second catalog of
 #: 100,000 photos must not make ``status`` read them all.
@@ -43,18 +45,6 @@ def photo_files(roots: Iterable[str], extensions: Iterable[str]) -> tuple[list[s
         for folder, _, names in os.walk(root):
             found += [os.path.join(folder, n) for n in names if os.path.splitext(n)[1].lower() in exts]
     return sorted(set(found)), missing
-
-
-def sha256_of(path: str) -> str | None:
-    """The file's SHA-256 as Lumina's image id (64 lowercase hex); None if it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def check_catalog(conn: Any, catalog_id: str, extensions: Iterable[str], limit: int = HASH_LIMIT) -> dict[str, Any]:

@@ -16,7 +16,6 @@ other reader of the catalog.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..engine import Engine
+from ..files import sha256_of
 from .readiness import NameRules
 
 Signature = tuple[int, int]  # (size, mtime_ns)
@@ -83,16 +83,6 @@ def printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _sha256(path: str) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
 
 def compare(on_disk: dict[str, Signature], catalogued: dict[str, Signature],
             checksums: dict[str, str]) -> ScanResult:
@@ -117,7 +107,7 @@ def compare(on_disk: dict[str, Signature], catalogued: dict[str, Signature],
     for sig, olds in gone_by_sig.items():
         news = new_by_sig.get(sig, [])
         if len(olds) == 1 and len(news) == 1 and checksums.get(olds[0]) and \
-                _sha256(news[0]) == checksums[olds[0]]:
+                sha256_of(news[0]) == checksums[olds[0]]:
             result.moved.append((olds[0], news[0]))
             moved_from.add(olds[0])
             del result.found[news[0]]  # the move carries its row; nothing to hash
