@@ -230,9 +230,15 @@ class Engine(Upkeep):
             return None if info is None else (info.path, info.width, info.height)
 
         found = find_pairs(ids, codes, self.config.thresholds, self.config.index.search_options(), query_ids,
-                           query_codes, pixel_look(photo_of, self.config.max_pixels))
+                           query_codes, pixel_look(photo_of, self.config.max_pixels, self._look_workers()))
         report.geometric = dict(found.geometric)
         return found
+
+    def _look_workers(self) -> int:
+        """Processes for the pixel looks: the pool as it runs (restarting it at another size
+        would cost more than it saves), else the configured workers, else one per core."""
+        from .ingest import pool
+        return pool.running_workers() or self.config.hashing.workers or pool.cpu_count()
 
     def _backend(self, n: int, queries: int | None) -> str:
         """Which backend the search will use (for the widest radius), to say so in the report."""

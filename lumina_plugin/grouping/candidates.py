@@ -10,7 +10,7 @@ search again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,10 @@ from ..model import CLASSIC_WORDS, CODE_WORDS, PAIR_COLUMNS
 from . import geometric
 from .pairs import plausible, search_radii
 
-#: second_look(index id a, index id b, rotation) -> packed verdict or 0: a look at the two
-#: photos' pixels for the pairs whose words leave them unsure (the engine decodes the files).
-SecondLook = Callable[[int, int, int], int]
+#: second_look([(index id a, index id b, rotation), ...]) -> a packed verdict or 0 for each:
+#: a look at the two photos' pixels for the pairs whose words leave them unsure (the engine
+#: decodes the files; grouping/second_look.py shares the looks out over the worker pool).
+SecondLook = Callable[[Sequence[tuple[int, int, int]]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
         lined_up = plausible(_classic_distances(ra, rb), thresholds)
         unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~ok & ~lined_up)
         if second_look is not None:
-            for k in unsure.tolist():
-                packed[k] = second_look(int(geo_a[k]), int(geo_b[k]), int(verdict.rotation[k]))
+            seen = second_look([(int(geo_a[k]), int(geo_b[k]), int(verdict.rotation[k])) for k in unsure.tolist()])
+            packed[unsure] = np.asarray(seen, np.int64).reshape(len(unsure))
             stats["looked"] = len(unsure)
             stats["looked_accepted"] = int((packed[unsure] != 0).sum())
     hit = packed != 0
@@ -146,7 +147,9 @@ def _apart(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray
     classic = _classic_distances(ra, rb)
     passes = plausible(classic, thresholds) & ~(classic <= thresholds.burst_identical).all(axis=1)
     far = passes & (geometric.aligned_distance(ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]) > geometry.T_FULL)
-    apart = [k for k in np.flatnonzero(far).tolist() if not second_look(int(a[k]), int(b[k]), 0)]
+    looked = np.flatnonzero(far).tolist()
+    seen = second_look([(int(a[k]), int(b[k]), 0) for k in looked])
+    apart = [k for k, verdict in zip(looked, seen, strict=True) if not verdict]
     stats["looked"] += int(far.sum())
     stats["kept_apart"] = len(apart)
     return a[apart].astype(np.int64), b[apart].astype(np.int64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +34,17 @@ CACHE = 64
 #: photo(index id) -> (path, width, height), or None when the photo is unknown.
 PhotoOf = Callable[[int], "tuple[str, int, int] | None"]
 
+#: A look: (index id a, index id b, rotation) -> packed verdict or 0.
+Look = Callable[[int, int, int], int]
 
-def pixel_look(photo_of: PhotoOf, max_pixels: int) -> SecondLook:
-    """A :data:`~.candidates.SecondLook` that decodes the two photos and registers them.
+#: Below this many pairs the looks run in the calling process: the pool's start (about a
+#: second when it is not running yet) and the photos' second decode in a worker cost more.
+POOL_MIN_PAIRS = 16
+
+
+def one_look(photo_of: PhotoOf, max_pixels: int) -> Look:
+    """A look at one pair: decode the two photos (reduced to ``LOOK_SIDE``; the last ``CACHE``
+    kept, a photo is often in several unsure pairs) and register them.
 
     A photo that cannot be read (gone, changed, unreadable) makes the pair "no match": the
     look never fails a run."""
@@ -75,3 +83,43 @@ def pixel_look(photo_of: PhotoOf, max_pixels: int) -> SecondLook:
                                   np.array([seen.distance // 4]))[0])
 
     return look
+
+
+def looks_task(photos: dict[int, tuple[str, int, int]], pairs: list[tuple[int, int, int]],
+               max_pixels: int) -> list[int]:
+    """A pool worker's share of the looks: ``pairs`` in order, their photos in ``photos``."""
+    look = one_look(photos.get, max_pixels)
+    return [look(a, b, r) for a, b, r in pairs]
+
+
+def pixel_look(photo_of: PhotoOf, max_pixels: int, workers: int = 1) -> SecondLook:
+    """A :data:`~.candidates.SecondLook`: the verdicts of a list of pairs, in order.
+
+    With ``workers`` > 1 and enough pairs, the looks are shared out over the worker pool
+    (``ingest/pool.py``) in contiguous runs of pairs sorted by photo, so a photo in several
+    pairs is mostly decoded once; each look is the same function either way, so the verdicts
+    are the serial ones (``tests/test_second_look_pool.py``)."""
+    serial = one_look(photo_of, max_pixels)
+
+    def looks(pairs: Sequence[tuple[int, int, int]]) -> list[int]:
+        pairs = [(int(a), int(b), int(r)) for a, b, r in pairs]
+        if workers <= 1 or len(pairs) < POOL_MIN_PAIRS:
+            return [serial(a, b, r) for a, b, r in pairs]
+        from ..ingest.pool import get_pool
+
+        order = sorted(range(len(pairs)), key=lambda k: (pairs[k][0], pairs[k][1]))
+        per = -(-len(order) // (workers * 4))  # a few tasks per worker: a slow one is not the tail
+        parts = [order[i:i + per] for i in range(0, len(order), per)]
+        pool = get_pool(workers)
+        futures = []
+        for part in parts:
+            ids = {i for k in part for i in pairs[k][:2]}
+            photos = {i: p for i in ids if (p := photo_of(i)) is not None}
+            futures.append(pool.submit(looks_task, photos, [pairs[k] for k in part], max_pixels))
+        out = [0] * len(pairs)
+        for part, fut in zip(parts, futures, strict=True):
+            for k, verdict in zip(part, fut.result(), strict=True):
+                out[k] = verdict
+        return out
+
+    return looks

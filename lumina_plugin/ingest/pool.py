@@ -155,6 +155,11 @@ def get_pool(workers: int) -> ProcessPoolExecutor:
         return _POOL
 
 
+def running_workers() -> int:
+    """How many processes the running pool has; 0 when none was started."""
+    return _POOL_WORKERS if _POOL is not None else 0
+
+
 def pool_running() -> bool:
     """Whether this process has started its worker pool."""
     return _POOL is not None

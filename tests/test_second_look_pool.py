@@ -1,0 +1,51 @@
+"""The pixel looks of the geometric search shared out over the worker pool give the verdicts
+the calling process gives, pair for pair (issue 19: the looks were the cost of a run on a
+library of many look-alikes, one at a time in the main process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from lumina_plugin.grouping import second_look
+from lumina_plugin.grouping.second_look import pixel_look
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
+SOURCES = sorted(SAMPLE.glob("20*/*/*.jpg"))[:9]
+
+
+def test_pooled_looks_equal_the_serial_ones(tmp_path: Path) -> None:
+    photos: dict[int, tuple[str, int, int]] = {}
+    pairs: list[tuple[int, int, int]] = []
+    for k, src in enumerate(SOURCES):
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.thumbnail((900, 900))
+            w, h = im.size
+            crop = im.crop((int(0.03 * w), int(0.02 * h), w - int(0.05 * w), h - int(0.01 * h)))  # a mild crop
+            im.save(tmp_path / f"{k}.jpg", quality=92)
+            crop.save(tmp_path / f"{k}-crop.jpg", quality=88)
+            photos[2 * k] = (str(tmp_path / f"{k}.jpg"), w, h)
+            photos[2 * k + 1] = (str(tmp_path / f"{k}-crop.jpg"), crop.width, crop.height)
+        pairs.append((2 * k, 2 * k + 1, 0))  # a copy
+    pairs += [(2 * k, 2 * ((k + 1) % len(SOURCES)), 0) for k in range(len(SOURCES))]  # two different photos
+    assert len(pairs) >= second_look.POOL_MIN_PAIRS  # enough for the pool to take them
+
+    serial = pixel_look(photos.get, 250_000_000, workers=1)(pairs)
+    pooled = pixel_look(photos.get, 250_000_000, workers=2)(pairs)
+    assert pooled == serial
+    copies, others = serial[:len(SOURCES)], serial[len(SOURCES):]
+    assert sum(v != 0 for v in copies) >= len(SOURCES) - 1  # mild crops are seen as crops
+    assert not any(others)  # different photos never are
+
+
+def test_a_photo_that_cannot_be_read_is_no_match_in_the_pool_too(tmp_path: Path) -> None:
+    good = tmp_path / "a.jpg"
+    with Image.open(SOURCES[0]) as im:
+        im.convert("RGB").resize((600, 400)).save(good)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a photo")
+    photos = {1: (str(good), 600, 400), 2: (str(tmp_path / "broken.jpg"), 600, 400),
+              3: (str(tmp_path / "gone.jpg"), 600, 400)}
+    pairs = [(1, 2, 0), (1, 3, 0), (2, 3, 0), (1, 4, 0)] * 5  # 4: a photo the catalog does not know
+    assert pixel_look(photos.get, 250_000_000, workers=2)(pairs) == [0] * len(pairs)
