@@ -75,7 +75,7 @@ def ours_command() -> list[str]:
 
 
 def run_ours(root: Path, truth: dict[str, Any], work: Path, command: list[str] | None = None,
-             decode: str | None = None) -> tuple[set[Pair], dict[str, Any]]:
+             decode: str | None = None, toml: str = "") -> tuple[set[Pair], dict[str, Any]]:
     """Pairs the product groups, from one find-duplicates run in a fresh catalog.
     ``command``: how to start lumina-dedup (default ``ours_command()``); ``decode``: the
     ``[hashing] decode`` mode, through a ``--config`` file (None: the product's default)."""
@@ -83,8 +83,9 @@ def run_ours(root: Path, truth: dict[str, Any], work: Path, command: list[str] |
     env |= {"XDG_CONFIG_HOME": str(work / "config"), "XDG_DATA_HOME": str(work / "data")}
     cmd = (command or ours_command()) + ["find-duplicates", str(root), "--catalog", str(work / "c.db"), "--json"]
     work.mkdir(parents=True, exist_ok=True)  # cwd: so `-m` imports the installed package, not ./lumina_plugin
-    if decode:
-        (work / "decode.toml").write_text(f'[hashing]\ndecode = "{decode}"\n', encoding="utf-8")
+    if decode or toml:  # ``toml``: more settings, e.g. '[index]\nbackend = "mih"' where faiss is missing
+        text = (f'[hashing]\ndecode = "{decode}"\n' if decode else "") + toml.replace("\\n", "\n")
+        (work / "decode.toml").write_text(text + "\n", encoding="utf-8")
         cmd += ["--config", str(work / "decode.toml")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, check=False)
     if proc.returncode != 0:
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                     "lumina_plugin.cli' (default: this interpreter's lumina_plugin.cli)")
     ap.add_argument("--ours-decode", default="", help="run ours once per decode mode, e.g. 'exact,reduced' "
                     "(default: once, in the product's default mode)")
+    ap.add_argument("--ours-toml", default="", help="more settings for ours, TOML with \\n for new lines, "
+                    "e.g. '[index]\\nbackend = \"mih\"'")
     ap.add_argument("--phash-max", type=int, default=8)
     ap.add_argument("--pdq-max", type=int, default=70)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             if method == "ours" or method.startswith("ours:"):
                 decode = method.partition(":")[2] or None
                 pairs, extra = run_ours(root, truth, tmp / method.replace(":", "-"),
-                                        shlex.split(args.ours_cmd) if args.ours_cmd else None, decode)
+                                        shlex.split(args.ours_cmd) if args.ours_cmd else None, decode,
+                                        args.ours_toml)
                 label = f"ours {decode}" if decode else "ours"
             elif method == "phash":
                 pairs, label = run_phash(root, names, args.phash_max), f"pHash<={args.phash_max}"

@@ -27,13 +27,17 @@ ALGORITHM_VERSION: Final[int] = 2
 
 #: The algorithm version of each decode mode (settings/hashing.py ``decode``): codes of
 #: different modes carry different versions, so they never mix in one catalog.
-#: v3 ("reduced"): v2's hashes and words on a gray image decoded at 1/2, 1/4 or 1/8 scale
+#: v3 (never released): "reduced" down to the working image's own 256-pixel long side.
+#: v4 ("reduced"): v2's hashes and words on a gray image decoded at 1/2, 1/4 or 1/8 scale
 #: (:func:`reduced_factor`): JPEG luma in the DCT domain, other formats box-reduced.
-DECODE_VERSIONS: Final[dict[str, int]] = {"exact": ALGORITHM_VERSION, "reduced": 3}
+DECODE_VERSIONS: Final[dict[str, int]] = {"exact": ALGORITHM_VERSION, "reduced": 4}
 
-#: Reduced decoding keeps at least this long side (the geometry words' working image,
-#: hashing/borders.WORK_LONG) and this short side (the 64x64 wHash thumbnail).
-REDUCED_MIN_LONG: Final[int] = 256
+#: Reduced decoding keeps at least this long side and this short side (the 64x64 wHash
+#: thumbnail). 1.5x the geometry words' working image (hashing/borders.WORK_LONG, 256): at
+#: 256 itself the working image lost its anti-aliasing margin and the accuracy corpus lost 4 of
+#: its 911 copies (a caption, two crops, a straightened copy); at 384 (and 512) every kind's
+#: recall equals exact decoding's (docs/benchmarks.md). A 12 MP photo still decodes at 1/8.
+REDUCED_MIN_LONG: Final[int] = 384
 REDUCED_MIN_SHORT: Final[int] = 64
 #: The scales libjpeg decodes in the DCT domain, largest first.
 REDUCED_FACTORS: Final[tuple[int, ...]] = (8, 4, 2)

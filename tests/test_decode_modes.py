@@ -51,8 +51,8 @@ def run_hashing(paths: list[Path], decode_mode: str | None) -> list:
 
 def test_reduced_is_the_default_and_each_mode_stamps_its_own_version() -> None:
     assert Config().hashing.decode == "reduced"
-    assert DECODE_VERSIONS == {"exact": 2, "reduced": 3}
-    assert {r.hash_version for r in run_hashing(JPEGS[:3], None)} == {3}
+    assert DECODE_VERSIONS == {"exact": 2, "reduced": 4}
+    assert {r.hash_version for r in run_hashing(JPEGS[:3], None)} == {DECODE_VERSIONS["reduced"]}
     assert {r.hash_version for r in run_hashing(JPEGS[:3], "exact")} == {2}
 
 
@@ -75,13 +75,14 @@ def test_reduced_mode_decodes_a_camera_jpeg_at_one_eighth(make_photo: MakePhoto)
     assert decode(path, MAX_PIXELS, mode="exact").gray.size == (4000, 3000)
 
 
-@pytest.mark.parametrize("size, factor", [((4000, 3000), 8), ((1920, 1080), 4), ((1024, 683), 4),
-                                          ((640, 400), 2), ((400, 300), 1), ((2000, 100), 1), ((4001, 3001), 8)])
+@pytest.mark.parametrize("size, factor", [((4000, 3000), 8), ((1920, 1080), 4), ((1024, 683), 2),
+                                          ((800, 600), 2), ((640, 400), 1), ((400, 300), 1), ((2000, 100), 1),
+                                          ((4001, 3001), 8)])
 def test_the_reduction_keeps_what_the_hashes_need(size: tuple[int, int], factor: int) -> None:
-    """A 256-pixel long side for the geometry words' working image, 64 pixels across for the
-    wHash thumbnail: the largest libjpeg scale that keeps both."""
+    """A 384-pixel long side (1.5x the geometry words' working image), 64 pixels across for
+    the wHash thumbnail: the largest libjpeg scale that keeps both."""
     assert reduced_factor(*size) == factor
-    assert -(-max(size) // factor) >= 256 or factor == 1
+    assert -(-max(size) // factor) >= 384 or factor == 1
     assert -(-min(size) // factor) >= 64 or factor == 1
 
 
@@ -93,7 +94,7 @@ def test_reduced_non_jpeg_is_the_gpu_paths_reduction_bit_for_bit(make_photo: Mak
     with Image.open(path) as im:
         rgb = np.asarray(im.convert("RGB"))
     twin = reduce_rgb(np, rgb, reduced_factor(1401, 1051))
-    assert photo.gray.size == (351, 263)
+    assert photo.gray.size == (701, 526)
     np.testing.assert_array_equal(np.asarray(photo.gray), twin[:, :, 0])
     np.testing.assert_array_equal(twin[:, :, 0], twin[:, :, 2])
 
@@ -159,7 +160,7 @@ def test_switching_a_catalog_between_modes_rehashes_everything_and_never_mixes(
     out = cli("find-duplicates", str(library), "--catalog", str(db), "--config", str(configs["reduced"]))
     after = versions(db)
     assert after["DSC04512_copy.jpg"] == 2  # still catalogued, with its old codes
-    assert {after[n] for n in after if n != "DSC04512_copy.jpg"} == {3}
+    assert {after[n] for n in after if n != "DSC04512_copy.jpg"} == {DECODE_VERSIONS["reduced"]}
     assert pair in grouped(out)
     assert not any("DSC04512_copy.jpg" in g for g in grouped(out))
 

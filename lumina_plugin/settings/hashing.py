@@ -28,7 +28,7 @@ class HashingSettings:
     #: How photos are decoded for hashing; each mode has its own algorithm version
     #: (model.DECODE_VERSIONS), so a catalog never mixes codes of two modes.
     #: "reduced" (default): JPEGs decoded in the DCT domain at 1/2, 1/4 or 1/8 (the largest
-    #: that keeps a 256-pixel long side; other formats box-reduced after the decode): on the
+    #: that keeps a 384-pixel long side; other formats box-reduced after the decode): on the
     #: CPU 4.2x the photos/s of "exact" at 12 MP and 2.4x at 2 MP, the same accuracy on the
     #: corpus (docs/benchmarks.md). The GPU decodes whole either way (nvImageCodec has no
     #: scaled decode) and reduces after.
