@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import Thresholds
 from ..hashing import geometry
-from ..index import all_pairs, query_pairs
+from ..index import Pairs, all_pairs, query_pairs
 from ..model import CLASSIC_WORDS, CODE_WORDS, PAIR_COLUMNS
 from . import geometric
 from .pairs import plausible, search_radii
@@ -50,10 +50,13 @@ def _classic_distances(codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
 
 def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, options: dict[str, Any],
                query_ids: np.ndarray | None = None, query_codes: np.ndarray | None = None,
-               second_look: SecondLook | None = None) -> FoundPairs:
+               second_look: SecondLook | None = None, searched: tuple[Pairs, np.ndarray, np.ndarray] | None = None
+               ) -> FoundPairs:
     """Every candidate pair among ``ids`` (all pairs), or of each query photo against ``ids``
     and the other queries (an import batch). ``codes``: (n, CODE_WORDS) uint64 rows of ``ids``;
-    ``options``: the index's search options (backend, device...)."""
+    ``options``: the index's search options (backend, device...). ``searched``: a batch's search
+    already done by a resident index (``index/resident.py``): its classic pairs and geometric
+    candidates (a, b); ``ids`` then need hold only the indexed photos those pairs name."""
     ids = np.asarray(ids, np.int64)
     # (a catalog where nothing could be hashed yet has no rows: reshape(0, -1) is ambiguous)
     codes = np.asarray(codes, np.uint64).reshape(len(ids), CODE_WORDS)
@@ -62,9 +65,12 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     if batch:
         q_ids = np.asarray(query_ids, np.int64)
         q_codes = np.asarray(query_codes, np.uint64).reshape(len(q_ids), CODE_WORDS)
-        classic = query_pairs(ids, codes[:, :CLASSIC_WORDS], q_ids, q_codes[:, :CLASSIC_WORDS], radii, **options)
-        geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options,
-                                            q_ids, q_codes[:, CLASSIC_WORDS:])
+        if searched is not None:
+            classic, geo_a, geo_b = searched
+        else:
+            classic = query_pairs(ids, codes[:, :CLASSIC_WORDS], q_ids, q_codes[:, :CLASSIC_WORDS], radii, **options)
+            geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options,
+                                                q_ids, q_codes[:, CLASSIC_WORDS:])
     else:
         classic = all_pairs(ids, codes[:, :CLASSIC_WORDS], radii, **options)
         geo_a, geo_b = geometric.candidates(ids, codes[:, CLASSIC_WORDS:], options)
