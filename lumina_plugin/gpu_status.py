@@ -93,6 +93,19 @@ def cupy_problem() -> GpuProblem | None:
     return None if devices > 0 else GpuProblem(Why.NO_DEVICE)
 
 
+@functools.cache
+def device_count() -> int:
+    """CUDA devices CuPy sees (0 without CuPy or a device); asked once per process, for
+    ``[gpu] devices = "all"``."""
+    cp = cupy_module()
+    if cp is None:
+        return 0
+    try:
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:  # (cupy_problem saw them a moment ago)
+        return 0
+
+
 def cupy_module() -> Any | None:
     """The ``cupy`` module when :func:`cupy_problem` finds none, else None (never raises)."""
     if cupy_problem() is not None:

@@ -140,7 +140,7 @@ def test_auto_warns_only_for_a_gpu_that_is_there_but_unusable(
 
     photos = [str(shutil.copyfile(src, tmp_path / f"{n}.jpg"))
               for n, src in enumerate(sorted(SAMPLE_DIR.rglob("*.jpg"))[:3])]
-    monkeypatch.setattr(gpu_processes, "load_gpu", lambda processes=1, device=0: ([], GpuProblem(why, "seen")))
+    monkeypatch.setattr(gpu_processes, "load_gpu", lambda processes=1, device=0, devices=None: ([], GpuProblem(why, "seen")))
     monkeypatch.setattr(pipeline, "_WARNED", set())
     cfg = Config(hashing=HashingSettings(workers=2, parallel_min_mb=0))
     with caplog.at_level(logging.WARNING):

@@ -1,4 +1,4 @@
-"""``--gpu/--no-gpu/--gpu-batch-size N``: the GPU flags of the commands that hash or search.
+"""``--gpu/--no-gpu/--gpus all|0,1/--gpu-batch-size N``: the GPU flags of the commands that hash or search.
 
 A command adds them with :func:`add_gpu_flags`; :func:`apply_gpu_flags` lays them over
 the configuration (they win over the files, as every flag does), and :func:`gpu_overrides`
@@ -9,7 +9,9 @@ watcher's plugin host). Commands without the flags are untouched.
 search together; they also put ``[hashing] gpu`` (the older hashing-only key) back to
 "auto", so a file's ``[hashing] gpu = "off"`` does not outvote ``--gpu``. An ``[index]
 backend`` that names one backend stays, except that ``--no-gpu`` keeps it off the GPU
-(settings/gpu.py has the rules).
+(settings/gpu.py has the rules). ``--gpus`` sets ``[gpu] devices``: the devices whose JPEG
+engines hash, a group of GPU processes on each; a value that is neither "all" nor device
+numbers is bad usage (one error line naming it, exit 2).
 """
 
 from __future__ import annotations
@@ -18,11 +20,24 @@ import argparse
 from typing import Any
 
 from ..config import Config
+from ..settings.gpu import ALL_DEVICES, parse_devices
 from ._arg_types import positive_int
 
 
+def gpu_devices(text: str) -> str:
+    """``--gpus``: "all" or device numbers such as "0,1", written back in one spelling
+    ("all", "0,1"); argparse reports a bad value as ``error: argument --gpus: ...``, exit 2."""
+    try:
+        parsed = parse_devices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if parsed == ():
+        raise argparse.ArgumentTypeError(f'expected "all" or device numbers such as "0,1", got {text!r}')
+    return ALL_DEVICES if parsed == ALL_DEVICES else ",".join(str(d) for d in parsed)
+
+
 def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--gpu``, ``--no-gpu`` and ``--gpu-batch-size N`` to ``parser``."""
+    """Add ``--gpu``, ``--no-gpu``, ``--gpus`` and ``--gpu-batch-size N`` to ``parser``."""
     group = parser.add_argument_group("GPU")
     gpu = group.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", dest="gpu", action="store_const", const="on", default=None,
@@ -30,6 +45,9 @@ def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const="off",
                      help="hash and search on the CPU only, without looking for a GPU "
                           "(default: the GPU when one passes its self-checks)")
+    group.add_argument("--gpus", type=gpu_devices, default=None, metavar="all|0,1",
+                       help="hash on these CUDA devices, a group of GPU processes on each: "
+                            '"all", or device numbers such as 0,1 (default: [gpu] device)')
     group.add_argument("--gpu-batch-size", type=positive_int, default=None, metavar="N",
                        help="photos per GPU decode batch (default 128, lowered to fit free GPU memory)")
 
@@ -41,6 +59,8 @@ def gpu_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if getattr(args, "gpu", None) is not None:
         out["gpu"] = {"use": args.gpu}
         out["hashing"] = {"gpu": "auto"}
+    if getattr(args, "gpus", None) is not None:
+        out.setdefault("gpu", {})["devices"] = args.gpus
     if getattr(args, "gpu_batch_size", None) is not None:
         out.setdefault("hashing", {})["gpu_batch_size"] = args.gpu_batch_size
     return out

@@ -32,7 +32,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from typing import Any
@@ -59,11 +59,15 @@ _START_TIMEOUT = 120.0
 class GpuProcess:
     """The GPU process and its two pipes; one run at a time may use it."""
 
-    def __init__(self, share: int = 1, target: Callable[..., None] | None = None, device: int = 0) -> None:
+    def __init__(self, share: int = 1, target: Callable[..., None] | None = None, device: int = 0,
+                 group: int = 0) -> None:
         """Start ``target`` (the GPU process's main loop, gpu_worker.serve; tests pass a
         stand-in that speaks the same protocol) in a new process, on CUDA ``device``; it may
-        use 1/``share`` of the GPU memory that batches may take."""
+        use 1/``share`` of the GPU memory that batches may take. ``group``: which entry of
+        ``[gpu] devices`` it serves (two entries may name one device)."""
         from . import gpu_worker
+
+        self.slot = (group, device)
 
         ctx = process_context()  # never a fork of a process that may hold a CUDA context
         req_r, self.requests = ctx.Pipe(duplex=False)
@@ -118,32 +122,44 @@ _LOADED = False
 _LOAD_LOCK = threading.Lock()
 
 
-def load_gpu(processes: int = 1, device: int = 0) -> tuple[list[GpuProcess], GpuProblem | None]:
-    """(up to ``processes`` GPU processes, None) when CuPy, a device, nvImageCodec and the
-    kernels' self-check are all good; else ([], why not). Usability is decided once per
-    process, by the first GPU process, on the ``device`` of that first call (later calls get
-    the processes on that device); more are started when a run asks for more (one that
-    fails to start is left out: the run uses those that did)."""
+def load_gpu(processes: int = 1, device: int = 0,
+             devices: Sequence[int] | None = None) -> tuple[list[GpuProcess], GpuProblem | None]:
+    """(the GPU processes, None) when CuPy, a device, nvImageCodec and the kernels'
+    self-check are all good; else ([], why not). ``processes`` per group, one group per entry
+    of ``devices`` (default: ``device`` alone), in that order: with ``[gpu] devices = "0,1"``
+    two groups, one on each device; with "0,0" two groups on device 0 (the several-GPU path
+    on a one-GPU machine). Usability is decided once per process, by the first call's
+    processes; later calls start the processes they lack (one that fails to start is left
+    out: the run uses those that did), and none once the GPU failed."""
     global _REASON, _LOADED
+    groups = list(devices) if devices else [device]
     with _LOAD_LOCK:
         if not _LOADED:
             _LOADED = True
             # No CuPy or no device: no need to start a process to know.
-            _REASON = cupy_problem() or _start(max(1, processes), device)
-        elif _PROCESSES and len(_PROCESSES) < processes:
-            _start(processes - len(_PROCESSES), device)
-        return list(_PROCESSES[:max(1, processes)]), _REASON
+            _REASON = cupy_problem() or _start(groups, max(1, processes))
+        elif _PROCESSES:
+            _start(groups, max(1, processes))
+        picked = [p for g, d in enumerate(groups)
+                  for p in [q for q in _PROCESSES if q.slot == (g, d)][:max(1, processes)]]
+        return picked, _REASON
 
 
-def _start(count: int, device: int) -> GpuProblem | None:
-    """Start ``count`` more GPU processes at once (each takes a second or two to load);
-    keep those that report ready. None, or why the first one could not be used."""
+def _start(groups: list[int], processes: int) -> GpuProblem | None:
+    """Start what ``groups`` (a device per group) lack of ``processes`` GPU processes each,
+    all at once (each takes a second or two to load); keep those that report ready. None
+    when any runs, or why the first one could not be used."""
+    wanted = [(g, d) for g, d in enumerate(groups)
+              for _ in range(processes - sum(p.slot == (g, d) for p in _PROCESSES))]
     started: list[GpuProcess] = []
     reasons: list[GpuProblem] = []
-    for _ in range(count):
+    for group, device in wanted:
+        # A device's memory is shared out among every process on it (as if DEFAULT_PROCESSES
+        # at least were running), whichever group they serve.
+        share = max(DEFAULT_PROCESSES, sum(p.slot[1] == device for p in _PROCESSES)
+                    + sum(d == device for _, d in wanted))
         try:
-            # Memory is shared out as if DEFAULT_PROCESSES (or more) were running.
-            started.append(GpuProcess(share=max(DEFAULT_PROCESSES, len(_PROCESSES) + count), device=device))
+            started.append(GpuProcess(share=share, device=device, group=group))
         except Exception as exc:  # cannot even start one: the CPU does the work
             reasons.append(GpuProblem.of(Why.FAILED, exc))
     for proc in started:
@@ -151,6 +167,7 @@ def _start(count: int, device: int) -> GpuProblem | None:
         if reason is None:
             _PROCESSES.append(proc)
         else:
+            log.debug("GPU process on device %d not used: %s", proc.slot[1], reason)
             reasons.append(reason)
     if _PROCESSES:
         return None
@@ -308,9 +325,14 @@ class GpuFeeder:
         self.sched.submit_full(cpu)
 
 
+#: Formats whose pixels the engines decode: JPEGs, and camera RAWs through their embedded JPEG
+#: preview (decode/raw.py's RawImage.format names: "DNG", "RAW"), which the facts describe.
+_GPU_FORMATS = frozenset({"JPEG", "DNG", "RAW"})
+
+
 def _agrees(info: PhotoFacts, size: tuple[int, int], orientation: int, size_bytes: int) -> bool:
     """Whether the GPU process saw the file as the facts describe it (it may have changed)."""
     stored = (info.height, info.width) if info.orientation in (5, 6, 7, 8) else (info.width, info.height)
-    return (info.format == "JPEG" and info.mode == "RGB" and not info.progressive
+    return (info.format in _GPU_FORMATS and info.mode == "RGB" and not info.progressive
             and stored == tuple(size) and info.orientation == orientation
             and info.file.size_bytes == size_bytes)

@@ -37,7 +37,7 @@ from .records import record_for
 if TYPE_CHECKING:
     from .gpu_processes import GpuProcess
 
-__all__ = ["hash_paths", "record_for", "Progress", "gpu_mode", "gpu_status"]
+__all__ = ["hash_paths", "record_for", "Progress", "gpu_mode", "gpu_status", "hashing_devices"]
 
 #: progress(phase, done, total)
 Progress = Callable[[str, int, int], None]
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 _WARNED: set[str] = set()
 #: How the last run in this process was split: {"files", "workers", "gpu", "gpu_hashed"}
 #: (for benchmarks and logs; "gpu_hashed" counts the files the GPU decoded and hashed).
-LAST_RUN: dict[str, int | float | bool] = {}
+LAST_RUN: dict[str, int | float | bool | dict[str, int]] = {}
 
 
 def _default_gpu_batch() -> int:
@@ -94,8 +94,26 @@ def gpu_status(config: Config | None = None) -> tuple[bool, GpuProblem | None]:
         return False, GpuProblem(Why.SWITCHED_OFF)
     from .gpu_processes import load_gpu
 
-    procs, reason = load_gpu(device=config.gpu.device)
+    procs, reason = load_gpu(devices=hashing_devices(config))
     return bool(procs), reason
+
+
+def hashing_devices(config: Config) -> tuple[int, ...]:
+    """The CUDA device of each GPU process group (``[gpu] devices``, ``--gpus``; settings/gpu.py):
+    "all" asks CuPy how many it sees; a device it does not see is left out with one warning
+    (all of them left out: the first, so the GPU checks say why)."""
+    from ..gpu_status import device_count
+
+    visible = device_count()
+    wanted = config.gpu.hashing_devices(visible)
+    if not visible or config.gpu.devices in ("", "all"):
+        return wanted
+    kept = tuple(d for d in wanted if d < visible)
+    if len(kept) < len(wanted):
+        missing = ", ".join(str(d) for d in sorted(set(wanted) - set(kept)))
+        _warn_once("gpus", f"GPU device {missing} asked for in [gpu] devices / --gpus, "
+                           f"{visible} visible (0-{visible - 1}); hashing on the others")
+    return kept or wanted[:1]
 
 
 def hash_paths(paths: Sequence[str], config: Config,
@@ -148,7 +166,8 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
     scheduler = pool.Scheduler(paths, config, executor, cpu_limit, lookahead, cpu_limit_alone=alone)
     LAST_RUN.clear()
-    LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0)
+    LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0,
+                    gpu_groups=len({p.slot for p in gpus}))
     from .gpu_processes import GpuFeeder
 
     feeders = [GpuFeeder(scheduler, proc, settings.gpu_batch_size) for proc in gpus]
@@ -163,6 +182,11 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
         if feeders:
             hashed = sum(f.hashed for f in feeders)
             LAST_RUN["gpu_hashed"] = hashed
+            by_slot: dict[str, int] = {}
+            for f in feeders:
+                key = f"{f.proc.slot[0]}:{f.proc.slot[1]}"  # group:device
+                by_slot[key] = by_slot.get(key, 0) + f.hashed
+            LAST_RUN["gpu_hashed_by_group"] = by_slot
             LAST_RUN["gpu_window_wait_s"] = round(max(f.window_wait for f in feeders), 3)
             log.info("hashed %d files, %d of them on the GPU", len(paths), hashed)
 
@@ -183,7 +207,7 @@ def _big_enough(paths: list[str], min_bytes: int) -> bool:
 def _gpu_processes(config: Config, mode: str) -> list[GpuProcess]:
     from .gpu_processes import DEFAULT_PROCESSES, load_gpu
 
-    procs, reason = load_gpu(config.hashing.gpu_processes or DEFAULT_PROCESSES, config.gpu.device)
+    procs, reason = load_gpu(config.hashing.gpu_processes or DEFAULT_PROCESSES, devices=hashing_devices(config))
     if not procs:
         # "auto" stays quiet when there is simply no GPU stack; a broken one is worth a line.
         if mode == "on" or reason is None or not reason.why.absent:
