@@ -27,7 +27,13 @@ Usage: python benchmarks/hash_throughput.py [--files 1200] [--cpu-files 320]
            [--distinct 96] [--imagehash-files 16] [--sizes 12,2] [--drafts 1,2,4,8]
            [--modes exact,reduced] [--no-end-to-end]
            [--noise 10] [--sources DIR ...] [--json OUT] [--gpu-batch-size N] [--gpu-only]
-           [--gpu-processes 0,1,2] [--scaling]
+           [--gpu-processes 0,1,2] [--scaling] [--gpus 0,0] [--ceiling]
+
+``--gpu-batch-size`` takes a list (128,256: GPU rows for each); ``--gpus`` runs the GPU rows
+on those devices' process groups ([gpu] devices: "0,0" is two groups on one GPU);
+``--ceiling`` first times two decode-only feeder processes with their own decoders on the
+distinct photos from memory (benchmarks/jpeg_engines.py's "2decode", batches of 128 and 256):
+the engines' ceiling, which each GPU row is then printed against.
 """
 
 from __future__ import annotations
@@ -56,9 +62,12 @@ from lumina_plugin.config import Config
 from lumina_plugin.ingest import pipeline
 from lumina_plugin.ingest import pool as parallel
 from lumina_plugin.ingest.pipeline import hash_paths
+from lumina_plugin.settings.gpu import GpuSettings
 from lumina_plugin.settings.hashing import HashingSettings
 
 SIZES = {"12": (4000, 3000), "2": (1920, 1080)}
+#: [gpu] settings of every run (``--gpus`` sets its devices).
+GPU = GpuSettings()
 
 
 def _sources(dirs: list[str]) -> list[Path]:
@@ -149,11 +158,12 @@ def run(paths: list[str], settings: HashingSettings, before_timing: Callable[[],
     first batches of a new photo size cost it about a third of a second once (tables,
     buffers), and a 48-file warm-up at 2 MP had been hashed in this process, leaving the
     pool's start to the timed run (docs/benchmarks.md, 2026-12-03)."""
-    config = Config(batch_size=256, hashing=settings)
+    config = Config(batch_size=256, hashing=settings, gpu=GPU)
     warm = 48
     if settings.gpu != "off":
         from lumina_plugin.ingest.gpu_processes import DEFAULT_BATCH, DEFAULT_PROCESSES
-        warm = 2 * (settings.gpu_processes or DEFAULT_PROCESSES) * (settings.gpu_batch_size or DEFAULT_BATCH)
+        groups = len(GPU.hashing_devices(1))
+        warm = 2 * groups * (settings.gpu_processes or DEFAULT_PROCESSES) * (settings.gpu_batch_size or DEFAULT_BATCH)
     list(hash_paths(paths[:warm], replace(config, hashing=replace(settings, parallel_min_mb=0))))
     _start_every_worker()
     if before_timing is not None:
@@ -224,13 +234,16 @@ def end_to_end(paths: list[str], settings: HashingSettings) -> float:
             "from lumina_plugin.ingest.pipeline import hash_paths\n"
             "from lumina_plugin.settings.hashing import HashingSettings\n"
             "paths = json.load(open(sys.argv[1]))\n"
-            "config = Config(batch_size=256, hashing=HashingSettings(**json.loads(sys.argv[2])))\n"
+            "from lumina_plugin.settings.gpu import GpuSettings\n"
+            "config = Config(batch_size=256, hashing=HashingSettings(**json.loads(sys.argv[2])),\n"
+            "                gpu=GpuSettings(devices=sys.argv[3]))\n"
             "assert sum(len(r) for r, _ in hash_paths(paths, config)) == len(paths)\n")
     with tempfile.NamedTemporaryFile("w", suffix=".json") as listing:
         json.dump(paths, listing)
         listing.flush()
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, listing.name, json.dumps(asdict(settings))], check=True,
+        subprocess.run([sys.executable, "-c", code, listing.name, json.dumps(asdict(settings)), GPU.devices],
+                       check=True,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
         return time.perf_counter() - start
 
@@ -276,7 +289,11 @@ def main() -> None:
     parser.add_argument("--modes", default="exact,reduced", help="decode modes to time (exact: the reference)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the fresh-process runs")
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
+    parser.add_argument("--gpu-batch-size", type=lambda t: [int(x) for x in t.split(",")], default=[0],
+                        help="photos per GPU batch, a row each, e.g. 128,256 (0: the default)")
+    parser.add_argument("--gpus", default="", help='[gpu] devices of the GPU rows: "all", "0,1", "0,0"')
+    parser.add_argument("--ceiling", action="store_true",
+                        help="time two decode-only feeders (the engines' ceiling) and print each GPU row against it")
     parser.add_argument("--gpu-processes", type=lambda t: [int(x) for x in t.split(",")], default=[0],
                         help="GPU process counts to time end to end, e.g. 1,2 (0: the default)")
     parser.add_argument("--scaling", action="store_true",
@@ -287,6 +304,8 @@ def main() -> None:
     parser.add_argument("--sources", nargs="*", default=[])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    global GPU
+    GPU = GpuSettings(devices=args.gpus)
     drafts = [int(d) for d in args.drafts.split(",") if d]
     info = machine()
     print(json.dumps(info))
@@ -301,7 +320,7 @@ def main() -> None:
             print(f"\n== {key} MP: {size[0]}x{size[1]} q92, {mb:.2f} MB each, {args.distinct} distinct, "
                   f"{len(paths)} files (made in {time.perf_counter() - t0:.1f} s)")
             rows, agree = [], {}
-            base = dict(workers=args.workers, gpu_batch_size=args.gpu_batch_size)
+            base = dict(workers=args.workers, gpu_batch_size=args.gpu_batch_size[0])
             cpu_paths = originals if args.gpu_only else paths[: args.cpu_files]
 
             if not args.gpu_only:
@@ -346,16 +365,29 @@ def main() -> None:
                     rows.append((f"ours, 1 process, {'draft=' + str(d) if d else 'full decode'}", len(one),
                                  seconds, {"pool_vs_cores_x_one": round(efficiency, 3)}))
 
+            ceiling = 0.0
+            if info["gpu_usable"] and args.ceiling:
+                from jpeg_engines import run_layout
+                for batch in (128, 256):
+                    rate = run_layout("2decode", originals, batch, 6.0)
+                    ceiling = max(ceiling, rate or 0.0)
+                    rows.append((f"ceiling: 2 decode-only feeders, batches of {batch}", len(originals),
+                                 len(originals) / rate if rate else float("inf"), {}))
             if info["gpu_usable"]:
                 for n in ([] if args.gpu_only else [1, 2]):
-                    alone = time_gpu_process(paths, args.gpu_batch_size, n)
+                    alone = time_gpu_process(paths, args.gpu_batch_size[0], n)
                     if alone is not None:
                         rows.append((f"GPU process{'es' if n > 1 else ''} alone ({n}; no EXIF, no CPU)",
                                      len(paths), alone[0], {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
-                for n in args.gpu_processes:
+                for n, batch in [(n, b) for n in args.gpu_processes for b in args.gpu_batch_size]:
                     for mode in modes[::-1]:
-                        seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, decode=mode, **base))
+                        seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, decode=mode,
+                                                                         **{**base, "gpu_batch_size": batch}))
                         label = "default" if n == 0 else f"{n} GPU process{'es' if n > 1 else ''}"
+                        label += f", batch {batch}" if batch else ""
+                        label += f", gpus {GPU.devices}" if GPU.devices else ""
+                        if ceiling:
+                            stats = {**stats, "of_ceiling": round(len(paths) / seconds / ceiling, 3)}
                         rows.append((f"ours, GPU engines + CPU pool ({label}), {mode}", len(paths), seconds, stats))
                         agree[f"GPU ({label}) {mode} vs CPU {mode}"] = agreement(
                             {p: by_mode[mode][p] for p in keys}, got, keys)
@@ -375,7 +407,8 @@ def main() -> None:
                     f" in {stats['gpu_processes']} processes" if "gpu_processes" in stats else "") + \
                     f", {stats['workers']} workers" + (
                     f", GPU waited {stats['gpu_window_wait_s']:.2f} s on the window"
-                    if "gpu_window_wait_s" in stats else "") if stats.get("gpu") else \
+                    if "gpu_window_wait_s" in stats else "") + (
+                    f", {stats['of_ceiling']:.1%} of the ceiling" if "of_ceiling" in stats else "") if stats.get("gpu") else \
                     (f"{stats['workers']} workers" if stats else "")
                 print(f"{name:46} {n:6d} {seconds:8.2f} {n / seconds:8.1f} {n / seconds / ref_rate:12.1f}x  {split}")
             for name, a in agree.items():

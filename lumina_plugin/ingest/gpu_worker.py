@@ -17,8 +17,10 @@ geometry words (hashing/cupy_hasher.py, hashing/cupy_geometry.py: the CPU's bits
 pixels the engines decoded; in "reduced" mode, of those pixels reduced as the CPU reduces
 them: hashing/cupy_reduce.py); None for a file the engines did not take (not a whole
 baseline colour JPEG, refused, a size the kernels do not reproduce): the CPU decodes it. ``file`` is
-(bytes, mtime_ns, SHA-256 hex) of the bytes that were decoded, so the main process
-needs only the header facts of those files (decode/head.py).
+(bytes, mtime_ns, SHA-256 hex) of the file (for a JPEG, exactly the bytes that were
+decoded; for a camera RAW, the RAW whose embedded JPEG preview was decoded, as the CPU
+hashes it: decode/raw.py), so the main process needs only the header facts of those
+files (decode/head.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..decode.head import open_regular
 from ..decode.jpeg_header import read_jpeg_header
 from ..decode.nvimgcodec import GpuJpegDecoder
 from ..decode.photo import _orientation
+from ..decode.raw import raw_preview
 from ..gpu_status import GpuProblem, GpuUnavailable, Why, first_line, require_cupy
 from ..hashing.cupy_hasher import DeviceImage
 from ..model import reduced_factor
@@ -51,7 +54,7 @@ class _Job:
     def __init__(self, index: int, data: bytes, size: tuple[int, int], orientation: int,
                  file: tuple[int, int, str]) -> None:
         self.index, self.data, self.size, self.orientation = index, data, size, orientation
-        self.file = file  # (bytes, mtime_ns, SHA-256 hex) of exactly the bytes decoded
+        self.file = file  # (bytes, mtime_ns, SHA-256 hex) of the file read (a RAW's, not its preview's)
 
 
 def _read(index: int, path: str) -> _Job | None:
@@ -72,7 +75,9 @@ def _read(index: int, path: str) -> _Job | None:
     if len(data) != st.st_size:  # changed while being read: the CPU reads it again
         return None
     header = read_jpeg_header(data)
-    if header is None or not header.engine_ready:
+    if header is None:  # a camera RAW: its embedded JPEG preview, as the CPU hashes it
+        return _raw_job(index, path, data, st.st_mtime_ns)
+    if not header.engine_ready:
         return None
     size, orientation = (header.width, header.height), header.orientation
     if orientation is None:
@@ -83,8 +88,27 @@ def _read(index: int, path: str) -> _Job | None:
                 orientation = _orientation(im)
         except Exception:  # Pillow cannot read it: the CPU will say why
             return None
-    return _Job(index, data, size, orientation,
-                (len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest()))
+    return _Job(index, data, size, orientation, _file_facts(data, st.st_mtime_ns))
+
+
+def _file_facts(data: bytes, mtime_ns: int) -> tuple[int, int, str]:
+    """(bytes, mtime_ns, SHA-256 hex) of a file read whole (hashlib lets go of the GIL)."""
+    return len(data), mtime_ns, hashlib.sha256(data).hexdigest()
+
+
+def _raw_job(index: int, path: str, data: bytes, mtime_ns: int) -> _Job | None:
+    """A RAW's embedded JPEG preview for the engines (decode/raw.py: the one the CPU decodes
+    in its place, turned by the RAW's orientation), with the RAW's own byte count and
+    checksum; None when ``data`` is not a RAW, has no preview that passes the too-small
+    rule, or the preview is not one the engines take (the CPU decodes it then)."""
+    preview = raw_preview(path, data)
+    if preview is None:
+        return None
+    header = read_jpeg_header(preview.jpeg)
+    if header is None or not header.engine_ready or (header.width, header.height) != (preview.width, preview.height):
+        return None
+    return _Job(index, preview.jpeg, (preview.width, preview.height), preview.orientation,
+                _file_facts(data, mtime_ns))
 
 
 def load_engine(share: int = 1, device: int = 0) -> tuple[Any, GpuJpegDecoder, int, str]:
@@ -210,7 +234,7 @@ class _Batch:
         handle for :meth:`finish` (None when the engines took none of it)."""
         decode_stream, hash_stream = streams
         images = decoder.decode([job.data for job in part], decode_stream.ptr)
-        jobs, arrays, sources = [], [], []
+        jobs, arrays = [], []
         for job, image in zip(part, images):
             if image is None:
                 continue
@@ -221,20 +245,18 @@ class _Batch:
             if array.shape[:2] == (job.size[1], job.size[0]):
                 jobs.append(job)
                 arrays.append(array)
-                sources.append(image)
         decoded = decode_stream.record()
         if not jobs:
             return None
         hash_stream.wait_event(decoded)
+        held: list[Any] = []
         with hash_stream:
-            if self.reduced:
-                from ..hashing.cupy_reduce import reduce_rgb
-
-                cp = hasher.cp
-                arrays = [reduce_rgb(cp, cp.asarray(image), reduced_factor(*job.size))
-                          for job, image in zip(jobs, sources)]
+            if self.reduced:  # one kernel per size for the whole part (cupy_reduce.BatchReducer)
+                reduced, held = _reducer(hasher).reduce([(a.ptr, a.shape, a.strides) for a in arrays],
+                                                        [reduced_factor(*job.size) for job in jobs])
+                arrays = [DeviceImage(*r) for r in reduced]
             queued = hasher.hash_async([(array, job.orientation) for job, array in zip(jobs, arrays)])
-        return jobs, images, arrays, queued  # the images live until their kernels are done
+        return jobs, images, held, queued  # the images live until their kernels are done
 
     def finish(self, hasher: Any, part: tuple) -> None:
         """Wait for a part's kernels and record its code words (the geometry words'
@@ -245,6 +267,16 @@ class _Batch:
 
     def message(self) -> tuple:
         return ("done", self.batch_id, [self.rows[i] for i in self.order])
+
+
+def _reducer(hasher: Any) -> Any:
+    """The batch reducer of ``hasher``'s device (compiled on first use, kept beside it)."""
+    reducer = getattr(hasher, "batch_reducer", None)
+    if reducer is None:
+        from ..hashing.cupy_reduce import BatchReducer
+
+        reducer = hasher.batch_reducer = BatchReducer(hasher.cp)
+    return reducer
 
 
 def split_batch(jobs: list[_Job], budget: int) -> list[list[_Job]]:
