@@ -57,10 +57,17 @@ class PostgresCatalog(PostgresTags):
     ``url`` is a ``postgresql://`` URL (default: built from Lumina's ``POSTGRES_*`` variables);
     its query may name the catalog (``?catalog=<uuid or name>``, else the only one) and turn
     ``show_in_lumina`` on or off (``=1``/``=0``; on by default). Those override ``settings``.
+
+    ``lock=False`` opens it without the catalog's advisory lock, for one thing only: a fan-out
+    chunk (``lumina/fanout.py``) storing codes with :meth:`upsert_images` while other chunks
+    do the same. That write is safe beside others and repeatable (one statement per batch,
+    ``ON CONFLICT (image_id) DO UPDATE`` keeps a row's index id, rows are taken in path
+    order so two chunks never wait on each other in a cycle); pairs, groups and tags are
+    written only under the lock.
     """
 
     def __init__(self, url: str | None = None, tags: TagNames | None = None, lock_timeout: float = 10.0,
-                 settings: LuminaSettings | None = None) -> None:
+                 settings: LuminaSettings | None = None, lock: bool = True) -> None:
         self.settings = settings or LuminaSettings()
         conninfo, ours = split_url(url or self.settings.url or lumina_database_url())
         self.names = tags or TagNames()
@@ -75,7 +82,8 @@ class PostgresCatalog(PostgresTags):
         try:
             ensure_schema(self.conn)
             self.catalog_id, self.catalog_name = self._resolve_catalog(ours.get("catalog") or self.settings.catalog)
-            self._acquire_lock(lock_timeout)
+            if lock:
+                self._acquire_lock(lock_timeout)
         except BaseException:
             self.conn.close()
             raise

@@ -8,6 +8,7 @@ Lumina has no plugin system; this package is its host side:
 - :mod:`.tasks`    -- our Celery tasks (on our own queue): a running scan followed, a scan batch
                       imported, a scan finished, Find Duplicates as a Lumina job.
 - :mod:`.follow`   -- the follower: a running scan's rows hashed and tagged as Lumina stores them.
+- :mod:`.fanout`   -- a large run cut into chunks that every free worker hashes, then one grouping step.
 - :mod:`.elsewhere` -- photos of a catalog that Lumina stored under another catalog.
 - :mod:`.celery`   -- loaded into Lumina's worker with ``--include lumina_plugin.lumina.celery``:
                       signal receivers on ``scan_worker``/``scan_finalizer`` that enqueue the tasks.

@@ -34,6 +34,8 @@ TASK_BATCH = "lumina_dedup.batch_imported"
 TASK_SCAN = "lumina_dedup.scan_finished"
 TASK_FIND = "lumina_dedup.find_duplicates"
 TASK_FOLLOW = "lumina_dedup.follow_scan"
+TASK_CHUNK = "lumina_dedup.hash_chunk"  # one chunk of a fanned-out run (.fanout)
+TASK_GROUP = "lumina_dedup.group_chunks"  # the grouping step after a run's last chunk
 
 #: How long Find Duplicates waits for a worker on our queue to answer Celery's remote control
 #: (an answer ends the wait at once; the full wait only when none comes).

@@ -10,6 +10,9 @@ job has ended: the scan's last rows are hashed within about :data:`POLL_S` of be
 what is left at its end (the scan-finished regroup) is one whole-catalog pass over hashes
 already in hand.
 
+A pass that finds at least ``[lumina] fanout_chunk`` rows waiting sends them as chunks to every
+free worker (:mod:`.fanout`), and leaves the catalog to that run while it lasts.
+
 Each pass is one short task, so it never holds a worker slot while it waits (a slot that
 Lumina's own tasks share); between passes the message waits in the broker (``countdown``).
 One follower per scan: the first follow message of a job claims a Redis key, the batches'
@@ -26,7 +29,7 @@ from typing import Any
 
 from ..catalog.interface import CatalogLockedError
 from ..config import Config
-from . import bridge
+from . import bridge, fanout
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ def follow_pass(catalog_id: str, job_id: str, token: str | None = None,
             with bridge.connect(config.lumina) as conn:
                 ended = scan_ended(conn, job_id)  # read first: rows stored before the end are in this pass
                 paths = bridge.pending_paths(conn, catalog_id, config.hash_version())
+            if paths and fanout.active_run(config, catalog_id):
+                paths = []  # a fan-out run hashes them (or, stored since, its grouping step does)
+            elif fanout.wanted(config, len(paths)):  # a burst of rows: every free worker takes a share
+                fanout.dispatch(catalog_id, paths, config, "import", job_id, exclusive=True)
+                out["images"] += len(paths)
+                paths = []
             for start in range(0, len(paths), chunk):
                 with bridge.make_host(catalog_id, config) as host:
                     host.images_imported(paths[start:start + chunk], source="lumina-scan", job_id=job_id)

@@ -6,7 +6,9 @@ outage only delays it. Each pass (:meth:`Listener.tick`):
 
 1. catch-up: for every catalog, the images Lumina stored that we have not hashed yet (an
    anti-join of ``images`` against our ``lumina_dedup_images``) fire images-imported, in
-   batches: so after a restart, whatever was scanned meanwhile is picked up;
+   batches: so after a restart, whatever was scanned meanwhile is picked up (a catch-up of at
+   least ``[lumina] fanout_chunk`` photos goes to the workers on our queue as chunks, where there
+   are any: :mod:`.fanout`);
 2. for every scan job that reached SUCCESS (``result.status`` completed or
    completed_with_errors) since the last pass, or a catalog caught up at start, scan-finished;
    a scan that counted more files added than its catalog gained rows is checked for photos
@@ -70,7 +72,11 @@ class Listener:
                 scans = []
             pending = {cid: bridge.pending_paths(conn, cid, self.config.hash_version()) for cid in catalogs}
         batch = max(1, self.config.batch_size)
+        fanned = {cid for cid, paths in pending.items() if self._fan_out(cid, paths)}
         for cid, paths in pending.items():
+            if cid in fanned:  # the workers hash it in chunks; their grouping step regroups
+                report["imported"][cid] = len(paths)
+                continue
             for start in range(0, len(paths), batch):
                 with bridge.make_host(cid, self.config) as host:
                     host.images_imported(paths[start:start + batch], source="lumina-listener")
@@ -79,12 +85,29 @@ class Listener:
         regroup: dict[str, str | None] = {cid: job for job, cid in scans if cid in catalogs}
         if first:
             regroup.update({cid: None for cid, paths in pending.items() if paths})
+        for cid in fanned:
+            regroup.pop(cid, None)
         for cid, job in regroup.items():
             outcome = tasks.run_scan_finished(cid, job)  # logs photos stored under another catalog
             report["scans"].append({"catalog_id": cid, "job_id": job, "elsewhere": outcome.get("elsewhere")})
         if report["imported"] or report["scans"]:
             self.on_report(report)
         return report
+
+    def _fan_out(self, catalog_id: str, paths: list[str]) -> bool:
+        """Send a large catch-up to the workers on our queue as chunks (:mod:`.fanout`); False
+        where it is small, no worker consumes our queue (the listener then hashes it itself, as
+        it does without Celery), or a fan-out run already hashes this catalog (left to it)."""
+        from . import fanout
+        if not paths or not fanout.wanted(self.config, len(paths)):
+            return False
+        if fanout.active_run(self.config, catalog_id):
+            return True
+        with bridge.celery_client(self.config.lumina) as app:
+            if not bridge.queue_consumers(app, self.config.lumina.queue):
+                return False
+        fanout.dispatch(catalog_id, paths, self.config, "import", exclusive=True)
+        return True
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop``: wake on Lumina's progress messages, or every ``poll_seconds``."""

@@ -18,7 +18,7 @@ from celery import shared_task
 from lumina_hooks import HookReport
 
 from ..catalog.interface import CatalogLockedError
-from . import bridge
+from . import bridge, fanout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +60,10 @@ def run_batch_imported(catalog_id: str, batch_id: str | None = None, job_id: str
         paths = pending if paths is None else sorted(set(paths) & set(pending))
     if not paths:
         return {"images": 0}
+    if fanout.wanted(config, len(paths)):  # chunks over every free worker; their grouping step regroups
+        run = fanout.dispatch(catalog_id, paths, config, "import", job_id, exclusive=True)
+        # None: a fan-out run is hashing this catalog; its grouping step hashes what it left.
+        return {"images": len(paths), "fanned_out": run["run"] if run else fanout.active_run(config, catalog_id)}
     with bridge.make_host(catalog_id, config) as host:
         answers = host.images_imported(paths, source="lumina-scan", job_id=job_id)
     return {"images": len(paths), "answers": len(answers)}
@@ -73,9 +77,10 @@ def run_scan_finished(catalog_id: str, job_id: str | None = None) -> dict[str, A
     caught_up = run_batch_imported(catalog_id, None, job_id)
     config = bridge.load_config()
     found = check_scan(catalog_id, job_id, config)  # first: said even if the regroup fails
-    with bridge.make_host(catalog_id, config) as host:
-        host.scan_finished(job_id=job_id)
-    return {"caught_up": caught_up["images"], "elsewhere": found}
+    if not caught_up.get("fanned_out"):  # else the fan-out's grouping step is the regroup
+        with bridge.make_host(catalog_id, config) as host:
+            host.scan_finished(job_id=job_id)
+    return {"caught_up": caught_up["images"], "elsewhere": found, "fanned_out": caught_up.get("fanned_out")}
 
 
 def check_scan(catalog_id: str, job_id: str | None, config: Any) -> dict[str, Any] | None:
@@ -119,6 +124,13 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
         progress = bridge.Progress(bridge.redis_url(config.lumina), job_id)
         progress("starting", 0, 1, "lumina-dedup: Find Duplicates")
         try:
+            pending = bridge.pending_paths(conn, catalog_id, config.hash_version())
+            if fanout.wanted(config, len(pending)):  # chunks; the last one's grouping step ends the job
+                # Said first: the workers' own progress follows from their first chunk on.
+                progress("hashing", 0, len(pending), f"lumina-dedup: {len(pending)} photos go to the workers in chunks")
+                progress.client.close()
+                return {"status": "running", "fanned_out": fanout.dispatch(catalog_id, pending, config, "find", job_id)}
+
             def run() -> HookReport:
                 paths = bridge.pending_paths(conn, catalog_id, config.hash_version())  # again after a wait: a scan may have added some
                 with bridge.make_host(catalog_id, config, progress) as host:
@@ -176,3 +188,15 @@ def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict
 @shared_task(name=bridge.TASK_FIND, ignore_result=True, throws=(JobGivenUp,))
 def find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     return run_find_duplicates(catalog_id, job_id)
+
+
+# Late acknowledgement: a worker lost mid-chunk leaves the message to another (.fanout explains);
+# both tasks may run twice and do no harm (idempotent writes; the grouping step ends at once).
+@shared_task(name=bridge.TASK_CHUNK, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def hash_chunk(self: Any, run: str, catalog_id: str, chunk: int, paths: list[str]) -> dict[str, Any]:
+    return fanout.run_chunk(run, catalog_id, chunk, paths, worker=str(self.request.hostname or ""))
+
+
+@shared_task(name=bridge.TASK_GROUP, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def group_chunks(run: str) -> dict[str, Any]:
+    return fanout.run_group(run)

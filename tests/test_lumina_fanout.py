@@ -1,0 +1,246 @@
+"""Hashing fanned out over Celery workers (``lumina/fanout.py``), against the live Redis and
+PostgreSQL with two real ``celery worker`` processes of our own app, each with its own data folder
+(as two hosts would have): Find Duplicates cut into chunks groups as the in-process run does, a
+worker SIGKILLed in the middle of a chunk gets that chunk redelivered to the other and every photo
+is hashed and tagged once, and the job's row shows progress as chunks finish, then SUCCESS."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_lumina_bridge import OURS, groups_in, wait_for
+from test_lumina_support import (  # noqa: F401
+    REDIS_URL,
+    create_catalog,
+    expected_groups_in_lumina,
+    make_lumina,
+    now,
+    pg_database,
+    query,
+    require_bridge_services,
+    sample_photos,
+    scan_as_lumina,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Photos per chunk: the 38 sample photos Lumina keeps make 7 chunks.
+CHUNK = 6
+#: Files per stored batch inside a chunk: a chunk writes three batches, so a crash after the
+#: first leaves it half stored.
+BATCH = 2
+#: Redis hands an unacknowledged chunk to another worker after this (test scale; the default is
+#: half an hour), within the restore pass that follows (every 10 s).
+VISIBILITY_S = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def services() -> None:
+    require_bridge_services()
+
+
+def write_config(home: Path, url: str, queue: str, chunk: int) -> None:
+    (home / "lumina-dedup").mkdir(parents=True, exist_ok=True)
+    (home / "lumina-dedup" / "config.toml").write_text(
+        f"batch_size = {BATCH}\n[hashing]\nworkers = 1\n"
+        f"[lumina]\nurl = {json.dumps(url)}\nredis_url = {json.dumps(REDIS_URL)}\nqueue = {json.dumps(queue)}\n"
+        f"fanout_chunk = {chunk}\nfanout_visibility_s = {VISIBILITY_S}\n")
+
+
+class Workers:
+    """Real ``celery worker`` processes of our app (``lumina_plugin.lumina.worker``) on one queue,
+    each one slot (``--concurrency 1``) and its own data folder, sharing the config file."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.url = root, url
+        self.queue = f"lumina-dedup-fanout-{secrets.token_hex(3)}"
+        self.config_home = root / "config"
+        write_config(self.config_home, url, self.queue, CHUNK)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self, name: str, **env: str) -> str:
+        log = self.root / f"{name}.log"
+        self.logs[name] = log
+        environ = {**os.environ, "XDG_CONFIG_HOME": str(self.config_home),
+                   "XDG_DATA_HOME": str(self.root / f"data-{name}"), **env}
+        with open(log, "w") as out:
+            # Its own session: a worker is killed as a whole (process group), nothing else.
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "lumina_plugin.lumina.worker", "worker", "-n", f"{name}@%h",
+                 "-Q", self.queue, "--pool", "threads", "--concurrency", "1", "--loglevel", "INFO",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return name
+
+    def wait_ready(self) -> None:
+        for name, proc in self.procs.items():
+            wait_for(lambda log=self.logs[name], p=proc: "ready" in log.read_text() or p.poll() is not None, 90)
+            assert proc.poll() is None, self.logs[name].read_text()
+
+    def hostname(self, name: str) -> str:
+        """The worker's name as Celery gives it (``-n name@%h``)."""
+        return f"{name}@{os.uname().nodename}"
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {n}\n{log.read_text()[-3000:]}" for n, log in self.logs.items())
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@pytest.fixture
+def workers(pg_database: str, tmp_path: Path) -> Iterator[Workers]:  # noqa: F811
+    url, drop = make_lumina(pg_database)
+    crew = Workers(tmp_path, url)
+    try:
+        yield crew
+    finally:
+        crew.stop()
+        drop()
+
+
+def history_of_jobs(url: str) -> None:
+    """Record every state a ``jobs`` row goes through (a trigger in this test's Lumina), so the
+    test sees each progress write however fast the chunks finish."""
+    import psycopg
+
+    from lumina_plugin.catalog.postgres import split_url
+    with psycopg.connect(split_url(url)[0], autocommit=True) as conn:
+        conn.execute("CREATE TABLE job_history (n SERIAL, id TEXT, status TEXT, result JSONB)")
+        conn.execute("CREATE FUNCTION keep_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                     " INSERT INTO job_history (id, status, result) VALUES (NEW.id, NEW.status, NEW.result);"
+                     " RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER keep_job AFTER INSERT OR UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION keep_job()")
+
+
+def press_find_duplicates(url: str, cid: str, queue: str) -> str:
+    """What the button does (``router.start_find_duplicates``): a PENDING job row, our task sent
+    with the job id as its task id."""
+    from celery import Celery
+    job = str(uuid.uuid4())
+    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, parameters, created_at, updated_at)"
+               " VALUES (%s, %s, 'detect_duplicates', 'PENDING', '{\"engine\": \"lumina-dedup\"}', %s, %s) RETURNING 1",
+          (job, cid, now(), now()))
+    client = Celery("client", broker=REDIS_URL)
+    client.send_task("lumina_dedup.find_duplicates", kwargs={"catalog_id": cid, "job_id": job}, task_id=job,
+                     queue=queue)
+    client.close()
+    return job
+
+
+def ended(url: str, job: str) -> Callable[[], bool]:
+    return lambda: query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] in ("SUCCESS", "FAILURE")
+
+
+def in_process_groups(pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                      ) -> tuple[set[frozenset[str]], list[tuple[Any, ...]]]:
+    """Find Duplicates in this process (fan-out off) on a Lumina of its own with the same photos:
+    its groups and our tags, as paths."""
+    from lumina_plugin.lumina import tasks
+    url, drop = make_lumina(pg_database)
+    try:
+        cid = create_catalog(url)
+        scan_as_lumina(url, cid, sample_photos())
+        write_config(tmp_path / "alone", url, "unused", 0)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "alone"))
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "alone-data"))
+        job = str(uuid.uuid4())
+        query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
+                   " VALUES (%s, %s, 'detect_duplicates', 'PENDING', %s, %s) RETURNING 1", (job, cid, now(), now()))
+        assert "fanned_out" not in tasks.run_find_duplicates(cid, job)
+        return groups_in(url), query(url, OURS)
+    finally:
+        drop()
+
+
+def test_chunks_over_two_workers_group_as_in_process(workers: Workers, pg_database: str,  # noqa: F811
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alone_groups, alone_tags = in_process_groups(pg_database, tmp_path, monkeypatch)
+    url = workers.url
+    history_of_jobs(url)
+    cid = create_catalog(url)
+    kept = scan_as_lumina(url, cid, sample_photos())
+    chunks = math.ceil(len(kept) / CHUNK)
+    assert chunks >= 5
+    workers.start("one")
+    workers.start("two")
+    workers.wait_ready()
+    job = press_find_duplicates(url, cid, workers.queue)
+    wait_for(ended(url, job), 180)
+    status, result = query(url, "SELECT status, result FROM jobs WHERE id = %s", (job,))[0]
+    assert status == "SUCCESS", workers.tail()
+    # The same groups and tags as the in-process run, on the same photos.
+    assert groups_in(url) == alone_groups == expected_groups_in_lumina(kept)
+    assert query(url, OURS) == alone_tags
+    assert result["status"] == "completed" and result["total_images"] == len(kept)
+    fanout = result["fanout"]
+    assert (fanout["chunks"], fanout["images"], fanout["hashed"]) == (chunks, len(kept), len(kept))
+    assert fanout["workers"] == sorted([workers.hostname("one"), workers.hostname("two")]), workers.tail()
+    # Each photo hashed once, by a chunk (the grouping step found nothing left to hash).
+    assert query(url, "SELECT count(*), count(DISTINCT image_id) FROM lumina_dedup_images") == [(len(kept), len(kept))]
+    assert result["summary"]["hashed"] == 0, result["summary"]
+    # Progress in the job's row as the chunks finished: photos done, chunk by chunk, then SUCCESS.
+    states = query(url, "SELECT status, result FROM job_history WHERE id = %s ORDER BY n", (job,))
+    steps = [(r["progress"]["chunks_done"], r["progress"]["current"], r["progress"]["total"])
+             for s, r in states if s == "PROGRESS" and r and "progress" in r]
+    assert [c for c, _, _ in steps] == list(range(1, chunks + 1)), steps
+    assert all(t == len(kept) for _, _, t in steps) and steps[-1][1] == len(kept)
+    assert [b - a for (_, a, _), (_, b, _) in zip(steps, steps[1:])] and all(
+        0 < b - a <= CHUNK for (_, a, _), (_, b, _) in zip(steps, steps[1:]))
+    assert states[-1][0] == "SUCCESS"
+
+
+def test_a_worker_killed_mid_chunk_loses_nothing(workers: Workers) -> None:
+    from lumina_plugin.config import Config
+    from lumina_plugin.lumina import fanout
+    url = workers.url
+    cid = create_catalog(url)
+    kept = scan_as_lumina(url, cid, sample_photos())
+    # "doomed" SIGKILLs itself (its whole process: a threads pool) once the first batch of its
+    # first chunk is stored, as a lost machine would: the chunk is half written, never acknowledged.
+    workers.start("doomed", LUMINA_DEDUP_TEST_CRASH_AT="inside-chunk")
+    workers.start("survivor")
+    workers.wait_ready()
+    job = press_find_duplicates(url, cid, workers.queue)
+    doomed = workers.procs["doomed"]
+    wait_for(lambda: doomed.poll() is not None, 120)
+    assert doomed.returncode == -signal.SIGKILL, workers.tail()
+    wait_for(ended(url, job), 240)
+    status, result = query(url, "SELECT status, result FROM jobs WHERE id = %s", (job,))[0]
+    assert status == "SUCCESS", workers.tail()
+    config = Config.from_mapping({"lumina": {"redis_url": REDIS_URL}})
+    run = result["fanout"]["run"]
+    starts = fanout.attempts(config, run)
+    killed = [a["chunk"] for a in starts if a["worker"] == workers.hostname("doomed")]
+    assert len(killed) == 1, starts
+    # The killed chunk went to the survivor, which stored what the first try had not.
+    marks = fanout.marks(config, run)
+    assert marks[killed[0]]["worker"] == workers.hostname("survivor")
+    assert marks[killed[0]]["hashed"] == marks[killed[0]]["images"] - BATCH
+    assert sorted(marks) == list(range(result["fanout"]["chunks"]))
+    # Every photo hashed and stored once, grouped and tagged as without the crash.
+    assert query(url, "SELECT count(*), count(DISTINCT image_id) FROM lumina_dedup_images") == [(len(kept), len(kept))]
+    assert result["summary"]["hashed"] == 0
+    assert groups_in(url) == expected_groups_in_lumina(kept)
+    tags = query(url, OURS)
+    assert len(tags) == len(set(tags)) and tags
+    assert query(url, "SELECT count(*) FROM lumina_dedup_runs WHERE kind = 'find-duplicates' AND job_id = %s",
+                 (job,)) == [(1,)]
