@@ -33,11 +33,11 @@ from .grouping.candidates import FoundPairs, find_pairs
 from .grouping.present import ROUNDS, find_stale
 from .grouping.second_look import pixel_look
 from .grouping.stored import as_stored
-from .index import HashIndex
 from .index._arrays import isin
 from .index.search import pick_backend
 from .ingest.pipeline import hash_paths, record_for  # noqa: F401  (record_for: public here too)
 from .model import CODE_WORDS, StoredFile
+from .resident import Residents, open_index, search_batch
 from .run_report import RunReport
 from .tagging import desired_state, diff_states
 from .upkeep import Upkeep, View
@@ -65,11 +65,14 @@ class Engine(Upkeep):
     """One catalog and its index, opened for a run. Use as a context manager."""
 
     def __init__(self, catalog: Catalog | str | os.PathLike[str], config: Config | None = None,
-                 progress: Progress | None = None, lock_timeout: float = 10.0, mode: str = "create") -> None:
+                 progress: Progress | None = None, lock_timeout: float = 10.0, mode: str = "create",
+                 keep: Residents | None = None) -> None:
         """``catalog`` is an open :class:`Catalog`, or a locator for :func:`open_catalog`
         (a SQLite path or a ``postgresql://`` URL); the engine closes it either way. ``mode``:
         what the run does with a SQLite catalog it opens (``catalog/sqlite_open.py``: create,
-        write, read, or preview for a dry run); a catalog opened to read gets a read-only index."""
+        write, read, or preview for a dry run); a catalog opened to read gets a read-only index.
+        ``keep``: a long-lived process's kept indexes (``resident.py``): the index comes from there,
+        open since the last event, and an import searches its resident copy."""
         self.config = config or Config()
         self.progress: Progress = progress or (lambda phase, done, total: None)
         #: Seconds spent opening: the catalog (connection, lock) and the index (read and reconciled).
@@ -83,15 +86,14 @@ class Engine(Upkeep):
         self.version = self.config.hash_version()
         try:
             with _timed(self.timings, "read hashes"):
-                read_only = bool(getattr(self.catalog, "read_only", False))
-                self.index = HashIndex.open(self.catalog.index_dir, self.version, read_only=read_only or None)
-                self._reconcile_index()
+                self.index, self.resident = open_index(self.catalog, self.version, keep)
         except BaseException:
             self.catalog.close()
             raise
 
     def close(self) -> None:
-        self.index.close()
+        if self.resident is None:  # a kept index stays open for the next event
+            self.index.close()
         self.catalog.close()
 
     def __enter__(self) -> Engine:
@@ -99,21 +101,6 @@ class Engine(Upkeep):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- index <-> catalog ------------------------------------------------------------
-    def _reconcile_index(self) -> None:
-        """Make the index hold exactly the catalog's current codes."""
-        ids, codes = self.catalog.all_codes(self.version)
-        have_ids, have_codes = self.index.ids, self.index.codes
-        stale = have_ids[~isin(have_ids, ids)]
-        if len(stale):
-            self.index.remove(stale)
-        present = isin(ids, have_ids)
-        same = present.copy()
-        same[present] = (have_codes[np.searchsorted(have_ids, ids[present])] == codes[present]).all(axis=1)
-        if (~same).any():
-            log.info("index: adding %d codes from the catalog", int((~same).sum()))
-            self.index.add(ids[~same], codes[~same])
 
     # -- hashing ------------------------------------------------------------------------
     def _needs_hashing(self, paths: Sequence[str]) -> tuple[list[str], dict[str, StoredFile]]:
@@ -186,7 +173,8 @@ class Engine(Upkeep):
         if len(ids):
             self.progress("searching", 0, 1)
             report.backend = self._backend(len(self.index.ids), len(ids))
-            found = self._find_pairs(report, self.index.ids, self.index.codes, ids, codes)
+            with _timed(report.timings, "search"):
+                found = self._find_pairs(report, self.index.ids, self.index.codes, ids, codes, resident=True)
             self.catalog.replace_pairs(ids, found.a, found.b, found.dist, None)
             pairs = pairs_after_replace(pairs, ids, found.a, found.b, found.dist)
             self.progress("searching", 1, 1)
@@ -222,15 +210,22 @@ class Engine(Upkeep):
         return report
 
     def _find_pairs(self, report: RunReport, ids: np.ndarray, codes: np.ndarray,
-                    query_ids: np.ndarray | None = None, query_codes: np.ndarray | None = None) -> FoundPairs:
+                    query_ids: np.ndarray | None = None, query_codes: np.ndarray | None = None,
+                    resident: bool = False) -> FoundPairs:
         """The classic and the geometric search (grouping/candidates.py); unsure geometric pairs
-        get a second look at their pixels, found through the catalog or this dry run's images."""
+        get a second look at their pixels, found through the catalog or this dry run's images.
+        ``resident``: a batch added to the index, searched on the resident copy where kept."""
         def photo_of(index_id: int) -> tuple[str, int, int] | None:
             info = report.images.get(index_id) or self.catalog.images([index_id]).get(index_id)
             return None if info is None else (info.path, info.width, info.height)
 
-        found = find_pairs(ids, codes, self.config.thresholds, self.config.index.search_options(), query_ids,
-                           query_codes, pixel_look(photo_of, self.config.max_pixels, self._look_workers()))
+        look = pixel_look(photo_of, self.config.max_pixels, self._look_workers())
+        found = None
+        if resident and self.resident is not None and query_ids is not None and query_codes is not None:
+            found = search_batch(self.resident, self.index, self.config, query_ids, query_codes, look)
+        if found is None:
+            found = find_pairs(ids, codes, self.config.thresholds, self.config.index.search_options(), query_ids,
+                               query_codes, look)
         report.geometric = dict(found.geometric)
         return found
 

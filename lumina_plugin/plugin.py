@@ -8,6 +8,10 @@ its counts, and the ``--json`` object as ``details``.
 
 Loading this module is cheap (the engine is imported at the first event), so the Lumina
 bridge and ``lumina-dedup plugins`` may import it freely.
+
+The processes that fire these hooks run for days (the watcher, a Celery worker, the Lumina
+listener), so the catalog's index stays open between events, with its resident search copy
+(:mod:`lumina_plugin.resident`): an import batch costs its own search, not a reload of the index.
 """
 
 from __future__ import annotations
@@ -32,9 +36,22 @@ from .config import Config
 
 if TYPE_CHECKING:
     from .engine import Engine, RunReport
+    from .resident import Residents
 
 #: The id of the plugin's Find Duplicates menu action (the Lumina bridge runs it by this id).
 FIND_DUPLICATES = "lumina-dedup.find-duplicates"
+
+
+_kept: Residents | None = None
+
+
+def kept_indexes() -> Residents:
+    """This process's kept indexes (made at the first event)."""
+    global _kept
+    if _kept is None:
+        from .resident import Residents
+        _kept = Residents()
+    return _kept
 
 
 def _engine(host: HostContext, dry_run: bool = False) -> Engine:
@@ -47,7 +64,8 @@ def _engine(host: HostContext, dry_run: bool = False) -> Engine:
         base = Config.load(catalog_dir=locator.parent)
     config = Config.from_mapping(host.config, base) if host.config else base
     # A dry run writes nothing anywhere: a SQLite catalog that does not exist is not made.
-    return Engine(locator, config, progress=host.progress, mode="preview" if dry_run else "create")
+    return Engine(locator, config, progress=host.progress, mode="preview" if dry_run else "create",
+                  keep=None if dry_run else kept_indexes())
 
 
 def hook_report(report: RunReport) -> HookReport:

@@ -1,0 +1,280 @@
+"""A resident index for long-lived processes: what an import batch searches stays in memory
+between batches and grows with each.
+
+A fresh engine opens the index, and the batch search then works on the whole of it: on the GPU
+it uploads each searched column and sorts its lanes (22-24 ms a column for 10M codes), and the
+geometric search recomputes every photo's search keys (about 3 s a million on one core) and
+concatenates the index with the batch. A process that runs for days (the watcher, a Celery
+worker, the Lumina listener) keeps a :class:`ResidentIndex` instead: the searched columns (the
+classic hashes with a radius, then the four geometric search keys of ``geometry.search_keys``)
+of every row, on the GPU as lane tables (:class:`.gpu_resident.DeviceTable`) or in host memory
+for the CPU lane join (:class:`HostTable`, its twin), and grows them by the rows each batch
+adds, so a batch costs its own search and nothing of the index's size but a scan on the CPU.
+
+Never stale: the resident copy follows its :class:`~.store.HashIndex` through the index's change
+log (:meth:`~.store.HashIndex.changes_since`): a batch added, rows replaced or removed are
+replayed; when the index reloaded from disk (another process wrote it: its manifest's
+generation moved) or the log was cut, the copy is rebuilt whole from the index's rows. A row
+replaced or removed stays in the tables but is marked dead, and hits on dead rows are dropped.
+
+:meth:`ResidentIndex.search` gives what ``grouping.candidates.find_pairs`` would search for a
+batch already added to the index: the classic pairs (``query_pairs``) and the geometric
+candidates (``geometric.candidates``), the same pairs (the tests compare them), and the indexed
+photos they name, so the grouping step needs only those rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hashing import geometry
+from ..model import CLASSIC_WORDS
+from . import lanes
+from ._arrays import isin, sorted_unique
+from .search import Pairs
+from .store import HashIndex
+
+__all__ = ["BatchHits", "HostTable", "ResidentIndex"]
+
+log = logging.getLogger(__name__)
+
+#: Geometric search keys per photo: own (full), centre, wide, square (``geometry.search_keys``).
+KEY_COLUMNS = 4
+#: Rows whose search keys are computed at a time when the copy is built (bounds the temporaries).
+_KEY_CHUNK = 1 << 20
+
+
+class HostTable:
+    """The CPU twin of :class:`.gpu_resident.DeviceTable`: ``columns`` contiguous uint64 columns
+    with room to grow, searched by the lane scan (:func:`.lanes.join`), which keeps no tables
+    (on the CPU they gain nothing at an import's batch sizes: docs/index.md)."""
+
+    def __init__(self, columns: int, capacity: int = 1 << 16) -> None:
+        self.columns, self.n = int(columns), 0
+        self.x = np.empty((self.columns, max(int(capacity), 1024)), np.uint64)
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.uint64).reshape(-1, self.columns)
+        q = len(values)
+        if self.n + q > self.x.shape[1]:
+            x = np.empty((self.columns, (self.n + q) * 5 // 4 + 65536), np.uint64)
+            x[:, : self.n] = self.x[:, : self.n]
+            self.x = x
+        self.x[:, self.n : self.n + q] = values.T
+        self.n += q
+
+    def values(self, column: int, rows: np.ndarray) -> np.ndarray:
+        return self.x[column, rows]
+
+    def query(self, column: int, queries: np.ndarray, radius: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self.n == 0 or len(queries) == 0:
+            return []
+        return list(lanes.join(self.x[column, : self.n], queries, radius))
+
+
+@dataclass(frozen=True)
+class BatchHits:
+    """What a batch's search found: the classic pairs, the geometric candidates (a < b, sorted
+    by (a, b)), and the indexed photos outside the batch they name (ids sorted, their codes)."""
+
+    classic: Pairs
+    geo_a: np.ndarray
+    geo_b: np.ndarray
+    ids: np.ndarray
+    codes: np.ndarray
+
+
+class ResidentIndex:
+    """The searched columns of a :class:`HashIndex`'s rows, kept and grown between batches.
+
+    ``radii``: the classic search radii (``grouping.search_radii``; a negative one: that hash is
+    not searched); ``device``: the GPU to keep the tables on, or None for host memory.
+    """
+
+    #: The recent GPU table is merged into the large one once it holds this share of it.
+    RECENT_SHARE = 16
+
+    def __init__(self, radii: Sequence[int], device: int | None = None) -> None:
+        self.radii = tuple(int(r) for r in radii)
+        if not all(r < 0 or lanes.usable(r) for r in (*self.radii, geometry.KEY_RADIUS)):
+            raise ValueError(f"a resident index serves radii up to {lanes.MAX_RADIUS}, got {self.radii}")
+        self.device = device
+        self.searched = [k for k, r in enumerate(self.radii) if r >= 0]
+        self.columns = len(self.searched) + KEY_COLUMNS
+        self._index: HashIndex | None = None
+        self._epoch = self._position = -1
+        #: Full rebuilds so far (the first load counts): tests and benchmarks read it.
+        self.rebuilds = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._ids = np.empty(1024, np.int64)  # table row -> image id
+        self._dead = np.zeros(1024, bool)
+        self.n = 0
+        self._sorted = 0  # rows [0, _sorted) have strictly increasing ids: found by binary search
+        self._tables: list[Any] = [self._new_table(1 << 16)]
+        if self.device is not None:
+            self._tables.append(self._new_table(1 << 16))  # [large, recent]
+
+    def _new_table(self, capacity: int) -> Any:
+        if self.device is None:
+            return HostTable(self.columns, capacity)
+        from .gpu_resident import DeviceTable
+
+        return DeviceTable(self.columns, self.device, capacity)
+
+    # -- following the index ----------------------------------------------------------
+    def sync(self, index: HashIndex) -> bool:
+        """Bring the copy level with ``index``'s live rows; True when it was rebuilt whole."""
+        changes = index.changes_since(self._epoch, self._position) if index is self._index else None
+        if changes is None:
+            self._reset()
+            self._grow(np.empty(0, np.int64), index.ids, index.codes)
+            self.rebuilds += 1
+            log.info("resident index: %d rows loaded (%s)", self.n, "GPU" if self.device is not None else "CPU")
+        else:
+            for tombs, ids, codes in changes:
+                self._grow(tombs, ids, codes)
+        self._index, self._epoch, self._position = index, index.epoch, index.log_position
+        return changes is None
+
+    def _grow(self, tombs: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> None:
+        """Mark the rows of ``tombs`` dead, then append ``ids`` with their ``codes``."""
+        self._dead[self._rows_of(tombs)] = True
+        order = np.argsort(ids, kind="stable")
+        ids, codes = np.asarray(ids, np.int64)[order], np.asarray(codes, np.uint64)[order]
+        n, q = self.n, len(ids)
+        if q == 0:
+            return
+        if n + q > len(self._ids):
+            size = (n + q) * 5 // 4 + 1024
+            self._ids = np.concatenate([self._ids[:n], np.empty(size - n, np.int64)])
+            self._dead = np.concatenate([self._dead[:n], np.zeros(size - n, bool)])
+        self._ids[n : n + q] = ids
+        self._dead[n : n + q] = False
+        if self._sorted == n and (n == 0 or ids[0] > self._ids[n - 1]) and not (ids[1:] <= ids[:-1]).any():
+            self._sorted = n + q
+        for a in range(0, q, _KEY_CHUNK):
+            part = codes[a : a + _KEY_CHUNK]
+            values = np.empty((len(part), self.columns), np.uint64)
+            values[:, : len(self.searched)] = part[:, self.searched]
+            values[:, len(self.searched) :] = self._keys(part[:, CLASSIC_WORDS:])
+            self._append(values)
+        self.n = n + q
+
+    def _keys(self, words: np.ndarray) -> np.ndarray:
+        """The geometric search keys (n, 4), on the GPU when the copy lives there."""
+        if self.device is not None and len(words) >= 4096:
+            import cupy as cp
+
+            with cp.cuda.Device(self.device):
+                return np.asarray(geometry.search_keys(cp.asarray(words), xp=cp).get())
+        return np.asarray(geometry.search_keys(words))
+
+    def _append(self, values: np.ndarray) -> None:
+        tables = self._tables
+        if len(tables) == 2 and tables[1].n + len(values) > max(1 << 16, tables[0].n // self.RECENT_SHARE):
+            # The recent table is full: merge it into the large one (rows keep their numbers).
+            if tables[1].n:
+                tables[0].append(tables[1].x[:, : tables[1].n].T)
+            tables[1] = self._new_table(max(1 << 16, tables[0].n // self.RECENT_SHARE))
+            if len(values) > tables[0].n // self.RECENT_SHARE:
+                tables[0].append(values)
+                return
+        tables[-1].append(values)
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The live rows holding ``ids`` (as many as there are)."""
+        ids = np.asarray(ids, np.int64)
+        if ids.size == 0 or self.n == 0:
+            return np.empty(0, np.int64)
+        rows = np.empty(0, np.int64)
+        if self._sorted:
+            head = self._ids[: self._sorted]
+            pos = np.minimum(np.searchsorted(head, ids), self._sorted - 1)
+            rows = pos[head[pos] == ids]
+        tail = self._sorted + np.flatnonzero(isin(self._ids[self._sorted : self.n], ids))
+        rows = np.concatenate([rows, tail]).astype(np.int64)
+        return rows[~self._dead[rows]]
+
+    # -- searching ----------------------------------------------------------------------
+    def search(self, index: HashIndex, query_ids: np.ndarray) -> BatchHits:
+        """The pairs of a batch already added to ``index`` (``query_ids``: its image ids) with
+        every other live photo and with each other, as ``find_pairs`` would search them."""
+        self.sync(index)
+        query_ids = np.asarray(query_ids, np.int64)
+        qrows = self._rows_of(query_ids)
+        if len(qrows) != len(query_ids):
+            raise ValueError("resident search: the batch must be added to the index first")
+        qrows = qrows[np.argsort(self._ids[qrows], kind="stable")]
+        query_ids = self._ids[qrows]
+        specs = [(c, c, self.radii[k]) for c, k in enumerate(self.searched)]
+        own = len(self.searched)
+        specs += [(own + c, own, geometry.KEY_RADIUS) for c in range(KEY_COLUMNS)]  # own key vs every key
+        specs += [(own, own + c, geometry.KEY_RADIUS) for c in range(1, KEY_COLUMNS)]  # region keys vs own
+        found = self._query(specs, qrows)
+        a, b = self._pairs(found[:own], query_ids)
+        ga, gb = self._pairs(found[own:], query_ids)
+        codes = index.codes
+        pos = np.searchsorted(index.ids, np.concatenate([a, b]))
+        ca, cb = codes[pos[: len(a)], :CLASSIC_WORDS], codes[pos[len(a) :], :CLASSIC_WORDS]
+        dist = np.bitwise_count(ca ^ cb).astype(np.uint8, copy=False)
+        named = sorted_unique(np.concatenate([a, b, ga, gb]))
+        named = named[~isin(named, query_ids)]
+        return BatchHits(Pairs(a, b, np.ascontiguousarray(dist)), ga, gb, named,
+                         np.asarray(codes[np.searchsorted(index.ids, named)]))
+
+    def _query(self, specs: Sequence[tuple[int, int, int]], qrows: np.ndarray) -> list[list[np.ndarray]]:
+        """Per spec (table column, column of the batch's values, radius): the hits, as keys
+        ``table row * 2**32 + position in the batch``."""
+        out: list[list[np.ndarray]] = [[] for _ in specs]
+        values = self._values(qrows)
+        base = 0
+        for table in self._tables:
+            for s, (column, qcol, radius) in enumerate(specs):
+                for i, j in table.query(column, values[qcol], radius):
+                    key = (i + base) * (1 << 32) + j
+                    out[s].append(key.get() if self.device is not None else key)
+            base += table.n
+        return out
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        """Each column's values of table ``rows``, where the tables are (host or device)."""
+        xp: Any = np
+        if self.device is not None:
+            from ..gpu_status import require_cupy
+
+            xp = require_cupy()
+        out = [xp.empty(len(rows), xp.uint64) for _ in range(self.columns)]
+        base = 0
+        for table in self._tables:
+            local = rows - base
+            mine = np.flatnonzero((local >= 0) & (local < table.n))
+            if mine.size:
+                at, local_rows = xp.asarray(mine), xp.asarray(local[mine])
+                for c in range(self.columns):
+                    out[c][at] = table.x[c][local_rows]
+            base += table.n
+        return out
+
+    def _pairs(self, found: Iterable[list[np.ndarray]], query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unique id pairs (a < b, sorted) of the hits: hits on dead rows and a photo's pairs
+        with itself dropped."""
+        keys = [k for part in found for k in part]
+        if not keys:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        key = np.concatenate(keys)
+        rows, j = key >> 32, key & 0xFFFFFFFF
+        ids, qid = self._ids[rows], query_ids[j]
+        keep = ~self._dead[rows] & (ids != qid)
+        a, b = np.minimum(ids[keep], qid[keep]), np.maximum(ids[keep], qid[keep])
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        first = np.ones(len(a), bool)
+        first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+        return a[first], b[first]
