@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ from lumina_plugin.resident import Residents
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
 ORIGINALS = ("2015", "2016", "2018", "2019", "2021", "2022", "2023")
-OPTIONS = {"backend": "cpu", "device": 0}
+OPTIONS: dict[str, Any] = {"backend": "cpu", "device": 0}
 
 
 # -- the resident search against the whole-index search -----------------------------------
@@ -132,7 +133,7 @@ def _groups(report: RunReport, root: Path) -> set[frozenset[str]]:
                       for i in (g.keeper, *(m.index_id for m in g.members))) for g in report.groups}
 
 
-def _stored_pairs(engine: Engine, root: Path) -> set[tuple[str, str, tuple[int, ...]]]:
+def _stored_pairs(engine: Engine, root: Path) -> set[tuple[object, ...]]:
     a, b, dist = engine.catalog.pairs()
     images = engine.catalog.images(set(a.tolist()) | set(b.tolist()))
     rel = {i: str(Path(v.path).relative_to(root)) for i, v in images.items()}

@@ -96,8 +96,10 @@ class ResidentIndex:
     not searched); ``device``: the GPU to keep the tables on, or None for host memory.
     """
 
-    #: The recent GPU table is merged into the large one once it holds this share of it.
+    #: The recent GPU table is merged into the large one once it holds this share of it (and
+    #: at least ``RECENT_MIN`` rows): a batch moves the recent rows, not all of them.
     RECENT_SHARE = 16
+    RECENT_MIN = 1 << 16
 
     def __init__(self, radii: Sequence[int], device: int | None = None) -> None:
         self.radii = tuple(int(r) for r in radii)
@@ -178,11 +180,12 @@ class ResidentIndex:
 
     def _append(self, values: np.ndarray) -> None:
         tables = self._tables
-        if len(tables) == 2 and tables[1].n + len(values) > max(1 << 16, tables[0].n // self.RECENT_SHARE):
+        limit = max(self.RECENT_MIN, tables[0].n // self.RECENT_SHARE)
+        if len(tables) == 2 and tables[1].n + len(values) > limit:
             # The recent table is full: merge it into the large one (rows keep their numbers).
             if tables[1].n:
                 tables[0].append(tables[1].x[:, : tables[1].n].T)
-            tables[1] = self._new_table(max(1 << 16, tables[0].n // self.RECENT_SHARE))
+            tables[1] = self._new_table(max(self.RECENT_MIN, tables[0].n // self.RECENT_SHARE))
             if len(values) > tables[0].n // self.RECENT_SHARE:
                 tables[0].append(values)
                 return

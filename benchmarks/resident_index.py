@@ -1,0 +1,144 @@
+"""An import batch against a large index through the engine's own path, fresh against resident.
+
+What ``Engine.import_paths`` runs once a batch is hashed: ``HashIndex.add`` (the batch written
+to the index: a segment, the manifest, their fsyncs) and the search of the batch against
+everything (``Engine._find_pairs``): either ``find_pairs`` over the whole index, as a fresh
+engine does per event ("fresh"), or ``resident.search_batch``, as an engine with the process's
+kept index does ("resident": the copy grows by the batch, is searched, and ``find_pairs`` takes
+its hits). A last batch is searched both ways against the same index ("same pairs"). The same config (the engine's default thresholds: dHash and pHash at radius 10, the
+geometric keys at 5), the second look at pixels left out (no photos here: ``None``).
+
+Codes: N random index rows (the 4 classic hashes and the 8 geometry words), a batch of Q of
+which half are near copies of indexed rows (a few bits flipped in every word, so both searches
+find them) and half random. Each run's batch gets new ids, as an import does. Printed per run
+kind: median, 90th percentile and worst of the "add" and the "search" parts, and their sum;
+"load" is what the resident copy costs once (the first search of a process, or after another
+process wrote the index).
+
+    python benchmarks/resident_index.py --device gpu --size 10000000 --queries 1000
+    python benchmarks/resident_index.py --device cpu --size 1000000 --queries 1000 --fresh-runs 3 --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lumina_plugin.config import Config  # noqa: E402
+from lumina_plugin.grouping.candidates import FoundPairs, find_pairs  # noqa: E402
+from lumina_plugin.model import CODE_WORDS  # noqa: E402
+from lumina_plugin.resident import Resident, search_batch  # noqa: E402
+
+
+def batch(rng: np.random.Generator, codes: np.ndarray, q: int) -> np.ndarray:
+    near = codes[rng.integers(0, len(codes), q // 2)] ^ (
+        np.uint64(1) << rng.integers(0, 64, (q // 2, CODE_WORDS)).astype(np.uint64))
+    return np.concatenate([near, rng.integers(0, 2**63, (q - q // 2, CODE_WORDS), dtype=np.uint64)])
+
+
+def same(a: FoundPairs, b: FoundPairs) -> bool:
+    return bool(np.array_equal(a.a, b.a) and np.array_equal(a.b, b.b) and np.array_equal(a.dist, b.dist))
+
+
+def summary(name: str, add: list[float], search: list[float]) -> str:
+    total = [x + y for x, y in zip(add, search, strict=True)]
+
+    def ms(v: list[float]) -> str:
+        v = sorted(v)
+        return f"{1e3 * statistics.median(v):.2f} / {1e3 * v[int(0.9 * (len(v) - 1))]:.2f} / {1e3 * v[-1]:.2f}"
+
+    return f"| {name} | {len(add)} | {ms(add)} | {ms(search)} | **{ms(total)}** |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    ap.add_argument("--backend", default="", help="[index] backend (default: gpu on the GPU, cpu on the CPU)")
+    ap.add_argument("--size", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--fresh-runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    backend = args.backend or ("gpu" if args.device == "gpu" else "cpu")
+    base = Config()
+    config = base.replace(index=base.index.__class__(**{**base.index.__dict__, "backend": backend}))
+    options = config.index.search_options()
+    rng = np.random.default_rng(2026)
+    n, q = args.size, args.queries
+    lines = []
+    gpu = ""
+    if args.device == "gpu":
+        import cupy
+
+        gpu = ", " + cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    lines.append(f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} cores{gpu}), Python "
+                 f"{platform.python_version()}, NumPy {np.__version__}, {datetime.date.today().isoformat()}, "
+                 f"load {os.getloadavg()[0]:.1f}; index backend {backend!r}.")
+    lines.append(f"Command: python benchmarks/resident_index.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("RESIDENT_TMP")) as tmp:
+        codes = rng.integers(0, 2**63, (n, CODE_WORDS), dtype=np.uint64)
+        t0 = time.perf_counter()
+        resident = Resident(Path(tmp) / "idx", config.hash_version())
+        index = resident.index
+        index.add(np.arange(n, dtype=np.int64) + 1, codes)
+        lines.append(f"Index of {n:,} rows written in {time.perf_counter() - t0:.1f} s; batches of {q:,}.")
+        next_id = n + 1
+
+        def run(searcher: str) -> tuple[float, float, FoundPairs, np.ndarray, np.ndarray]:
+            nonlocal next_id
+            ids = np.arange(next_id, next_id + q, dtype=np.int64)
+            next_id += q
+            b = batch(rng, codes, q)
+            t0 = time.perf_counter()
+            index.add(ids, b)
+            t1 = time.perf_counter()
+            if searcher == "fresh":
+                found = find_pairs(index.ids, index.codes, config.thresholds, options, ids, b, None)
+            else:
+                found = search_batch(resident, index, config, ids, b, None)  # type: ignore[assignment]
+            return t1 - t0, time.perf_counter() - t1, found, ids, b
+
+        header = ["", "| path | batches | add ms (median / p90 / max) | search ms | add + search ms |",
+                  "|---|---:|---:|---:|---:|"]
+        fresh = [run("fresh") for _ in range(args.fresh_runs)]
+        t0 = time.perf_counter()
+        first = run("resident")
+        load = time.perf_counter() - t0
+        rows = [run("resident") for _ in range(args.runs)]
+        # Exactness: one more batch, searched both ways against the same index.
+        ids = np.arange(next_id, next_id + q, dtype=np.int64)
+        b = batch(rng, codes, q)
+        index.add(ids, b)
+        got = search_batch(resident, index, config, ids, b, None)
+        want = find_pairs(index.ids, index.codes, config.thresholds, options, ids, b, None)
+        assert got is not None
+        lines += header
+        lines.append(summary("fresh (find_pairs over the whole index)", [r[0] for r in fresh], [r[1] for r in fresh]))
+        lines.append(summary("resident (search_batch)", [r[0] for r in rows], [r[1] for r in rows]))
+        lines.append("")
+        rows_kept = resident.copy.n if resident.copy is not None else 0
+        lines.append(f"Resident copy: first search {1e3 * load:.0f} ms (loading the copy: {rows_kept:,} rows "
+                     f"by then), {len(got)} pairs in the last batch, same pairs as the fresh search: "
+                     f"{'yes' if same(got, want) else 'NO'}; pairs found per batch "
+                     f"{statistics.median([len(r[2]) for r in rows]):.0f} (median), first batch {len(first[2])}.")
+    for line in lines:
+        print(line, flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write("\n".join(lines) + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
