@@ -183,9 +183,12 @@ def scan_finished(self: Any, catalog_id: str, job_id: str | None = None) -> dict
         raise self.retry(exc=exc, countdown=LOCK_RETRY_S) from exc
 
 
-# JobGivenUp is expected (logged without a traceback); raised, so that Lumina's own task_postrun
-# receiver, in Lumina's worker, leaves the job FAILURE with its message.
-@shared_task(name=bridge.TASK_FIND, ignore_result=True, throws=(JobGivenUp,))
+# JobGivenUp is expected (logged without a traceback); raised, so that Lumina's own task_failure
+# receiver, in Lumina's worker, leaves the job FAILURE with its message. is_coordinator: Lumina's
+# task_postrun and task_success receivers (lumina/celery_app.py) then leave the job's row to us, as
+# they do for its own coordinators; else a run handed to the fan-out would be marked SUCCESS, with
+# our return value as its result, while its chunks still hash (the run itself writes SUCCESS).
+@shared_task(name=bridge.TASK_FIND, ignore_result=True, throws=(JobGivenUp,), is_coordinator=True)
 def find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     return run_find_duplicates(catalog_id, job_id)
 
