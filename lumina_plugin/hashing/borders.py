@@ -219,20 +219,45 @@ def _content(gray: np.ndarray) -> np.ndarray:
     return img[t:b, lf:r].astype(np.float64)
 
 
-def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float) -> tuple[int, tuple[float, ...]]:
+#: After the coarse stage of a registration, a window further off than this many bits is no
+#: crop: measured, mild crops and straightened copies are within 71 bits of their original at
+#: that stage (median 23), while the windows of two different pictures sit near 112.
+#: Past it the finer stages are skipped (and so are the angles, beyond ``_LOOK_TURN``).
+_GIVE_UP: Final[int] = 100
+
+
+def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
+              give_up: int | None = None) -> tuple[int, tuple[float, ...]]:
     """Coordinate ascent of the cosine similarity between ``small_c`` (16x16 coefficients of
     the crop) and a window of ``big`` whose sides each lie ``lo``..``lo + margin`` inside.
     Moving a top or bottom side needs only ``big @ x_basis.T`` (kept), a left or right side
-    only ``y_basis @ big``: one small product per trial, a large one per accepted move."""
+    only ``y_basis @ big``: one small product per trial, a large one per accepted move.
+    With ``give_up``, a window still further off than that after the coarse stage is
+    returned as it is (a negative costs a third of the work).
+
+    The ascent tries each side back and forth, so the same window edge comes up again and
+    again: its basis row block is computed once per call (a dict keyed by the edge's floats)."""
     h, w = big.shape
     target = small_c[_M16] / (np.linalg.norm(small_c[_M16]) + 1e-12)
     p = [lo + margin / 2, 1 - lo - margin / 2, lo + margin / 2, 1 - lo - margin / 2]  # top, bottom, left, right
-    by, bx = basis(np, h, p[0] * h, p[1] * h, _NF), basis(np, w, p[2] * w, p[3] * w, _NF)
+    bases: dict[tuple[int, float, float], np.ndarray] = {}
+
+    def base(vertical: bool, q: list[float]) -> np.ndarray:
+        key = (0, q[0], q[1]) if vertical else (1, q[2], q[3])
+        if key not in bases:
+            n = h if vertical else w
+            bases[key] = basis(np, n, key[1] * n, key[2] * n, _NF)
+        return bases[key]
+
+    by, bx = base(True, p), base(False, p)
     rows, cols = by @ big, big @ bx.T
 
     def score(c: np.ndarray) -> float:
         v = c[_M16]
         return float(v @ target / (np.linalg.norm(v) + 1e-12))
+
+    def distance() -> int:
+        return int((((by @ cols) > 0) != (small_c > 0))[_M16].sum())
 
     best = score(by @ cols)
     for step in (0.02, 0.01, 0.005):
@@ -246,20 +271,17 @@ def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float) ->
                     inset = q[i] if i in (0, 2) else 1 - q[i]
                     if not lo - 1e-9 <= inset <= lo + margin + 1e-9:
                         continue
-                    if i < 2:
-                        nb = basis(np, h, q[0] * h, q[1] * h, _NF)
-                        sc = score(nb @ cols)
-                    else:
-                        nb = basis(np, w, q[2] * w, q[3] * w, _NF)
-                        sc = score(rows @ nb.T)
+                    nb = base(i < 2, q)
+                    sc = score(nb @ cols) if i < 2 else score(rows @ nb.T)
                     if sc > best + 1e-9:
                         best, p, moved = sc, q, True
                         if i < 2:
                             by, rows = nb, nb @ big
                         else:
                             bx, cols = nb, big @ nb.T
-    c = by @ cols
-    return int(((c > 0) != (small_c > 0))[_M16].sum()), tuple(p)
+        if give_up is not None and step == 0.02 and distance() > give_up:
+            break
+    return distance(), tuple(p)
 
 
 def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, derived: int = 0) -> Look:
@@ -299,7 +321,7 @@ def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, deriv
                 lo = 0.5 * (1 - min(wb / (wb * np.cos(t) + hb * np.sin(t)), hb / (wb * np.sin(t) + hb * np.cos(t))))
                 d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo)
             else:
-                d, win = _register(big, small_c, LOOK_MARGIN, 0.0)
+                d, win = _register(big, small_c, LOOK_MARGIN, 0.0, _GIVE_UP)
                 unturned = d
             if d < best.distance:
                 best = Look(d <= T_LOOK, d, angle, win, inside)  # type: ignore[arg-type]
