@@ -244,3 +244,70 @@ def test_a_worker_killed_mid_chunk_loses_nothing(workers: Workers) -> None:
     assert len(tags) == len(set(tags)) and tags
     assert query(url, "SELECT count(*) FROM lumina_dedup_runs WHERE kind = 'find-duplicates' AND job_id = %s",
                  (job,)) == [(1,)]
+
+
+def test_chunk_writes_take_no_lock_and_repeat_the_same_rows(workers: Workers) -> None:
+    """Two chunks of overlapping photos store at once while another run holds the catalog's lock;
+    run again, a chunk skips what is stored, and a repeated write keeps each photo's row and index id."""
+    import threading
+
+    from lumina_plugin.catalog.postgres import PostgresCatalog
+    from lumina_plugin.config import Config
+    from lumina_plugin.ingest.pipeline import hash_paths
+    from lumina_plugin.lumina import fanout
+    url = workers.url
+    cid = create_catalog(url)
+    kept = sorted(scan_as_lumina(url, cid, sample_photos()[:12]))
+    config = Config.from_mapping({"lumina": {"url": url, "redis_url": REDIS_URL}, "hashing": {"workers": 1}})
+    results: list[tuple[int, list[Any]]] = []
+    with PostgresCatalog(f"{url}&catalog={cid}", lock_timeout=1) as holder:  # another run's lock, held throughout
+        assert holder.catalog_id == cid
+        chunks = [kept[:8], kept[4:]]
+        threads = [threading.Thread(target=lambda c=c: results.append(fanout.hash_into_catalog(cid, c, config)))
+                   for c in chunks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(len(errors) for _, errors in results) == [0, 0]
+        assert sum(n for n, _ in results) >= len(kept)  # the overlap may be hashed by both
+        rows = query(url, "SELECT image_id, index_id FROM lumina_dedup_images ORDER BY 1")
+        assert len(rows) == len(kept)
+        assert fanout.hash_into_catalog(cid, kept, config) == (0, [])  # all stored: skipped
+        records = [r for batch, _ in hash_paths(kept, config) for r in batch]
+        with PostgresCatalog(f"{url}&catalog={cid}", settings=config.lumina, lock=False) as chunk:
+            chunk.upsert_images(records)
+            chunk.upsert_images(records)
+        assert query(url, "SELECT image_id, index_id FROM lumina_dedup_images ORDER BY 1") == rows
+    assert query(url, OURS) == []  # chunks tag nothing
+
+
+def test_a_large_scan_batch_is_fanned_out_and_regrouped_once(workers: Workers) -> None:
+    """A scan's catch-up of more than a chunk goes to the workers; the grouping step regroups once
+    and records Lumina's scan job, whose row it leaves alone."""
+    from celery import Celery
+
+    from lumina_plugin.config import Config
+    from lumina_plugin.lumina import fanout
+    url = workers.url
+    cid = create_catalog(url)
+    kept = scan_as_lumina(url, cid, sample_photos())
+    scan = str(uuid.uuid4())
+    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
+               " VALUES (%s, %s, 'scan', 'PROGRESS', %s, %s) RETURNING 1", (scan, cid, now(), now()))
+    workers.start("one")
+    workers.start("two")
+    workers.wait_ready()
+    client = Celery("client", broker=REDIS_URL)
+    client.send_task("lumina_dedup.batch_imported", kwargs={"catalog_id": cid, "batch_id": None, "job_id": scan},
+                     queue=workers.queue)
+    client.close()
+    runs = "SELECT kind FROM lumina_dedup_runs WHERE job_id = %s"
+    wait_for(lambda: query(url, "SELECT to_regclass('lumina_dedup_runs')")[0][0] is not None
+             and query(url, runs, (scan,)) != [], 180)
+    assert query(url, runs, (scan,)) == [("find-duplicates",)], workers.tail()
+    assert groups_in(url) == expected_groups_in_lumina(kept)
+    assert query(url, "SELECT count(*) FROM lumina_dedup_images") == [(len(kept),)]
+    assert query(url, "SELECT status, result FROM jobs WHERE id = %s", (scan,)) == [("PROGRESS", None)]
+    config = Config.from_mapping({"lumina": {"redis_url": REDIS_URL}})
+    wait_for(lambda: fanout.active_run(config, cid) is None, 30)  # the catalog is free for the next run
