@@ -319,7 +319,7 @@ def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, deriv
                 t = np.radians(abs(angle))
                 hb, wb = big.shape
                 lo = 0.5 * (1 - min(wb / (wb * np.cos(t) + hb * np.sin(t)), hb / (wb * np.sin(t) + hb * np.cos(t))))
-                d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo)
+                d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP)
             else:
                 d, win = _register(big, small_c, LOOK_MARGIN, 0.0, _GIVE_UP)
                 unturned = d
