@@ -23,6 +23,7 @@ its bar would lose, so a bordered copy and its original get the same box.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -51,10 +52,12 @@ MIN_SIDE: Final[float] = 0.01
 def _side_at(xp: Any, lines: Any, limit: int, tol: float) -> int:
     """Margin depth with one tolerance, or 0 when no margin with a clear inner edge is found."""
     ref = xp.median(lines[:2].reshape(-1))
+    # Most photos have no margin: their outermost line is not clean, which one line shows
+    # (the same test as below on line 0 alone; the whole depth is only read for a margin).
+    if not bool((xp.abs(lines[0] - ref) <= tol).mean() >= CLEAN):
+        return 0
     frac = (xp.abs(lines[: limit + 3] - ref) <= tol).mean(axis=1)
     clean = frac >= CLEAN
-    if not bool(clean[0]):
-        return 0
     bad = xp.flatnonzero(frac[: limit + 1] < LOOSE)
     run = int(bad[0]) if bad.size else limit + 1
     cleans = xp.flatnonzero(clean[:run])
@@ -149,6 +152,19 @@ def basis(xp: Any, n_px: int, a: float, b: float, nf: int) -> Any:
     return xp.cos(np.pi * u * t[None, :]) * (overlap / (b - a))[None, :]
 
 
+@functools.lru_cache(maxsize=256)
+def _host_basis(n_px: int, a: float, b: float, nf: int) -> np.ndarray:
+    out = basis(np, n_px, a, b, nf)
+    out.flags.writeable = False
+    return out
+
+
+def _basis_of(xp: Any, n_px: int, a: float, b: float, nf: int) -> Any:
+    """:func:`basis`, kept on the host for the regions that come up again: photos of one
+    camera (one size, no margin) share every region, so their bases are computed once."""
+    return _host_basis(n_px, float(a), float(b), nf) if xp is np else basis(xp, n_px, a, b, nf)
+
+
 def _centred(box: tuple[float, float, float, float], sx: float, sy: float) -> tuple[float, float, float, float]:
     t, b, lf, r = box
     cy, cx, hh, hw = (t + b) / 2, (lf + r) / 2, (b - t) * sy / 2, (r - lf) * sx / 2
@@ -181,8 +197,8 @@ def coefficients(xp: Any, img: Any, boxes: list[tuple[float, float, float, float
     one product with every region's row basis stacked, then a small one per region."""
     img = xp.asarray(img, dtype=xp.float64)
     h, w = img.shape
-    rows = xp.concatenate([basis(xp, h, t, b, nf) for t, b, _, _ in boxes]) @ img
-    return xp.stack([rows[i * nf:(i + 1) * nf] @ basis(xp, w, lf, r, nf).T for i, (_, _, lf, r) in enumerate(boxes)])
+    rows = xp.concatenate([_basis_of(xp, h, t, b, nf) for t, b, _, _ in boxes]) @ img
+    return xp.stack([rows[i * nf:(i + 1) * nf] @ _basis_of(xp, w, lf, r, nf).T for i, (_, _, lf, r) in enumerate(boxes)])
 
 
 # ---------------------------------------------------------------- second look (pixels of a candidate pair)
