@@ -9,7 +9,7 @@ its hits). A last batch is searched both ways against the same index ("same pair
 geometric keys at 5), the second look at pixels left out (no photos here: ``None``).
 
 Codes: N random index rows (the 4 classic hashes and the 8 geometry words), a batch of Q of
-which half are near copies of indexed rows (a few bits flipped in every word, so both searches
+which a share (--near, default half) are near copies of indexed rows (a few bits flipped in every word, so both searches
 find them) and half random. Each run's batch gets new ids, as an import does. Printed per run
 kind: median, 90th percentile and worst of the "add" and the "search" parts, and their sum;
 "load" is what the resident copy costs once (the first search of a process, or after another
@@ -41,10 +41,11 @@ from lumina_plugin.model import CODE_WORDS  # noqa: E402
 from lumina_plugin.resident import Resident, search_batch  # noqa: E402
 
 
-def batch(rng: np.random.Generator, codes: np.ndarray, q: int) -> np.ndarray:
-    near = codes[rng.integers(0, len(codes), q // 2)] ^ (
-        np.uint64(1) << rng.integers(0, 64, (q // 2, CODE_WORDS)).astype(np.uint64))
-    return np.concatenate([near, rng.integers(0, 2**63, (q - q // 2, CODE_WORDS), dtype=np.uint64)])
+def batch(rng: np.random.Generator, codes: np.ndarray, q: int, share: float = 0.5) -> np.ndarray:
+    """``q`` codes, ``share`` of them near copies of indexed rows."""
+    m = int(q * share)
+    near = codes[rng.integers(0, len(codes), m)] ^ (np.uint64(1) << rng.integers(0, 64, (m, CODE_WORDS)).astype(np.uint64))
+    return np.concatenate([near, rng.integers(0, 2**63, (q - m, CODE_WORDS), dtype=np.uint64)])
 
 
 def same(a: FoundPairs, b: FoundPairs) -> bool:
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backend", default="", help="[index] backend (default: gpu on the GPU, cpu on the CPU)")
     ap.add_argument("--size", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--near", type=float, default=0.5, help="share of each batch that copies indexed photos")
     ap.add_argument("--fresh-runs", type=int, default=3)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--out", type=Path)
@@ -96,18 +98,21 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"Index of {n:,} rows written in {time.perf_counter() - t0:.1f} s; batches of {q:,}.")
         next_id = n + 1
 
+        parts: list[dict[str, float]] = []
+
         def run(searcher: str) -> tuple[float, float, FoundPairs, np.ndarray, np.ndarray]:
             nonlocal next_id
             ids = np.arange(next_id, next_id + q, dtype=np.int64)
             next_id += q
-            b = batch(rng, codes, q)
+            b = batch(rng, codes, q, args.near)
             t0 = time.perf_counter()
             index.add(ids, b)
             t1 = time.perf_counter()
             if searcher == "fresh":
                 found = find_pairs(index.ids, index.codes, config.thresholds, options, ids, b, None)
             else:
-                found = search_batch(resident, index, config, ids, b, None)  # type: ignore[assignment]
+                parts.append({})
+                found = search_batch(resident, index, config, ids, b, None, parts[-1])  # type: ignore[assignment]
             return t1 - t0, time.perf_counter() - t1, found, ids, b
 
         header = ["", "| path | batches | add ms (median / p90 / max) | search ms | add + search ms |",
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = [run("resident") for _ in range(args.runs)]
         # Exactness: one more batch, searched both ways against the same index.
         ids = np.arange(next_id, next_id + q, dtype=np.int64)
-        b = batch(rng, codes, q)
+        b = batch(rng, codes, q, args.near)
         index.add(ids, b)
         got = search_batch(resident, index, config, ids, b, None)
         want = find_pairs(index.ids, index.codes, config.thresholds, options, ids, b, None)
@@ -127,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         lines += header
         lines.append(summary("fresh (find_pairs over the whole index)", [r[0] for r in fresh], [r[1] for r in fresh]))
         lines.append(summary("resident (search_batch)", [r[0] for r in rows], [r[1] for r in rows]))
+        for phase in ("resident search", "verify pairs"):
+            v = sorted(p[phase] for p in parts[1 : 1 + len(rows)])
+            lines.append(f"| (of which {phase}) | {len(v)} | | {1e3 * statistics.median(v):.2f} / "
+                         f"{1e3 * v[int(0.9 * (len(v) - 1))]:.2f} / {1e3 * v[-1]:.2f} | |")
         lines.append("")
         rows_kept = resident.copy.n if resident.copy is not None else 0
         lines.append(f"Resident copy: first search {1e3 * load:.0f} ms (loading the copy: {rows_kept:,} rows "

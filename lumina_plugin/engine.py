@@ -222,7 +222,7 @@ class Engine(Upkeep):
         look = pixel_look(photo_of, self.config.max_pixels, self._look_workers())
         found = None
         if resident and self.resident is not None and query_ids is not None and query_codes is not None:
-            found = search_batch(self.resident, self.index, self.config, query_ids, query_codes, look)
+            found = search_batch(self.resident, self.index, self.config, query_ids, query_codes, look, report.timings)
         if found is None:
             found = find_pairs(ids, codes, self.config.thresholds, self.config.index.search_options(), query_ids,
                                query_codes, look)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,14 +142,22 @@ def copy_device(config: Config, n: int, q: int) -> int | None:
 
 
 def search_batch(resident: Resident, index: HashIndex, config: Config, ids: np.ndarray, codes: np.ndarray,
-                 second_look: SecondLook | None) -> FoundPairs | None:
+                 second_look: SecondLook | None, timings: dict[str, float] | None = None) -> FoundPairs | None:
     """An import batch (``ids``, ``codes``: already added to ``index``) against the resident
     copy, then ``find_pairs`` on what it found; None when the copy cannot serve the search
-    (a radius beyond the lane join's), and the caller searches the whole index as before."""
+    (a radius beyond the lane join's), and the caller searches the whole index as before.
+    ``timings`` gains the two parts: "resident search" (the copy grown by the batch and
+    searched) and "verify pairs" (``find_pairs`` on the hits: the geometric verdicts)."""
     copy = resident.search_copy(tuple(search_radii(config.thresholds)), copy_device(config, len(index), len(ids)))
     if copy is None:
         return None
+    t0 = time.perf_counter()
     hits = copy.search(index, ids)
+    t1 = time.perf_counter()
     options: dict[str, Any] = config.index.search_options()
-    return find_pairs(hits.ids, hits.codes, config.thresholds, options, ids, codes, second_look,
-                      searched=(hits.classic, hits.geo_a, hits.geo_b))
+    found = find_pairs(hits.ids, hits.codes, config.thresholds, options, ids, codes, second_look,
+                       searched=(hits.classic, hits.geo_a, hits.geo_b))
+    if timings is not None:
+        timings["resident search"] = timings.get("resident search", 0.0) + t1 - t0
+        timings["verify pairs"] = timings.get("verify pairs", 0.0) + time.perf_counter() - t1
+    return found

@@ -65,6 +65,14 @@ def _kernel(device: int) -> Any:
         return cp.RawModule(code=_SOURCE, options=("-std=c++14",)).get_function("lane_merge")
 
 
+@functools.cache
+def _masks(device: int, flips: int) -> Any:
+    """The flip masks of a lane key on the device (uint32), uploaded once."""
+    cp = require_cupy()
+    with cp.cuda.Device(device):
+        return cp.asarray(lanes.flip_masks(flips).astype(np.uint32))
+
+
 class DeviceTable:
     """``columns`` columns of values for n rows on GPU ``device``, each column's lanes sorted."""
 
@@ -135,9 +143,20 @@ class DeviceTable:
         return gpu_lanes.DeviceLanes(self.x[column], self.order[four].ravel(), self.starts[four].ravel(),
                                      self.cap, self.device)
 
-    def values(self, column: int, rows: Any) -> Any:
-        """The values of ``rows`` (device int64) in ``column``, on the device."""
-        return self.x[column][rows]
+    def launch(self, column: int, queries: Any, radius: int, out_i: Any, out_j: Any, counter: Any,
+               capacity: int) -> None:
+        """Start the lane kernel of ``queries`` (device uint64) against ``column`` into the given
+        buffers, without waiting: the caller reads ``counter`` once for many launches, and runs
+        :meth:`query` again for any that found more than ``capacity`` pairs."""
+        flips = radius // lanes.LANES
+        masks = _masks(self.device, flips)
+        threads = len(queries) * lanes.LANES * len(masks)
+        tables = self.lanes_of(column)
+        gpu_lanes._kernel(self.device)(
+            ((threads + 255) // 256,), (256,),
+            (tables.x, tables.order, tables.starts, np.int64(self.cap), queries, masks, np.int32(len(masks)),
+             np.int64(0), np.int64(threads), np.int32(flips), np.int32(radius), out_i, out_j, counter,
+             np.uint64(capacity)))
 
     def query(self, column: int, queries: Any, radius: int, capacity: int = 1 << 20) -> list[tuple[Any, Any]]:
         """(rows, query rows) within ``radius`` bits in ``column`` (CuPy int64 pairs of arrays)."""

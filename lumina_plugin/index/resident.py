@@ -100,6 +100,8 @@ class ResidentIndex:
     #: at least ``RECENT_MIN`` rows): a batch moves the recent rows, not all of them.
     RECENT_SHARE = 16
     RECENT_MIN = 1 << 16
+    #: Pairs each GPU kernel launch may write before it is run again through the splitting join.
+    PAIRS_PER_LAUNCH = 1 << 16
 
     def __init__(self, radii: Sequence[int], device: int | None = None) -> None:
         self.radii = tuple(int(r) for r in radii)
@@ -237,14 +239,43 @@ class ResidentIndex:
         ``table row * 2**32 + position in the batch``."""
         out: list[list[np.ndarray]] = [[] for _ in specs]
         values = self._values(qrows)
-        base = 0
-        for table in self._tables:
-            for s, (column, qcol, radius) in enumerate(specs):
-                for i, j in table.query(column, values[qcol], radius):
-                    key = (i + base) * (1 << 32) + j
-                    out[s].append(key.get() if self.device is not None else key)
-            base += table.n
+        if self.device is not None:
+            return self._query_device(specs, values)
+        for s, (column, qcol, radius) in enumerate(specs):
+            for i, j in self._tables[0].query(column, values[qcol], radius):
+                out[s].append(i * (1 << 32) + j)
         return out
+
+    def _query_device(self, specs: Sequence[tuple[int, int, int]], values: list[Any]) -> list[list[np.ndarray]]:
+        """:meth:`_query` on the GPU: every (table, spec) kernel started at once into buffers of
+        its own, their counts read in one transfer and all pairs in another (a launch that
+        overflowed its buffer runs again through the splitting join)."""
+        from ..gpu_status import require_cupy
+
+        cp = require_cupy()
+        jobs, base = [], 0
+        for table in self._tables:
+            jobs += [(table, base, s, spec) for s, spec in enumerate(specs) if table.n]
+            base += table.n
+        cap = self.PAIRS_PER_LAUNCH
+        with cp.cuda.Device(self.device):
+            out_i, out_j = cp.empty((len(jobs), cap), cp.int32), cp.empty((len(jobs), cap), cp.int32)
+            counters = cp.zeros(len(jobs), cp.uint64)
+            for k, (table, _, _, (column, qcol, radius)) in enumerate(jobs):
+                table.launch(column, values[qcol], radius, out_i[k], out_j[k], counters[k : k + 1], cap)
+            counts = counters.get().astype(np.int64)
+            keys, owner = [], []
+            for k, (table, base, s, (column, qcol, radius)) in enumerate(jobs):
+                if counts[k] > cap:
+                    found = table.query(column, values[qcol], radius)
+                    parts = [(i + base) * (1 << 32) + j for i, j in found]
+                else:
+                    parts = [(out_i[k, : counts[k]].astype(cp.int64) + base) * (1 << 32) + out_j[k, : counts[k]]]
+                keys += parts
+                owner += [np.full(len(p), s) for p in parts]
+            flat = cp.concatenate(keys).get() if keys else np.empty(0, np.int64)
+        spec_of = np.concatenate(owner) if owner else np.empty(0, np.int64)
+        return [[flat[spec_of == s]] for s in range(len(specs))]
 
     def _values(self, rows: np.ndarray) -> list[Any]:
         """Each column's values of table ``rows``, where the tables are (host or device)."""
