@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,10 +184,25 @@ def test_chunks_over_two_workers_group_as_in_process(workers: Workers, pg_databa
     workers.start("one")
     workers.start("two")
     workers.wait_ready()
+    import redis
+    pubsub = redis.Redis.from_url(REDIS_URL).pubsub()
+    pubsub.psubscribe("job:*:progress")
     job = press_find_duplicates(url, cid, workers.queue)
     wait_for(ended(url, job), 180)
     status, result = query(url, "SELECT status, result FROM jobs WHERE id = %s", (job,))[0]
     assert status == "SUCCESS", workers.tail()
+    messages: list[dict[str, Any]] = []  # the job's Redis progress channel, as Lumina's panel reads it
+    deadline = time.monotonic() + 30  # all delivered already: ends at the SUCCESS message; catches its absence
+    while not (messages and messages[-1]["status"] == "SUCCESS"):
+        assert time.monotonic() < deadline, messages
+        m = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if m is not None and m["channel"] == f"job:{job}:progress".encode():
+            messages.append(json.loads(m["data"]))
+    pubsub.close()
+    hashing = [m["progress"]["current"] for m in messages if m["status"] == "PROGRESS"
+               and m["progress"]["phase"] == "hashing"]
+    assert hashing[0] == 0 and sorted(hashing) == hashing and hashing[-1] == len(kept), hashing
+    assert len(hashing) == chunks + 1 and messages[-1]["result"] == result
     # The same groups and tags as the in-process run, on the same photos.
     assert groups_in(url) == alone_groups == expected_groups_in_lumina(kept)
     assert query(url, OURS) == alone_tags
@@ -311,3 +327,20 @@ def test_a_large_scan_batch_is_fanned_out_and_regrouped_once(workers: Workers) -
     assert query(url, "SELECT status, result FROM jobs WHERE id = %s", (scan,)) == [("PROGRESS", None)]
     config = Config.from_mapping({"lumina": {"redis_url": REDIS_URL}})
     wait_for(lambda: fanout.active_run(config, cid) is None, 30)  # the catalog is free for the next run
+
+
+def test_the_listeners_catch_up_goes_to_the_workers(workers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standalone listener, with workers on our queue, sends a large catch-up as chunks rather
+    than hashing it itself; the grouping step regroups."""
+    from lumina_plugin.config import Config
+    from lumina_plugin.lumina.listener import Listener
+    url = workers.url
+    cid = create_catalog(url)
+    kept = scan_as_lumina(url, cid, sample_photos())
+    workers.start("one")
+    workers.wait_ready()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workers.config_home))
+    report = Listener(Config.load()).tick(first=True)
+    assert report == {"imported": {cid: len(kept)}, "scans": []}  # sent, not hashed here: no regroup here
+    wait_for(lambda: groups_in(url) == expected_groups_in_lumina(kept), 180)
+    assert query(url, "SELECT kind, job_id FROM lumina_dedup_runs") == [("find-duplicates", None)]
