@@ -344,3 +344,28 @@ def test_the_listeners_catch_up_goes_to_the_workers(workers: Workers, monkeypatc
     assert report == {"imported": {cid: len(kept)}, "scans": []}  # sent, not hashed here: no regroup here
     wait_for(lambda: groups_in(url) == expected_groups_in_lumina(kept), 180)
     assert query(url, "SELECT kind, job_id FROM lumina_dedup_runs") == [("find-duplicates", None)]
+
+
+def test_the_scan_follower_sends_a_burst_to_the_workers(workers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow pass that finds more than a chunk of a running scan's rows sends them to the workers
+    and leaves the catalog to that run while it lasts."""
+    from lumina_plugin.config import Config
+    from lumina_plugin.lumina import fanout, follow
+    url = workers.url
+    cid = create_catalog(url)
+    kept = scan_as_lumina(url, cid, sample_photos())
+    scan = str(uuid.uuid4())
+    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
+               " VALUES (%s, %s, 'scan', 'PROGRESS', %s, %s) RETURNING 1", (scan, cid, now(), now()))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workers.config_home))
+    first = follow.follow_pass(cid, scan)  # no worker yet: the chunks wait on the queue
+    assert first["images"] == len(kept) and first["again"] is not None
+    run = fanout.active_run(Config.load(), cid)
+    assert run is not None
+    second = follow.follow_pass(cid, scan, first["token"], first["started"])
+    assert second["images"] == 0 and second["again"] is not None  # left to the run
+    workers.start("one")
+    workers.wait_ready()
+    wait_for(lambda: fanout.active_run(Config.load(), cid) is None, 180)
+    assert groups_in(url) == expected_groups_in_lumina(kept)
+    assert query(url, "SELECT kind, job_id FROM lumina_dedup_runs") == [("find-duplicates", scan)]
