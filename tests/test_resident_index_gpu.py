@@ -52,7 +52,7 @@ def test_device_table_grows_by_merging_and_finds_what_the_cpu_lanes_find() -> No
         values = np.concatenate([values, new])
         assert table.n == len(values) and table.check()
         queries = np.concatenate([values[rng.integers(0, len(values), 50)] ^ np.uint64(3),
-                                  rng.integers(0, 2**64, 20, dtype=np.uint64, endpoint=False)])
+                                  rng.integers(0, 2**64, (20, 3), dtype=np.uint64, endpoint=False)])
         for column, radius in ((0, 0), (1, 6), (2, 10)):
             got = _keys(table.query(column, queries[:, column], radius, capacity=512), len(queries))
             want = _keys(list(lanes.join(np.ascontiguousarray(values[:, column]), queries[:, column], radius)),

@@ -174,8 +174,9 @@ class ResidentIndex:
     def _keys(self, words: np.ndarray) -> np.ndarray:
         """The geometric search keys (n, 4), on the GPU when the copy lives there."""
         if self.device is not None and len(words) >= 4096:
-            import cupy as cp
+            from ..gpu_status import require_cupy
 
+            cp = require_cupy()
             with cp.cuda.Device(self.device):
                 return np.asarray(geometry.search_keys(cp.asarray(words), xp=cp).get())
         return np.asarray(geometry.search_keys(words))
