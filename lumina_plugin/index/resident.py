@@ -219,10 +219,13 @@ class ResidentIndex:
             raise ValueError("resident search: the batch must be added to the index first")
         qrows = qrows[np.argsort(self._ids[qrows], kind="stable")]
         query_ids = self._ids[qrows]
-        specs = [(c, c, self.radii[k]) for c, k in enumerate(self.searched)]
+        # (table column, the batch's value columns as queries, radius): a classic hash against
+        # itself; every key of the batch against the own keys (one scan of that column); the
+        # batch's own key against the others' region keys.
+        specs: list[tuple[int, tuple[int, ...], int]] = [(c, (c,), self.radii[k]) for c, k in enumerate(self.searched)]
         own = len(self.searched)
-        specs += [(own + c, own, geometry.KEY_RADIUS) for c in range(KEY_COLUMNS)]  # own key vs every key
-        specs += [(own, own + c, geometry.KEY_RADIUS) for c in range(1, KEY_COLUMNS)]  # region keys vs own
+        specs.append((own, tuple(range(own, own + KEY_COLUMNS)), geometry.KEY_RADIUS))
+        specs += [(own + c, (own,), geometry.KEY_RADIUS) for c in range(1, KEY_COLUMNS)]
         found = self._query(specs, qrows)
         a, b = self._pairs(found[:own], query_ids)
         ga, gb = self._pairs(found[own:], query_ids)
@@ -235,19 +238,22 @@ class ResidentIndex:
         return BatchHits(Pairs(a, b, np.ascontiguousarray(dist)), ga, gb, named,
                          np.asarray(codes[np.searchsorted(index.ids, named)]))
 
-    def _query(self, specs: Sequence[tuple[int, int, int]], qrows: np.ndarray) -> list[list[np.ndarray]]:
+    def _query(self, specs: Sequence[tuple[int, tuple[int, ...], int]], qrows: np.ndarray) -> list[list[np.ndarray]]:
         """Per spec (table column, column of the batch's values, radius): the hits, as keys
         ``table row * 2**32 + position in the batch``."""
         out: list[list[np.ndarray]] = [[] for _ in specs]
         values = self._values(qrows)
+        q = len(qrows)
         if self.device is not None:
-            return self._query_device(specs, values)
-        for s, (column, qcol, radius) in enumerate(specs):
-            for i, j in self._tables[0].query(column, values[qcol], radius):
-                out[s].append(i * (1 << 32) + j)
+            return self._query_device(specs, values, q)
+        for s, (column, qcols, radius) in enumerate(specs):
+            queries = np.concatenate([values[c] for c in qcols])
+            for i, j in self._tables[0].query(column, queries, radius):
+                out[s].append(i * (1 << 32) + j % q)
         return out
 
-    def _query_device(self, specs: Sequence[tuple[int, int, int]], values: list[Any]) -> list[list[np.ndarray]]:
+    def _query_device(self, specs: Sequence[tuple[int, tuple[int, ...], int]], values: list[Any],
+                      q: int) -> list[list[np.ndarray]]:
         """:meth:`_query` on the GPU: every (table, spec) kernel started at once into buffers of
         its own, their counts read in one transfer and all pairs in another (a launch that
         overflowed its buffer runs again through the splitting join)."""
@@ -260,18 +266,19 @@ class ResidentIndex:
             base += table.n
         cap = self.PAIRS_PER_LAUNCH
         with cp.cuda.Device(self.device):
+            queries = [values[c[0]] if len(c) == 1 else cp.concatenate([values[k] for k in c]) for _, c, _ in specs]
             out_i, out_j = cp.empty((len(jobs), cap), cp.int32), cp.empty((len(jobs), cap), cp.int32)
             counters = cp.zeros(len(jobs), cp.uint64)
-            for k, (table, _, _, (column, qcol, radius)) in enumerate(jobs):
-                table.launch(column, values[qcol], radius, out_i[k], out_j[k], counters[k : k + 1], cap)
+            for k, (table, _, s, (column, _, radius)) in enumerate(jobs):
+                table.launch(column, queries[s], radius, out_i[k], out_j[k], counters[k : k + 1], cap)
             counts = counters.get().astype(np.int64)
             keys, owner = [], []
-            for k, (table, base, s, (column, qcol, radius)) in enumerate(jobs):
+            for k, (table, base, s, (column, _, radius)) in enumerate(jobs):
                 if counts[k] > cap:
-                    found = table.query(column, values[qcol], radius)
-                    parts = [(i + base) * (1 << 32) + j for i, j in found]
+                    found = table.query(column, queries[s], radius)
+                    parts = [(i + base) * (1 << 32) + j % q for i, j in found]
                 else:
-                    parts = [(out_i[k, : counts[k]].astype(cp.int64) + base) * (1 << 32) + out_j[k, : counts[k]]]
+                    parts = [(out_i[k, : counts[k]].astype(cp.int64) + base) * (1 << 32) + out_j[k, : counts[k]] % q]
                 keys += parts
                 owner += [np.full(len(p), s) for p in parts]
             flat = cp.concatenate(keys).get() if keys else np.empty(0, np.int64)
