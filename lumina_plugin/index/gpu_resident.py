@@ -126,7 +126,7 @@ class DeviceTable:
             fresh = cp.sort(((lane << 48) | (key.astype(cp.int64) << 32) | cp.arange(q, dtype=cp.int64)[None, :]).ravel())
             counts = cp.bincount((lane * _KEYS + key.astype(cp.int64)).ravel(), minlength=lanes_ * _KEYS)
             shift = cp.zeros((lanes_, _STARTS), cp.int32)
-            shift[:, 1:] = cp.cumsum(counts.reshape(lanes_, _KEYS), axis=1)
+            shift[:, 1:] = cp.cumsum(counts.reshape(lanes_, _KEYS), axis=1).astype(cp.int32)
             out_order, out_skey = self._spare
             threads = lanes_ * (n + q)
             _kernel(self.device)(((threads + 255) // 256,), (256,),

@@ -271,7 +271,7 @@ class ResidentIndex:
             counters = cp.zeros(len(jobs), cp.uint64)
             for k, (table, _, s, (column, _, radius)) in enumerate(jobs):
                 table.launch(column, queries[s], radius, out_i[k], out_j[k], counters[k : k + 1], cap)
-            counts = counters.get().astype(np.int64)
+            counts = [int(c) for c in counters.get()]
             keys, owner = [], []
             for k, (table, base, s, (column, _, radius)) in enumerate(jobs):
                 if counts[k] > cap:
