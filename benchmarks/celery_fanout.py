@@ -115,7 +115,8 @@ def fresh_lumina(db_url: str, photos: list[tuple[str, str, int]]) -> tuple[str, 
     return f"{db_url}?options=-csearch_path%3D{schema}", cid
 
 
-def start_workers(count: int, home: Path, url: str, redis_url: str, chunk: int) -> tuple[str, list[Any]]:
+def start_workers(count: int, home: Path, url: str, redis_url: str, chunk: int,
+                  pool: str = "prefork") -> tuple[str, list[Any]]:
     """``count`` workers of our app on a queue of their own, worker i on core i: (queue, processes)."""
     queue = f"lumina-dedup-bench-{secrets.token_hex(3)}"
     (home / "config" / "lumina-dedup").mkdir(parents=True, exist_ok=True)
@@ -131,7 +132,7 @@ def start_workers(count: int, home: Path, url: str, redis_url: str, chunk: int) 
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 ["taskset", "-c", str(cores[i % len(cores)]), sys.executable, "-m", "celery", "-A",
-                 "lumina_plugin.lumina.worker", "worker", "-n", f"bench{i}@%h", "-Q", queue, "--pool", "prefork",
+                 "lumina_plugin.lumina.worker", "worker", "-n", f"bench{i}@%h", "-Q", queue, "--pool", pool,
                  "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                  "--without-heartbeat"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -177,12 +178,12 @@ def cpu_seconds(procs: list[Any]) -> float:
 
 
 def trial(count: int, db_url: str, redis_url: str, photos: list[tuple[str, str, int]], chunk: int,
-          work: Path) -> dict[str, Any]:
+          work: Path, pool: str = "prefork") -> dict[str, Any]:
     """One timed Find Duplicates over ``count`` workers on a fresh Lumina."""
     from celery import Celery
     url, cid = fresh_lumina(db_url, photos)
     home = work / f"home-{secrets.token_hex(3)}"
-    queue, procs = start_workers(count, home, url, redis_url, chunk)
+    queue, procs = start_workers(count, home, url, redis_url, chunk, pool)
     try:
         job = str(uuid.uuid4())
         with psycopg.connect(db_url, autocommit=True, options=f"-csearch_path={url.rsplit('%3D', 1)[1]}") as conn:
@@ -201,7 +202,7 @@ def trial(count: int, db_url: str, redis_url: str, photos: list[tuple[str, str, 
                 step = (result or {}).get("progress") or {}
                 if hashed_at is None and step.get("chunks") and step.get("chunks_done") == step["chunks"]:
                     hashed_at = time.perf_counter() - start
-                time.sleep(0.05)
+                time.sleep(0.2)  # a query 5 times a second: the watcher must not take the workers' cores
             seconds = time.perf_counter() - start
             cpu = cpu_seconds(procs) - cpu_before
             client.close()
@@ -228,6 +229,8 @@ def main() -> None:
     ap.add_argument("--size", default="4000x3000")
     ap.add_argument("--chunk", type=int, default=25)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"),
+                    help="the workers' Celery pool (--concurrency 1 either way)")
     ap.add_argument("--url", default=os.environ.get("LUMINA_DEDUP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     ap.add_argument("--redis", default=os.environ.get("LUMINA_DEDUP_TEST_REDIS", "redis://127.0.0.1:6379/0"))
     ap.add_argument("--keep", action="store_true", help="keep the database and the photos")
@@ -248,7 +251,7 @@ def main() -> None:
         rows = []
         for r in range(args.rounds):
             for count in (1, 2):
-                row = trial(count, db_url, args.redis, photos, args.chunk, work)
+                row = trial(count, db_url, args.redis, photos, args.chunk, work, args.pool)
                 rows.append(row)
                 print(f"  round {r + 1}: {count} worker(s): {row['seconds']:.2f} s, {row['photos_s']:.1f} photos/s"
                       f" ({row['chunks']} chunks of {args.chunk}; every chunk done at {row['hashing_s']:.2f} s,"
