@@ -229,10 +229,23 @@ class Look(NamedTuple):
     b_inside_a: bool
 
 
+#: A look registers at a long side of at least this many pixels (the content is box-reduced
+#: by a whole factor down to ``_LOOK_LONG``..``2*_LOOK_LONG - 1``). Sixteen coefficients a side
+#: need far fewer pixels than the working image's 256-511; at 192 the looks cost half as much
+#: and every measured look keeps its verdict and its distance (at 128 some moved by a bit).
+_LOOK_LONG: Final[int] = 192
+
+
 def _content(gray: np.ndarray) -> np.ndarray:
+    """The picture inside its margins, as float64 at the look's scale."""
     img = working_image(gray)
     t, b, lf, r = content_box(np, img)
-    return img[t:b, lf:r].astype(np.float64)
+    out = img[t:b, lf:r].astype(np.float64)
+    factor = max(out.shape) // _LOOK_LONG
+    if factor > 1:
+        h, w = out.shape[0] // factor * factor, out.shape[1] // factor * factor
+        out = out[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    return out
 
 
 #: After the coarse stage of a registration, a window further off than this many bits is no
@@ -328,7 +341,8 @@ def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, deriv
     ``rotation`` and ``derived`` are the verdict's: A ~ ``np.rot90(B, rotation)``; 1: look for
     B inside A only, -1: A inside B only, 0: both. Angles are tried only when the unturned
     window is not far off (a straightened copy is within ``_LOOK_TURN`` bits of it).
-    About 10 ms for a crop, 30-60 ms for a straightened copy, up to 150 ms for a negative."""
+    On the 2-core development machine the peer library's 399 looks average 16 ms (most
+    negatives stop after the coarse stage; a straightened copy tries up to eight angles)."""
     a = _content(gray_a)
     b = np.ascontiguousarray(np.rot90(_content(gray_b), rotation))
     best = Look(False, 1 << 30, 0.0, (0.0, 1.0, 0.0, 1.0), True)
