@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--decode", default=HashingSettings().decode)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--gpu-processes", type=int, default=0, help="per device (0: the default)")
+    parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     mix = {k: int(v) for k, v in (part.split(":") for part in args.mix.split(","))}
@@ -185,7 +187,8 @@ def main() -> None:
     print(f"library in {root} ({fs})")
     if fs == "tmpfs":
         raise SystemExit("the library is on tmpfs, which the page cache cannot drop: pass --dir on a disk")
-    config = Config(batch_size=256, hashing=HashingSettings(decode=args.decode))
+    config = Config(batch_size=256, hashing=HashingSettings(decode=args.decode, gpu_processes=args.gpu_processes,
+                                                            gpu_batch_size=args.gpu_batch_size))
     try:
         with ProcessPoolExecutor(parallel.cpu_count()) as makers:
             t0 = time.perf_counter()

@@ -209,7 +209,6 @@ def test_two_process_groups_on_one_device_share_a_run(
 def test_one_group_per_listed_device(library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--gpus 1,0`` (say a two-GPU host): a group on each, in that order, each process
     started on its own device and sharing that device's memory with its group alone."""
-    monkeypatch.setattr(gpu_processes, "DEFAULT_PROCESSES", 1)  # so the share below is the group's
     got = _run_with_groups(monkeypatch, library, "1,0", 1, visible=2)
     assert sorted(p.slot for p in gpu_processes._PROCESSES) == [(0, 1), (1, 0)]
     assert sorted(p.device for p in gpu_processes._PROCESSES) == [

@@ -46,8 +46,10 @@ from .records import record_from
 
 log = logging.getLogger(__name__)
 
-#: Photos per batch when HashingSettings.gpu_batch_size is 0.
-DEFAULT_BATCH = 128
+#: Photos per batch when HashingSettings.gpu_batch_size is 0. Measured on the H100, 2 MP,
+#: reduced, same run: 4,206 photos/s at 128 and 4,435 at 256 with 2 processes, 4,517 and
+#: 4,802 with 4 (docs/benchmarks.md): fewer calls per photo into the decoder and kernels.
+DEFAULT_BATCH = 256
 #: Batches sent to the GPU process and not yet answered.
 _IN_FLIGHT = 3
 #: Files per facts task sent to the pool.
@@ -114,8 +116,11 @@ class GpuProcess:
             self.process.kill()
 
 
-#: Processes started when HashingSettings.gpu_processes is 0.
-DEFAULT_PROCESSES = 2
+#: Processes started when HashingSettings.gpu_processes is 0 (per group, ``[gpu] devices``).
+#: Each runs Python between its decode calls (wrapping, queueing kernels, answering) while
+#: its engines wait for another process to feed them: on the H100 at 2 MP, same run, 2
+#: processes reached 79-83% of two decode-only feeders, 3 processes 78-83%, 4 85-90%.
+DEFAULT_PROCESSES = 4
 _PROCESSES: list[GpuProcess] = []
 _REASON: GpuProblem | None = None
 _LOADED = False
@@ -154,10 +159,9 @@ def _start(groups: list[int], processes: int) -> GpuProblem | None:
     started: list[GpuProcess] = []
     reasons: list[GpuProblem] = []
     for group, device in wanted:
-        # A device's memory is shared out among every process on it (as if DEFAULT_PROCESSES
-        # at least were running), whichever group they serve.
-        share = max(DEFAULT_PROCESSES, sum(p.slot[1] == device for p in _PROCESSES)
-                    + sum(d == device for _, d in wanted))
+        # A device's memory is shared out among every process on it, whichever group they
+        # serve (one started later sees less free memory when it sizes its own share).
+        share = sum(p.slot[1] == device for p in _PROCESSES) + sum(d == device for _, d in wanted)
         try:
             started.append(GpuProcess(share=share, device=device, group=group))
         except Exception as exc:  # cannot even start one: the CPU does the work

@@ -45,7 +45,10 @@ from ..hashing.cupy_hasher import DeviceImage
 from ..model import reduced_factor
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
-_READERS = 6
+#: Files out of the page cache keep a reader waiting on the disk most of the time: with 6
+#: a process read a batch of 12 MP photos slower than its engines decoded one
+#: (benchmarks/cold_files.py, docs/benchmarks.md).
+_READERS = 12
 
 
 class _Job:
