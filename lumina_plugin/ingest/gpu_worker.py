@@ -45,10 +45,9 @@ from ..hashing.cupy_hasher import DeviceImage
 from ..model import reduced_factor
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
-#: Files out of the page cache keep a reader waiting on the disk most of the time: with 6
-#: a process read a batch of 12 MP photos slower than its engines decoded one
-#: (benchmarks/cold_files.py, docs/benchmarks.md).
-_READERS = 12
+#: (12 instead of 6 made no difference to files out of the page cache on the H100:
+#: benchmarks/cold_files.py, 305 against 314 photos/s on two hosts.)
+_READERS = 6
 
 
 class _Job:
