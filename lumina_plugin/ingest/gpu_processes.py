@@ -118,12 +118,12 @@ class GpuProcess:
 
 #: Processes started when HashingSettings.gpu_processes is 0 (per group, ``[gpu] devices``).
 #: Each runs Python between its decode calls (wrapping, queueing kernels, answering) while
-#: its engines wait for another process to feed them: on the H100 at 2 MP, same run, 2
-#: processes reached 79-83% of two decode-only feeders, 3 processes 78-83%, 4 85-90%. The
-#: price at 12 MP (reduced, another H100, same run as its ceiling of 933/s): 4 processes
-#: 854-875/s (92-94%), 2 processes 902-914/s (97-98%); a library of large photos only may
-#: set ``[hashing] gpu_processes = 2``.
-DEFAULT_PROCESSES = 4
+#: its engines wait for another process to feed them. Measured on the H100, same runs as two
+#: decode-only feeders: at 12 MP (ceiling 933/s) 2 processes 902-914/s (97-98%), 4 only
+#: 854-875/s (92-94%); at 2 MP (ceiling 5,340/s) 2 processes 4,206-4,435/s (79-83%), 4
+#: 4,517-4,802/s (85-90%). Two keep camera-sized photos, the libraries this is for, at the
+#: engines' ceiling; a library of small photos may set ``[hashing] gpu_processes = 4``.
+DEFAULT_PROCESSES = 2
 _PROCESSES: list[GpuProcess] = []
 _REASON: GpuProblem | None = None
 _LOADED = False

@@ -34,7 +34,7 @@ class HashingSettings:
     #: scaled decode) and reduces after.
     #: "exact": every pixel, codes bit-identical with imagehash 4.3.
     decode: str = "reduced"
-    #: Photos per GPU decode batch; 0 = 128, lowered to what free GPU memory allows.
+    #: Photos per GPU decode batch; 0 = 256, lowered to what free GPU memory allows.
     gpu_batch_size: int = 0
     #: GPU processes feeding the JPEG engines; 0 = 2 (while one runs Python between its
     #: batches, the other keeps the engines busy: on the H100, 2 MP photos 2,024 -> 3,348
