@@ -15,12 +15,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+from lumina_hooks import HookReport
 from lumina_hooks.events import HostContext
 from lumina_hooks.host import PluginHost
 
+from ..catalog.interface import CatalogLockedError
 from ..catalog.postgres import JOB_ENGINE, lumina_database_url, now, split_url, unhashed_paths
 from ..config import Config
 from ..model import algorithm_version
@@ -43,6 +45,32 @@ WORKER_CHECK_S = 2.0
 #: ``jobs.result.error_code`` of a Find Duplicates job that no worker took: the job is over
 #: (FAILURE), and a worker that gets its message later must not run it.
 NO_WORKER = "no_worker"
+#: How long Find Duplicates, which a person is watching, waits in place for a catalog another
+#: run holds (and says so), where a scan's tasks go back to the queue instead.
+FIND_LOCK_WAIT_S = 1800.0
+
+T = TypeVar("T")
+
+
+def wait_for_catalog(call: Callable[[], T], on_wait: Callable[[str], None], wait_s: float) -> T:
+    """``call()``, again and again while another run holds the catalog, for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except CatalogLockedError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            on_wait(str(exc))
+
+
+def job_result(report: HookReport, catalog_id: str, total_images: int) -> dict[str, Any]:
+    """The ``jobs.result`` of a Find Duplicates job, as Lumina's job panel reads it: the report's
+    counts, and the plugin's summary (``details["summary"]``, passed on as it came) for the UI."""
+    return {"status": "completed_with_errors" if report.errors else "completed",
+            "catalog_id": catalog_id, "total_images": total_images,
+            "duplicate_groups": report.groups, "total_duplicates": report.duplicates,
+            "engine": "lumina-dedup", "summary": dict(report.details.get("summary", {}))}
 
 
 def load_config() -> Config:

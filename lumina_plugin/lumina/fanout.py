@@ -219,7 +219,6 @@ def run_group(run: str) -> dict[str, Any]:
     """The grouping step after the last chunk: Find Duplicates over the whole catalog under its
     lock (photos the chunks left unhashed are hashed here), then a Find Duplicates job ends
     SUCCESS with the result Lumina's panel reads. Run twice (a redelivery), it ends at once."""
-    from . import tasks
     config = bridge.load_config()
     client = _redis(config)
     try:
@@ -242,9 +241,9 @@ def run_group(run: str) -> dict[str, Any]:
             if progress is not None:
                 progress("waiting", 0, 1, f"lumina-dedup: waiting for the catalog: {why}")
         try:
-            report = tasks.wait_for_catalog(group, waiting, tasks.FIND_LOCK_WAIT_S)
+            report = bridge.wait_for_catalog(group, waiting, bridge.FIND_LOCK_WAIT_S)
             total = conn.execute("SELECT count(*) FROM images WHERE catalog_id = %s", (catalog_id,)).fetchone()[0]
-            result = {**tasks.job_result(report, catalog_id, total), "fanout": fanout_summary(meta, marks)}
+            result = {**bridge.job_result(report, catalog_id, total), "fanout": fanout_summary(meta, marks)}
         except Exception as exc:
             log.exception("lumina-dedup: the grouping step of run %s failed", run)
             if find and progress is not None:

@@ -10,9 +10,7 @@ functions are also plain callables (the listener runs them in-process).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import shared_task
 from lumina_hooks import HookReport
@@ -21,27 +19,14 @@ from ..catalog.interface import CatalogLockedError
 from . import bridge, fanout
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Runs on one catalog never interleave (a PostgreSQL advisory lock); each open waits 10 s.
 #: A scan's batch and finish tasks that find the catalog busy (a long batch import) go back
 #: to our queue and try again, freeing the worker slot (Lumina's own tasks share it) ...
 LOCK_RETRY_S = 10
 LOCK_RETRIES = 180  # 30 minutes
-#: ... while Find Duplicates, which a person is watching, waits in place and says so.
-FIND_LOCK_WAIT_S = 1800.0
-
-
-def wait_for_catalog(call: Callable[[], T], on_wait: Callable[[str], None], wait_s: float) -> T:
-    """``call()``, again and again while another run holds the catalog, for up to ``wait_s``."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return call()
-        except CatalogLockedError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            on_wait(str(exc))
+#: ... while Find Duplicates, which a person is watching, waits in place and says so
+#: (bridge.FIND_LOCK_WAIT_S).
 
 
 class JobGivenUp(RuntimeError):
@@ -102,15 +87,6 @@ def check_scan(catalog_id: str, job_id: str | None, config: Any) -> dict[str, An
     return check
 
 
-def job_result(report: HookReport, catalog_id: str, total_images: int) -> dict[str, Any]:
-    """The ``jobs.result`` of a Find Duplicates job, as Lumina's job panel reads it: the report's
-    counts, and the plugin's summary (``details["summary"]``, passed on as it came) for the UI."""
-    return {"status": "completed_with_errors" if report.errors else "completed",
-            "catalog_id": catalog_id, "total_images": total_images,
-            "duplicate_groups": report.groups, "total_duplicates": report.duplicates,
-            "engine": "lumina-dedup", "summary": dict(report.details.get("summary", {}))}
-
-
 def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
     """Find Duplicates as a Lumina job: PROGRESS, progress on Redis, then SUCCESS with a result
     Lumina's job panel reads (``result.status = completed``), or FAILURE with the error. A job
@@ -139,9 +115,9 @@ def run_find_duplicates(catalog_id: str, job_id: str) -> dict[str, Any]:
             def waiting(why: str) -> None:
                 bridge.update_job(conn, job_id, "PROGRESS")  # still running, not failed
                 progress("waiting", 0, 1, f"lumina-dedup: waiting for the catalog: {why}")
-            report = wait_for_catalog(run, waiting, FIND_LOCK_WAIT_S)
+            report = bridge.wait_for_catalog(run, waiting, bridge.FIND_LOCK_WAIT_S)
             total = conn.execute("SELECT count(*) FROM images WHERE catalog_id = %s", (catalog_id,)).fetchone()[0]
-            result = job_result(report, catalog_id, total)
+            result = bridge.job_result(report, catalog_id, total)
         except Exception as exc:
             log.exception("Find Duplicates failed for catalog %s", catalog_id)
             bridge.update_job(conn, job_id, "FAILURE", {"status": "failed", "error": str(exc)}, f"{type(exc).__name__}: {exc}")
