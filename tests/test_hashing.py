@@ -21,6 +21,8 @@ from lumina_plugin.config import Config
 from lumina_plugin.engine import record_for
 from lumina_plugin.hashing.codes import bits_to_code, code_to_hex, codes_to_bytes, hamming, hex_to_code
 from lumina_plugin.hashing.cpu import HASHERS, WHASH_IMAGE_SCALE, hash_gray
+from lumina_plugin.hashing.resize import thumbnails
+from lumina_plugin.hashing.thumb_codes import codes_from_thumbnails, hash_pixels
 from lumina_plugin.model import ALGORITHMS, CODE_WORDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
@@ -106,6 +108,35 @@ def test_hash_gray_equals_imagehash_at_every_awkward_size(size: tuple[int, int])
     assert list(hash_gray(gray)) == [h(gray) for h in HASHERS]
     if size != (1, 1):  # ...and imagehash's (a flat image's pHash rests on rounding noise)
         assert ours_hex(hash_gray(gray)) == imagehash_hex(gray)
+
+
+def _tie_prone(kind: str) -> np.ndarray:
+    """Images whose pHash or wHash values sit on their median: flat, two-tone, blocky."""
+    if kind == "flat":
+        return np.full((200, 300), 128, np.uint8)
+    if kind == "halves":
+        return np.repeat(np.array([[40] * 150 + [220] * 150], np.uint8), 200, axis=0)
+    if kind == "blocks":  # two grey levels in n x n blocks: many block sums equal
+        rng = np.random.default_rng(3)
+        n, levels = int(rng.integers(2, 9)), rng.integers(0, 256, size=2)
+        cells = rng.integers(0, 2, (n, n)) * (int(levels[0]) - int(levels[1])) + int(levels[1])
+        return np.kron(cells, np.ones((64 // n * 3, 64 // n * 3))).clip(0, 255).astype(np.uint8)
+    return np.tile(np.arange(256, dtype=np.uint8), (64, 2))  # a ramp
+
+
+@pytest.mark.parametrize("kind", ["flat", "halves", "blocks", "ramp"])
+def test_the_fast_codes_are_the_reference_codes_even_on_ties(kind: str) -> None:
+    """Records get their classic codes from thumb_codes.hash_pixels (vectorised, 0.1 ms), not
+    from hash_gray's four functions (1.3 ms); where a value sits on the median the fast path
+    must hand the decision to the reference, so the two agree on these images too."""
+    pixels = _tie_prone(kind)
+    _, ambiguous = codes_from_thumbnails(np, thumbnails(pixels)[None])
+    assert ambiguous.any()  # the case this is about: a tie the reference must settle
+    assert list(hash_pixels(pixels)) == list(hash_gray(Image.fromarray(pixels)))
+    for path in UPRIGHT[:4]:
+        with Image.open(path) as im:
+            gray = im.convert("L")
+        assert list(hash_pixels(np.asarray(gray))) == list(hash_gray(gray))
 
 
 # -- record_for (decode + orientation + hashes) -------------------------------------------

@@ -8,17 +8,18 @@ import numpy as np
 from PIL import Image
 
 from ..decode.photo import DecodedPhoto, PhotoFacts, decode
-from ..hashing.cpu import hash_gray
 from ..hashing.geometry import geometry_codes
+from ..hashing.thumb_codes import hash_pixels
 from ..model import CODE_WORDS, ImageRecord, algorithm_version
 
 
 def codes_of_gray(gray: Image.Image) -> np.ndarray:
     """All the code words of one upright mode "L" image: the four classic hashes and the
-    geometry words, (CODE_WORDS,) uint64."""
+    geometry words, (CODE_WORDS,) uint64 (the classic four bit for bit hashing/cpu.py's)."""
     if gray.mode != "L":
         gray = gray.convert("L")
-    return np.concatenate([hash_gray(gray), geometry_codes(np.asarray(gray))])
+    pixels = np.asarray(gray)
+    return np.concatenate([hash_pixels(pixels), geometry_codes(pixels)])
 
 
 def record_for(path: str, max_pixels: int, draft: int = 0, mode: str = "exact") -> ImageRecord:
