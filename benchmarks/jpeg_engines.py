@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hash_throughput import SIZES, _sources, make_library
+from _camera_library import SIZES, _sources, make_library
 
 
 def _decode_loop(paths: list[str], batch: int, seconds: float, barrier, out: list, hash_too: bool) -> None:
