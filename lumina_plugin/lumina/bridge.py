@@ -260,11 +260,16 @@ class Progress:
         if phase == self._last[1] and at - self._last[0] < self.min_interval and done < total:
             return
         self._last = (at, phase)
-        self._send({"job_id": self.job_id, "status": "PROGRESS",
-                    "progress": {"current": done, "total": total,
-                                 "percent": int(done * 100 / total) if total > 0 else 0,
-                                 "message": message or f"{phase} {done}/{total}", "phase": phase},
-                    "timestamp": now().isoformat()})
+        self._send(self.payload(self.job_id, phase, done, total, message))
+
+    @staticmethod
+    def payload(job_id: str, phase: str, done: int, total: int, message: str = "") -> dict[str, Any]:
+        """A PROGRESS message as Lumina's job panel reads it."""
+        return {"job_id": job_id, "status": "PROGRESS",
+                "progress": {"current": done, "total": total,
+                             "percent": int(done * 100 / total) if total > 0 else 0,
+                             "message": message or f"{phase} {done}/{total}", "phase": phase},
+                "timestamp": now().isoformat()}
 
     def finish(self, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
         payload: dict[str, Any] = {"job_id": self.job_id, "status": status, "timestamp": now().isoformat()}

@@ -198,21 +198,42 @@ def run_chunk(run: str, catalog_id: str, chunk: int, paths: list[str], worker: s
     return {"run": run, "chunk": chunk, "chunks_done": len(marks), "images_done": done}
 
 
+#: Publish a chunk's progress only if it is ahead of what was published: two workers finish
+#: chunks at once, and their messages (counted, then sent) could otherwise arrive out of order
+#: and move Lumina's bar backwards. Compare, remember and publish in one step, in Redis.
+_PUBLISH_IF_AHEAD = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) <= seen then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call('SETEX', KEYS[3], 3600, ARGV[2])
+return 1
+"""
+
+
 def report_progress(config: Config, meta: dict[str, Any], chunks_done: int, images_done: int) -> None:
     """A Find Duplicates job's progress as chunks finish: its row (``result.progress``; only
-    while it runs, so a late chunk never reopens an ended job) and its Redis channel."""
+    while it runs, so a late chunk never reopens an ended job, and only forward) and its Redis
+    channel (only forward too: :data:`_PUBLISH_IF_AHEAD`)."""
     total, job_id = int(meta["images"]), str(meta["job_id"])
     message = f"lumina-dedup: hashed {images_done}/{total} photos ({chunks_done}/{meta['chunks']} chunks)"
     progress = {"current": images_done, "total": total, "percent": int(images_done * 100 / max(1, total)),
                 "phase": "hashing", "message": message, "chunks_done": chunks_done, "chunks": meta["chunks"]}
     with bridge.connect(config.lumina) as conn:
         conn.execute("UPDATE jobs SET status = 'PROGRESS', result = %s::jsonb, updated_at = %s WHERE id = %s"
-                     " AND status IN ('PENDING', 'STARTED', 'PROGRESS')",
+                     " AND status IN ('PENDING', 'STARTED', 'PROGRESS')"
+                     " AND COALESCE((result->'progress'->>'chunks_done')::int, -1) < %s",
                      (json.dumps({"status": "running", "progress": progress, "fanout_run": meta["run"]}),
-                      now(), job_id))
-    sender = bridge.Progress(bridge.redis_url(config.lumina), job_id, min_interval=0.0)
-    sender("hashing", images_done, total, message)
-    sender.client.close()
+                      now(), job_id, chunks_done))
+    text = json.dumps(bridge.Progress.payload(job_id, "hashing", images_done, total, message))
+    client = _redis(config)
+    try:
+        client.eval(_PUBLISH_IF_AHEAD, 3, _key(meta["run"], "published"), f"job:{job_id}:progress",
+                    f"job:{job_id}:last_progress", images_done, text, KEEP_S)
+    except Exception as exc:  # progress is best effort: Redis down must not fail the chunk
+        log.warning("progress for job %s not published: %s", job_id, exc)
+    finally:
+        client.close()
 
 
 def run_group(run: str) -> dict[str, Any]:
