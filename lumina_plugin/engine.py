@@ -108,18 +108,7 @@ class Engine(Upkeep):
         if not paths:  # a whole-catalog run with nothing new: skip the catalog's lookup (a table scan in Lumina)
             return [], {}
         stored = self.catalog.stored_files(paths)
-        todo = []
-        for path in paths:
-            prior = stored.get(path)
-            if prior is not None and prior.hash_version == self.version:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    st = None
-                if st is not None and st.st_size == prior.size_bytes and st.st_mtime_ns == prior.mtime_ns:
-                    continue
-            todo.append(path)
-        return todo, stored
+        return [p for p in paths if (prior := stored.get(p)) is None or not prior.still_current(p, self.version)], stored
 
     def _import(self, paths: Iterable[str], report: RunReport, store: bool,
                 temp: int = -1) -> tuple[np.ndarray, np.ndarray, dict[str, StoredFile]]:

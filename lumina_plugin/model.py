@@ -8,6 +8,7 @@ tagging produce :class:`GroupRow`, :class:`TagState` and :class:`TagDiff`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -120,6 +121,17 @@ class StoredFile:
     size_bytes: int
     mtime_ns: int
     hash_version: int | None
+
+    def still_current(self, path: str, version: int) -> bool:
+        """Whether these codes still stand for the file at ``path``: hashed by ``version``, and
+        the file (still there) has the size and modification time it had then."""
+        if self.hash_version != version:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return st.st_size == self.size_bytes and st.st_mtime_ns == self.mtime_ns
 
 @dataclass(frozen=True)
 class GroupRow:

@@ -129,18 +129,7 @@ def still_to_hash(catalog: PostgresCatalog, paths: list[str], version: int) -> l
     """The paths whose stored codes are missing, of another version, or of an older file (size
     or modification time differ): the engine's rule, so a chunk run again skips what it stored."""
     stored = catalog.stored_files(paths)
-    todo = []
-    for path in paths:
-        prior = stored.get(path)
-        if prior is not None and prior.hash_version == version:
-            try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-            if st is not None and st.st_size == prior.size_bytes and st.st_mtime_ns == prior.mtime_ns:
-                continue
-        todo.append(path)
-    return todo
+    return [p for p in paths if (prior := stored.get(p)) is None or not prior.still_current(p, version)]
 
 
 def hash_into_catalog(catalog_id: str, paths: list[str], config: Config) -> tuple[int, list[FileError]]:
