@@ -47,3 +47,18 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
             rows[len(rows) // 2] = (-1, *rows[len(rows) // 2][1:])  # an answer for no file asked
         results.send(("done", batch_id, rows))
         answered += 1
+
+
+def install(monkeypatch: Any, delay: float = 0.0) -> None:
+    """An empty GPU process registry whose processes ``load_gpu`` starts are stand-ins
+    (:func:`serve`, each answer ``delay`` s late), on a machine where CuPy sees a device."""
+    import functools
+
+    from lumina_plugin.ingest import gpu_processes
+
+    monkeypatch.setattr(gpu_processes, "_PROCESSES", [])
+    monkeypatch.setattr(gpu_processes, "_LOADED", False)
+    monkeypatch.setattr(gpu_processes, "_REASON", None)
+    monkeypatch.setattr(gpu_processes, "cupy_problem", lambda: None)
+    monkeypatch.setattr(gpu_processes, "GpuProcess", functools.partial(
+        gpu_processes.GpuProcess, target=functools.partial(serve, delay=delay)))

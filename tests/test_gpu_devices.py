@@ -16,7 +16,6 @@ CPU's records.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import io
 import logging
@@ -35,7 +34,6 @@ from lumina_plugin import gpu_status
 from lumina_plugin.commands._gpu_flags import add_gpu_flags, apply_gpu_flags
 from lumina_plugin.config import Config
 from lumina_plugin.ingest import gpu_processes
-from lumina_plugin.ingest.gpu_processes import GpuProcess
 from lumina_plugin.ingest.gpu_worker import _read
 from lumina_plugin.ingest.pipeline import LAST_RUN, hash_paths, hashing_devices
 from lumina_plugin.settings import ConfigError
@@ -165,13 +163,8 @@ def _run_with_groups(monkeypatch: pytest.MonkeyPatch, library: list[str], device
                      visible: int = 1) -> list:
     """A run with [gpu] devices = ``devices``, each group's processes stand-ins (slowed a
     little, so that every feeder claims work before the first answers come back)."""
-    monkeypatch.setattr(gpu_processes, "_PROCESSES", [])
-    monkeypatch.setattr(gpu_processes, "_LOADED", False)
-    monkeypatch.setattr(gpu_processes, "_REASON", None)
-    monkeypatch.setattr(gpu_processes, "cupy_problem", lambda: None)  # "CuPy sees a device"
+    _gpu_standin.install(monkeypatch, delay=0.3)
     monkeypatch.setattr(gpu_status, "device_count", lambda: visible)  # the one-GPU machine, by default
-    monkeypatch.setattr(gpu_processes, "GpuProcess", functools.partial(
-        GpuProcess, target=functools.partial(_gpu_standin.serve, delay=0.3)))
     cfg = Config(batch_size=8, gpu=GpuSettings(devices=devices),
                  hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=processes, workers=2,
                                          parallel_min_mb=0))

@@ -192,11 +192,7 @@ def test_pool_workers_killed_beside_the_gpu_lose_no_photo(
 def test_the_configured_device_reaches_the_gpu_processes(
         library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """[gpu] device: load_gpu starts the GPU processes on it (here stand-ins, which say so)."""
-    monkeypatch.setattr(gpu_processes, "_PROCESSES", [])
-    monkeypatch.setattr(gpu_processes, "_LOADED", False)
-    monkeypatch.setattr(gpu_processes, "_REASON", None)
-    monkeypatch.setattr(gpu_processes, "cupy_problem", lambda: None)  # "CuPy sees a device"
-    monkeypatch.setattr(gpu_processes, "GpuProcess", functools.partial(GpuProcess, target=_gpu_standin.serve))
+    _gpu_standin.install(monkeypatch)
     cfg = Config(batch_size=8, gpu=GpuSettings(device=1),
                  hashing=HashingSettings(gpu_batch_size=4, gpu_processes=2, workers=2, parallel_min_mb=0))
     out: list = []

@@ -147,6 +147,14 @@ def press_find_duplicates(url: str, cid: str, queue: str) -> str:
     return job
 
 
+def running_scan_job(url: str, cid: str) -> str:
+    """A scan job of Lumina's, still running (PROGRESS), on catalog ``cid``: its id."""
+    scan = str(uuid.uuid4())
+    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
+               " VALUES (%s, %s, 'scan', 'PROGRESS', %s, %s) RETURNING 1", (scan, cid, now(), now()))
+    return scan
+
+
 def ended(url: str, job: str) -> Callable[[], bool]:
     return lambda: query(url, "SELECT status FROM jobs WHERE id = %s", (job,))[0][0] in ("SUCCESS", "FAILURE")
 
@@ -341,9 +349,7 @@ def test_a_large_scan_batch_is_fanned_out_and_regrouped_once(workers: Workers) -
     url = workers.url
     cid = create_catalog(url)
     kept = scan_as_lumina(url, cid, sample_photos())
-    scan = str(uuid.uuid4())
-    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
-               " VALUES (%s, %s, 'scan', 'PROGRESS', %s, %s) RETURNING 1", (scan, cid, now(), now()))
+    scan = running_scan_job(url, cid)
     workers.start("one")
     workers.start("two")
     workers.wait_ready()
@@ -387,9 +393,7 @@ def test_the_scan_follower_sends_a_burst_to_the_workers(workers: Workers, monkey
     url = workers.url
     cid = create_catalog(url)
     kept = scan_as_lumina(url, cid, sample_photos())
-    scan = str(uuid.uuid4())
-    query(url, "INSERT INTO jobs (id, catalog_id, job_type, status, created_at, updated_at)"
-               " VALUES (%s, %s, 'scan', 'PROGRESS', %s, %s) RETURNING 1", (scan, cid, now(), now()))
+    scan = running_scan_job(url, cid)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(workers.config_home))
     first = follow.follow_pass(cid, scan)  # no worker yet: the chunks wait on the queue
     assert first["images"] == len(kept) and first["again"] is not None
