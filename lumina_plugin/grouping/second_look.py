@@ -3,8 +3,9 @@
 A mild crop (a few percent off each side, unevenly) or a straightened copy (turned 1-4
 degrees, then cropped) shifts every coefficient a little: its words come close to the
 original's but not within the thresholds, and so do some consecutive shots of one scene. For
-those candidates only, both photos are decoded again (at a reduced scale: the look works on
-a 256-pixel image) and registered against each other
+those candidates only, both photos are decoded again (at a reduced scale: the margins are
+found on the 256-511 pixel working image, the registration runs at 192-383) and registered
+against each other
 (:func:`lumina_plugin.hashing.borders.second_look`). The count is bounded by the search: only
 pairs whose keys met and whose low codes are close are looked at.
 """
