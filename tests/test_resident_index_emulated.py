@@ -27,20 +27,34 @@ from lumina_plugin.model import CODE_WORDS
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
 
 _MERGE_WRAPPER = r"""
-extern "C" void run_lane_merge(unsigned grid, unsigned block, const int* order, const unsigned short* skey,
-                               const int* shift, const int* starts, const long long* fresh, int n_lanes,
-                               long long n, long long q, long long cap, int* out_order, unsigned short* out_skey) {
+extern "C" void run_lane_merge(unsigned grid, unsigned block, const int* order, const u64* sval,
+                               const int* shift, const int* starts, const long long* fresh, const u64* x,
+                               int n_lanes, long long n, long long q, long long cap, int* out_order, u64* out_sval) {
     blockDim.x = block;
     for (unsigned b = 0; b < grid; ++b)
         for (unsigned t = 0; t < block; ++t) {
             blockIdx.x = b; threadIdx.x = t;
-            lane_merge(order, skey, shift, starts, fresh, n_lanes, n, q, cap, out_order, out_skey);
+            lane_merge(order, sval, shift, starts, fresh, x, n_lanes, n, q, cap, out_order, out_sval);
+        }
+}
+extern "C" void run_lane_scan(unsigned grid, unsigned block, const u64* sval, const int* order, const int* starts,
+                              long long stride, const u64* queries, const unsigned int* flips, int n_flips,
+                              long long probes, int s, int radius, int* out_i, int* out_j, u64* counter,
+                              u64 capacity) {
+    blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b)
+        for (unsigned t = 0; t < block; ++t) {
+            blockIdx.x = b; threadIdx.x = t;
+            lane_scan(sval, order, starts, stride, queries, flips, n_flips, probes, s, radius, out_i, out_j,
+                      counter, capacity);
         }
 }
 """
 _P = "ptr"
-_MERGE_SIGNATURE = [(_P, np.int32), (_P, np.uint16), (_P, np.int32), (_P, np.int32), (_P, np.int64), np.int32,
-                    np.int64, np.int64, np.int64, (_P, np.int32), (_P, np.uint16)]
+_MERGE_SIGNATURE = [(_P, np.int32), (_P, np.uint64), (_P, np.int32), (_P, np.int32), (_P, np.int64),
+                    (_P, np.uint64), np.int32, np.int64, np.int64, np.int64, (_P, np.int32), (_P, np.uint64)]
+_SCAN_SIGNATURE = [(_P, np.uint64), (_P, np.int32), (_P, np.int32), np.int64, (_P, np.uint64), (_P, np.uint32),
+                   np.int32, np.int64, np.int32, np.int32, (_P, np.int32), (_P, np.int32), (_P, np.uint64), np.uint64]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +83,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
     for name in ("asarray", "ascontiguousarray", "empty", "empty_like", "zeros", "arange", "sort", "argsort",
                  "bincount", "cumsum", "concatenate", "all"):
         setattr(cp, name, wrap(getattr(np, name)))
-    signatures = {**_SIGNATURES, "lane_merge": _MERGE_SIGNATURE}
+    signatures = {**_SIGNATURES, "lane_merge": _MERGE_SIGNATURE, "lane_scan": _SCAN_SIGNATURE}
 
     class RawModule:
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
@@ -95,7 +109,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 @pytest.fixture
 def fake_gpu(lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(gpu_status, "cupy_module", lambda: _fake_cupy(lib))
-    caches = (gpu_lanes._kernel, gpu_resident._kernel, gpu_resident._masks, gpu_check.gpu_problem)
+    caches = (gpu_lanes._kernel, gpu_resident._module, gpu_resident._masks, gpu_check.gpu_problem)
     for cached in caches:
         cached.cache_clear()
     yield
