@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -44,10 +46,46 @@ from ..gpu_status import GpuProblem, GpuUnavailable, Why, first_line, require_cu
 from ..hashing.cupy_hasher import DeviceImage
 from ..model import reduced_factor
 
+#: Set (to anything) to have each GPU process print, for every 10 batches, where their time went:
+#: waiting for work, waiting for its readers, in the decoder, queueing kernels, answering.
+_PROFILE = bool(os.environ.get("LUMINA_GPU_PROFILE"))
+
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 #: (12 instead of 6 made no difference to files out of the page cache on the H100:
 #: benchmarks/cold_files.py, 305 against 314 photos/s on two hosts.)
 _READERS = 6
+
+
+class _Clock:
+    """Where the loop's time goes (only with ``LUMINA_GPU_PROFILE``): seconds per named part,
+    each lap charged to the part that just ended."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self.last = time.perf_counter()
+        self.batches = self.photos = 0
+
+    def lap(self, part: str) -> None:
+        if _PROFILE:
+            now = time.perf_counter()
+            self.parts[part] = self.parts.get(part, 0.0) + now - self.last
+            self.last = now
+
+    def batch_done(self, photos: int) -> None:
+        if not _PROFILE:
+            return
+        self.batches += 1
+        self.photos += photos
+        if self.batches % 10 == 0:
+            total = sum(self.parts.values()) or 1.0
+            shares = " ".join(f"{k} {v:.2f}s ({100 * v / total:.0f}%)" for k, v in sorted(self.parts.items()))
+            print(f"lumina-gpu {os.getpid()}: batches {self.batches - 9}-{self.batches}, {self.photos} photos, "
+                  f"{total:.2f} s: {shares}", file=sys.stderr, flush=True)
+            self.parts.clear()
+            self.photos = 0
+
+
+_CLOCK = _Clock()
 
 
 class _Job:
@@ -165,17 +203,24 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
     queued: deque[tuple[_Batch, tuple]] = deque()  # parts whose codes are not fetched yet
 
     def settle(keep: int) -> None:
+        _CLOCK.lap("other")
         while len(queued) > keep:
             batch, part = queued.popleft()
             batch.finish(hasher, part)
+            _CLOCK.lap("kernels")
         while unanswered and unanswered[0].complete and not any(b is unanswered[0] for b, _ in queued):
-            results.send(unanswered.popleft().message())
+            answered = unanswered.popleft()
+            results.send(answered.message())
+            _CLOCK.lap("answer")
+            _CLOCK.batch_done(len(answered.order))
 
     try:
         while True:
             # Take every waiting request, so their files are read while this one decodes.
             while (not pending and not queued and not unanswered) or requests.poll():
+                _CLOCK.lap("other")
                 message = requests.recv()
+                _CLOCK.lap("wait_work")
                 if message is None:
                     return
                 _, batch_id, items, *rest = message
@@ -187,7 +232,10 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
             batch_id, items, mode, reads = pending.popleft()
             batch = _Batch(batch_id, items, mode == "reduced")
             unanswered.append(batch)
-            for jobs in split_batch(_gpu_jobs(reads, batch.reduced), batch_bytes):
+            _CLOCK.lap("other")
+            taken = _gpu_jobs(reads, batch.reduced)
+            _CLOCK.lap("reads")
+            for jobs in split_batch(taken, batch_bytes):
                 part = batch.decode(hasher, decoder, streams, jobs)
                 if part is not None:
                     queued.append((batch, part))
@@ -235,7 +283,9 @@ class _Batch:
         """Decode ``part`` on the first stream, queue its kernels on the second; the
         handle for :meth:`finish` (None when the engines took none of it)."""
         decode_stream, hash_stream = streams
+        _CLOCK.lap("other")
         images = decoder.decode([job.data for job in part], decode_stream.ptr)
+        _CLOCK.lap("decode")
         jobs, arrays = [], []
         for job, image in zip(part, images):
             if image is None:
@@ -258,6 +308,7 @@ class _Batch:
                                                         [reduced_factor(*job.size) for job in jobs])
                 arrays = [DeviceImage(*r) for r in reduced]
             queued = hasher.hash_async([(array, job.orientation) for job, array in zip(jobs, arrays)])
+        _CLOCK.lap("queue")
         return jobs, images, held, queued  # the images live until their kernels are done
 
     def finish(self, hasher: Any, part: tuple) -> None:
