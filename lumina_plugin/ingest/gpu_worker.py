@@ -31,7 +31,8 @@ import os
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -232,14 +233,14 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
             batch_id, items, mode, reads = pending.popleft()
             batch = _Batch(batch_id, items, mode == "reduced")
             unanswered.append(batch)
-            _CLOCK.lap("other")
-            taken = _gpu_jobs(reads, batch.reduced)
-            _CLOCK.lap("reads")
-            for jobs in split_batch(taken, batch_bytes):
-                part = batch.decode(hasher, decoder, streams, jobs)
-                if part is not None:
-                    queued.append((batch, part))
-                settle(1)  # the older part's kernels ran while this one decoded
+            for taken in ready_parts(reads, _MIN_PART):
+                jobs_read = _gpu_jobs(taken, batch.reduced)
+                _CLOCK.lap("reads")
+                for jobs in split_batch(jobs_read, batch_bytes):
+                    part = batch.decode(hasher, decoder, streams, jobs)
+                    if part is not None:
+                        queued.append((batch, part))
+                    settle(1)  # the older part's kernels ran while this one decoded
             batch.complete = True
             settle(1)
     except (EOFError, OSError, KeyboardInterrupt):  # the main process went away
@@ -251,6 +252,27 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
             pass
     finally:
         readers.shutdown(wait=False, cancel_futures=True)
+
+
+#: The fewest photos of a batch decoded at once while the rest of it is still being read.
+_MIN_PART = 64
+
+
+def ready_parts(reads: list[Future], least: int) -> Iterator[list[Future]]:
+    """``reads`` in order, cut into runs that are read: each run waits for its first
+    ``least`` files, then takes every file after them that is read already. Files in the page
+    cache come as one run (the whole batch, one decoder call); files read from the disk are
+    decoded in runs while the rest are read, instead of after the whole batch: measured on the
+    H100 with files out of the page cache, a batch read whole and then decoded took the
+    reading time plus the decoding time."""
+    i = 0
+    while i < len(reads):
+        j = min(len(reads), i + max(1, least))
+        wait(reads[i:j])
+        while j < len(reads) and reads[j].done():
+            j += 1
+        yield reads[i:j]
+        i = j
 
 
 def _gpu_jobs(reads: list[Future], reduced: bool) -> list[_Job]:

@@ -1,0 +1,44 @@
+"""The GPU process decodes a batch in runs as its files are read (ingest/gpu_worker.ready_parts):
+files in the page cache still go to the decoder as one call, files read from the disk in runs
+that start before the whole batch is read, and every file comes out once, in order."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from lumina_plugin.ingest.gpu_worker import ready_parts
+
+
+def _done(value: int) -> Future:
+    fut: Future = Future()
+    fut.set_result(value)
+    return fut
+
+
+def test_a_batch_already_read_is_one_run() -> None:
+    reads = [_done(i) for i in range(256)]
+    runs = list(ready_parts(reads, 64))
+    assert [len(r) for r in runs] == [256]
+
+
+def test_a_batch_being_read_starts_decoding_after_its_first_files() -> None:
+    reads: list[Future] = [Future() for _ in range(200)]
+    for fut in reads[:70]:
+        fut.set_result(1)
+    runs = ready_parts(reads, 64)
+    first = next(runs)  # the first 64 are read (and 6 more): no need to wait for the rest
+    assert len(first) == 70 and first == reads[:70]
+    # the rest arrive while the first run decodes; the next run waits for 64 of them
+    timer = threading.Timer(0.05, lambda: [f.set_result(1) for f in reads[70:]])
+    timer.start()
+    rest = list(runs)
+    timer.join()
+    assert [f for run in [first, *rest] for f in run] == reads
+    assert all(len(run) >= 64 or run[-1] is reads[-1] for run in rest)
+
+
+def test_a_short_batch_and_a_run_of_one() -> None:
+    assert [len(r) for r in ready_parts([_done(0), _done(1)], 64)] == [2]
+    assert list(ready_parts([], 64)) == []
+    assert [len(r) for r in ready_parts([_done(i) for i in range(3)], 0)] == [3]
