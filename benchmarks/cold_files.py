@@ -212,7 +212,7 @@ def main() -> None:
             rows.append((f"ours, files in the page cache (round {r + 1})", seconds, stats))
         print(f"\n{'contender':48} {'files/s':>8} {'MB/s':>8}  split")
         for name, seconds, stats in rows:
-            split = f"GPU {stats['gpu_hashed']}/{len(paths)}, {stats['workers']} workers" if stats.get("gpu") else \
+            split = f"GPU {stats['gpu_hashed']}/{len(paths)} in {stats.get('gpu_processes')} processes, batches of {stats.get('gpu_batch')}, {stats['workers']} workers" if stats.get("gpu") else \
                 (f"{stats['workers']} workers, CPU only" if stats else "")
             print(f"{name:48} {len(paths) / seconds:8.1f} {size / seconds / 1e6:8.1f}  {split}")
         disk = max(len(paths) / s for n, s, _ in rows if n.startswith("disk"))

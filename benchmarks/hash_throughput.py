@@ -341,7 +341,8 @@ def main() -> None:
             for name, n, seconds, stats in rows:
                 split = f"pool = {stats['pool_vs_cores_x_one']:.0%} of cores x this" \
                     if "pool_vs_cores_x_one" in stats else f"GPU {stats['gpu_hashed']}/{n}" + (
-                    f" in {stats['gpu_processes']} processes" if "gpu_processes" in stats else "") + \
+                    f" in {stats['gpu_processes']} processes" if "gpu_processes" in stats else "") + (
+                    f", batches of {stats['gpu_batch']}" if stats.get("gpu_batch") else "") + \
                     f", {stats['workers']} workers" + (
                     f", GPU waited {stats['gpu_window_wait_s']:.2f} s on the window"
                     if "gpu_window_wait_s" in stats else "") + (

@@ -1,12 +1,15 @@
-"""The GPU process decodes a batch in runs as its files are read (ingest/gpu_worker.ready_parts):
-files in the page cache still go to the decoder as one call, files read from the disk in runs
-that start before the whole batch is read, and every file comes out once, in order."""
+"""How files reach the GPU engines: a batch sized by its files (ingest/gpu_processes.auto_batch),
+decoded in runs as its files are read (ingest/gpu_worker.ready_parts): files in the page cache
+still go to the decoder as one call, files read from the disk in runs that start before the
+whole batch is read, and every file comes out once, in order."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 
+from lumina_plugin.ingest.gpu_processes import BATCH_BYTES, DEFAULT_BATCH, MIN_BATCH, auto_batch
 from lumina_plugin.ingest.gpu_worker import ready_parts
 
 
@@ -42,3 +45,26 @@ def test_a_short_batch_and_a_run_of_one() -> None:
     assert [len(r) for r in ready_parts([_done(0), _done(1)], 64)] == [2]
     assert list(ready_parts([], 64)) == []
     assert [len(r) for r in ready_parts([_done(i) for i in range(3)], 0)] == [3]
+
+
+def _files(tmp_path: Path, sizes: list[int]) -> list[str]:
+    paths = []
+    for n, size in enumerate(sizes):
+        path = tmp_path / f"{n:03d}.jpg"
+        with open(path, "wb") as fh:
+            fh.truncate(size)
+        paths.append(str(path))
+    return paths
+
+
+def test_a_batch_of_large_files_holds_fewer_photos(tmp_path: Path) -> None:
+    """Camera-sized files make smaller GPU batches (they are read before they are decoded),
+    small ones the largest, and the median decides for a mixed run."""
+    assert auto_batch(_files(tmp_path, [600_000] * 40)) == DEFAULT_BATCH
+    camera = auto_batch(_files(tmp_path, [3_600_000] * 40))
+    assert MIN_BATCH < camera < DEFAULT_BATCH and camera * 3_600_000 <= BATCH_BYTES
+    assert auto_batch(_files(tmp_path, [80_000_000] * 40)) == MIN_BATCH
+    mixed = _files(tmp_path, [600_000] * 30 + [3_600_000] * 10)
+    assert auto_batch(mixed) == DEFAULT_BATCH
+    assert auto_batch([str(tmp_path / "gone.jpg")]) == DEFAULT_BATCH  # nothing to measure
+    assert auto_batch(_files(tmp_path, [3_600_000] * 4), most=16) == 16  # a set batch size is the most

@@ -18,18 +18,20 @@ dies, one warning is logged and every file it held goes to the CPU: the run fini
 
 :func:`load_gpu` starts the GPU processes once per main process (lazily) and keeps them; when
 none can be used it says why with a :class:`~lumina_plugin.gpu_status.GpuProblem`.
-There are two by default (``HashingSettings.gpu_processes``), each fed by a
+There are four by default (``HashingSettings.gpu_processes``), each fed by a
 :class:`GpuFeeder` of its own: nvImageCodec's ``decode`` call blocks until its batch is
 decoded, and around it the process spends a fifth of its time in Python (wrapping the
 images, queueing the kernels, answering), during which its engines would wait. Measured
 on the H100 (docs/benchmarks.md), 2 MP photos end to end: one GPU process 2,024 a second,
-two 3,348 (a second thread in one process would fight the decode call for the GIL).
+two 3,348, later four 5,280 against two's 4,796 (a second thread in one process would fight
+the decode call for the GIL).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,10 +48,17 @@ from .records import record_from
 
 log = logging.getLogger(__name__)
 
-#: Photos per batch when HashingSettings.gpu_batch_size is 0. Measured on the H100, 2 MP,
+#: Most photos per batch when HashingSettings.gpu_batch_size is 0. Measured on the H100, 2 MP,
 #: reduced, same run: 4,206 photos/s at 128 and 4,435 at 256 with 2 processes, 4,517 and
 #: 4,802 with 4 (docs/benchmarks.md): fewer calls per photo into the decoder and kernels.
 DEFAULT_BATCH = 256
+#: ... and at most about this many bytes of files a batch (:func:`auto_batch`). Files out of
+#: the page cache are read before they are decoded, and the processes share the disk: on the
+#: H100 with 12 MP camera files read cold, batches of 64 gave 85% of the cached run's photos/s,
+#: 128 and 256 gave 73-76%; cached, 64 and 128 decoded alike (docs/benchmarks.md).
+BATCH_BYTES = 224 << 20
+#: The fewest photos a batch of :func:`auto_batch` holds.
+MIN_BATCH = 32
 #: Batches sent to the GPU process and not yet answered.
 _IN_FLIGHT = 3
 #: Files per facts task sent to the pool.
@@ -116,14 +125,32 @@ class GpuProcess:
             self.process.kill()
 
 
+def auto_batch(paths: Sequence[str], most: int = DEFAULT_BATCH, sample: int = 32) -> int:
+    """Photos per GPU batch for a run over ``paths``: ``most``, or fewer when the files are
+    large, so that a batch holds about ``BATCH_BYTES`` (the median size of up to ``sample``
+    files spread over the run; unreadable ones are skipped), never fewer than ``MIN_BATCH``."""
+    step = max(1, len(paths) // max(1, sample))
+    sizes = []
+    for path in paths[::step][:sample]:
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError:
+            pass
+    if not sizes:
+        return most
+    median = sorted(sizes)[len(sizes) // 2]
+    return max(min(most, MIN_BATCH), min(most, BATCH_BYTES // max(1, median)))
+
+
 #: Processes started when HashingSettings.gpu_processes is 0 (per group, ``[gpu] devices``).
-#: Each runs Python between its decode calls (wrapping, queueing kernels, answering) while
-#: its engines wait for another process to feed them. Measured on the H100, same runs as two
-#: decode-only feeders: at 12 MP (ceiling 933/s) 2 processes 902-914/s (97-98%), 4 only
-#: 854-875/s (92-94%); at 2 MP (ceiling 5,340/s) 2 processes 4,206-4,435/s (79-83%), 4
-#: 4,517-4,802/s (85-90%). Two keep camera-sized photos, the libraries this is for, at the
-#: engines' ceiling; a library of small photos may set ``[hashing] gpu_processes = 4``.
-DEFAULT_PROCESSES = 2
+#: Each runs Python between its decode calls (wrapping, queueing kernels, answering) and
+#: waits for its reader threads, while its engines wait for another process to feed them.
+#: Measured on the H100, runs long enough to leave the start behind (8,000 photos at 12 MP,
+#: 30,000 at 2 MP), against two decode-only feeders from memory: at 2 MP (ceiling 5,372/s)
+#: 2 processes 4,796/s (89%), 4 5,280/s (98%); at 12 MP (933/s) 990 and 976 (both above
+#: it: the CPU pool decodes beside them). Shorter runs of 2,000-6,000 photos had suggested
+#: two (docs/benchmarks.md): the first batches of four processes were most of such a run.
+DEFAULT_PROCESSES = 4
 _PROCESSES: list[GpuProcess] = []
 _REASON: GpuProblem | None = None
 _LOADED = False

@@ -165,12 +165,13 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     # CPU file (slowed by everything else running) holds back the commits.
     lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
     scheduler = pool.Scheduler(paths, config, executor, cpu_limit, lookahead, cpu_limit_alone=alone)
+    from .gpu_processes import GpuFeeder, auto_batch
+
+    batch = settings.gpu_batch_size or (auto_batch(paths) if gpus else 0)
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0,
-                    gpu_groups=len({p.slot for p in gpus}))
-    from .gpu_processes import GpuFeeder
-
-    feeders = [GpuFeeder(scheduler, proc, settings.gpu_batch_size) for proc in gpus]
+                    gpu_batch=batch, gpu_groups=len({p.slot for p in gpus}))
+    feeders = [GpuFeeder(scheduler, proc, batch) for proc in gpus]
     for feeder in feeders:
         feeder.start()
     try:
