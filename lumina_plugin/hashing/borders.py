@@ -273,7 +273,7 @@ def _look_basis(n_px: int, a: float, b: float) -> np.ndarray:
 
 
 def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
-              give_up: int | None = None) -> tuple[int, tuple[float, ...]]:
+              give_up: int | None = None) -> tuple[int, tuple[float, float, float, float]]:
     """Coordinate ascent of the cosine similarity between ``small_c`` (16x16 coefficients of
     the crop) and a window of ``big`` whose sides each lie ``lo``..``lo + margin`` inside.
     Moving a top or bottom side needs only ``big @ x_basis.T`` (kept), a left or right side
@@ -327,7 +327,7 @@ def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
                             bx, cols = nb, big @ nb.T
         if give_up is not None and step == 0.02 and distance() > give_up:
             break
-    return distance(), tuple(p)
+    return distance(), (p[0], p[1], p[2], p[3])
 
 
 def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, derived: int = 0) -> Look:
