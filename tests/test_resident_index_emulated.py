@@ -62,7 +62,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     d = tmp_path_factory.mktemp("resident_kernels")
     src = d / "kernels.cpp"
     # (the wrappers of the other kernels come along: their kernels must then be compiled too)
-    src.write_text(_SHIM + cupy_join._SOURCE + gpu_lanes._SOURCE + gpu_resident._SOURCE + _WRAPPERS
+    src.write_text(_SHIM + cupy_join._SOURCE + gpu_resident._CODE + _WRAPPERS
                    + _MERGE_WRAPPER)
     so = d / "kernels.so"
     proc = subprocess.run(["g++", "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", str(src), "-o", str(so)],
@@ -87,7 +87,7 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
 
     class RawModule:
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
-            assert code in (gpu_lanes._SOURCE, gpu_resident._SOURCE)
+            assert code in (gpu_lanes._SOURCE, gpu_resident._CODE)
 
         def get_function(self, name: str) -> _Kernel:
             kernel = _Kernel.__new__(_Kernel)

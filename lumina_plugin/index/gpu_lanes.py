@@ -31,10 +31,27 @@ _STARTS = lanes.KEYS + 1  # entries of one lane's key table
 _SOURCE = r"""
 typedef unsigned long long u64;
 
+// The pair rule of a code found in lane `lane` at distance bits d = a ^ b: all 64 bits within
+// radius, and kept only in the first lane within s bits (so a pair found in several lanes is
+// written once). A kept pair (rows[p], query) goes out through an atomic counter, counted even past
+// capacity (the host then splits the range); rows[p] is read only then. gpu_resident.lane_scan
+// keeps pairs by it too.
+__device__ __forceinline__ void keep_pair(u64 d, int lane, int s, int radius, const int* rows, long long p,
+                                          long long query, int* out_i, int* out_j, u64* counter, u64 capacity) {
+    if (__popcll(d) > radius) return;
+    for (int e = 0; e < lane; ++e) {
+        if (__popcll((d >> (16 * e)) & 0xFFFFULL) <= s) return;
+    }
+    const u64 slot = atomicAdd(counter, 1ULL);
+    if (slot < capacity) {
+        out_i[slot] = rows[p];
+        out_j[slot] = (int)query;
+    }
+}
+
 // One thread per (query, lane, flip mask): t = (query * 4 + lane) * n_flips + flip, for t in
 // [t_begin, t_end). order[lane * n + p]: rows sorted by the lane's key; the rows with key k are at
-// positions starts[lane * 65537 + k] .. starts[lane * 65537 + k + 1]. Pairs (row, query) go out
-// through an atomic counter, counted even past capacity (the host then splits the range).
+// positions starts[lane * 65537 + k] .. starts[lane * 65537 + k + 1]; keep_pair keeps the pairs.
 extern "C" __global__ void lane_query(const u64* __restrict__ x, const int* __restrict__ order,
                                       const int* __restrict__ starts, long long n,
                                       const u64* __restrict__ queries, const unsigned int* __restrict__ flips,
@@ -51,19 +68,7 @@ extern "C" __global__ void lane_query(const u64* __restrict__ x, const int* __re
     const int* st = starts + (long long)lane * 65537;
     const long long end = st[key + 1];
     for (long long p = st[key]; p < end; ++p) {
-        const int row = rows[p];
-        const u64 d = a ^ x[row];
-        if (__popcll(d) > radius) continue;
-        bool first = true;  // kept only in the first lane within s bits
-        for (int e = 0; e < lane; ++e) {
-            if (__popcll((d >> (16 * e)) & 0xFFFFULL) <= s) { first = false; break; }
-        }
-        if (!first) continue;
-        const u64 slot = atomicAdd(counter, 1ULL);
-        if (slot < capacity) {
-            out_i[slot] = row;
-            out_j[slot] = (int)query;
-        }
+        keep_pair(a ^ x[rows[p]], lane, s, radius, rows, p, query, out_i, out_j, counter, capacity);
     }
 }
 """

@@ -33,9 +33,8 @@ __all__ = ["DeviceTable"]
 
 _KEYS = lanes.KEYS
 _STARTS = _KEYS + 1
+# Compiled after gpu_lanes' source (``_CODE``): u64 and the pair rule, keep_pair, come from there.
 _SOURCE = r"""
-typedef unsigned long long u64;
-
 // Threads [0, lanes * n): entry p of lane l moves to p + shift[l][its key]; threads
 // [lanes * n, lanes * (n + q)): the sorted new entries (lane << 48 | key << 32 | j) go after the
 // old entries of their key, in their sorted order, with their value x[column][n + j]. Lane l of
@@ -68,9 +67,8 @@ extern "C" __global__ void lane_merge(const int* __restrict__ order, const u64* 
 // One warp per probe (query, lane, flip mask): w = (query * 4 + lane) * n_flips + flip. The warp
 // reads the run of entries whose lane key is the query's key XOR the mask side by side, from the
 // values kept in lane order (sval), so the reads are coalesced instead of one random gather per
-// entry; the pair rule is gpu_lanes.lane_query's (all 64 bits within radius, kept only in the
-// first lane within s bits). Pairs (row, query) go out through an atomic counter, counted even
-// past capacity (the host then runs the splitting join).
+// entry; the pairs are kept by gpu_lanes' keep_pair, lane_query's rule (past capacity they are
+// counted, and the host runs the splitting join).
 extern "C" __global__ void lane_scan(const u64* __restrict__ sval, const int* __restrict__ order,
                                      const int* __restrict__ starts, long long stride,
                                      const u64* __restrict__ queries, const unsigned int* __restrict__ flips,
@@ -88,28 +86,18 @@ extern "C" __global__ void lane_scan(const u64* __restrict__ sval, const int* __
     const int* st = starts + (long long)lane * 65537;
     const long long end = base + st[key + 1];
     for (long long p = base + st[key] + me; p < end; p += 32) {
-        const u64 d = a ^ sval[p];
-        if (__popcll(d) > radius) continue;
-        bool first = true;
-        for (int e = 0; e < lane; ++e) {
-            if (__popcll((d >> (16 * e)) & 0xFFFFULL) <= s) { first = false; break; }
-        }
-        if (!first) continue;
-        const u64 slot = atomicAdd(counter, 1ULL);
-        if (slot < capacity) {
-            out_i[slot] = order[p];
-            out_j[slot] = (int)query;
-        }
+        keep_pair(a ^ sval[p], lane, s, radius, order, p, query, out_i, out_j, counter, capacity);
     }
 }
 """
+_CODE = gpu_lanes._SOURCE + _SOURCE
 
 
 @functools.cache
 def _module(device: int) -> Any:
     cp = require_cupy()
     with cp.cuda.Device(device):
-        return cp.RawModule(code=_SOURCE, options=("-std=c++14",))
+        return cp.RawModule(code=_CODE, options=("-std=c++14",))
 
 
 def _kernel(device: int, name: str = "lane_merge") -> Any:
