@@ -49,7 +49,8 @@ def add_gpu_flags(parser: argparse.ArgumentParser) -> None:
                        help="hash on these CUDA devices, a group of GPU processes on each: "
                             '"all", or device numbers such as 0,1 (default: [gpu] device)')
     group.add_argument("--gpu-batch-size", type=positive_int, default=None, metavar="N",
-                       help="photos per GPU decode batch (default 256, lowered to fit free GPU memory)")
+                       help="photos per GPU decode batch (default: about 224 MB of files, 32-256 photos; "
+                            "lowered to fit free GPU memory)")
 
 
 def gpu_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
