@@ -6,7 +6,7 @@ original's but not within the thresholds, and so do some consecutive shots of on
 those candidates only, both photos are decoded again (at a reduced scale: the margins are
 found on the 256-511 pixel working image, the registration runs at 192-383) and registered
 against each other
-(:func:`lumina_plugin.hashing.borders.second_look`). The count is bounded by the search: only
+(:func:`lumina_plugin.hashing.look.look_at`). The count is bounded by the search: only
 pairs whose keys met and whose low codes are close are looked at.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..decode.photo import PhotoError, decode
 from ..hashing import geometry
-from ..hashing.borders import second_look
+from ..hashing.look import LookPhoto, look_at
 from . import geometric
 from .candidates import SecondLook
 
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Long side (pixels) the photos are decoded to for a look: twice the working image's.
 LOOK_SIDE = 2 * geometry.WORK_LONG
-#: Decoded photos kept between looks (a photo is often in several unsure pairs).
-CACHE = 64
+#: Photos kept between looks, prepared (a photo is often in several unsure pairs): each
+#: holds its content at the look's scale and the rotations tried on it, a few MB at most.
+CACHE = 32
 
 #: photo(index id) -> (path, width, height), or None when the photo is unknown.
 PhotoOf = Callable[[int], "tuple[str, int, int] | None"]
@@ -45,35 +46,36 @@ POOL_MIN_PAIRS = 16
 
 def one_look(photo_of: PhotoOf, max_pixels: int) -> Look:
     """A look at one pair: decode the two photos (reduced to ``LOOK_SIDE``; the last ``CACHE``
-    kept, a photo is often in several unsure pairs) and register them.
+    kept, prepared, with their rotations: a photo is often in several unsure pairs) and
+    register them.
 
     A photo that cannot be read (gone, changed, unreadable) makes the pair "no match": the
     look never fails a run."""
-    cache: OrderedDict[int, np.ndarray | None] = OrderedDict()
+    cache: OrderedDict[int, LookPhoto | None] = OrderedDict()
 
-    def gray(index_id: int) -> np.ndarray | None:
+    def prepared(index_id: int) -> LookPhoto | None:
         if index_id in cache:
             cache.move_to_end(index_id)
             return cache[index_id]
         found = photo_of(index_id)
-        pixels = None
+        photo = None
         if found is not None:
             path, width, height = found
             draft = max(1, max(width, height) // LOOK_SIDE)
             try:
-                pixels = np.asarray(decode(Path(path), max_pixels, draft).gray)
+                photo = LookPhoto(np.asarray(decode(Path(path), max_pixels, draft).gray))
             except (PhotoError, OSError) as exc:
                 log.info("second look: %s: %s", path, exc)
-        cache[index_id] = pixels
+        cache[index_id] = photo
         if len(cache) > CACHE:
             cache.popitem(last=False)
-        return pixels
+        return photo
 
     def look(a: int, b: int, rotation: int) -> int:
-        ga, gb = gray(a), gray(b)
-        if ga is None or gb is None:
+        pa, pb = prepared(a), prepared(b)
+        if pa is None or pb is None:
             return 0
-        seen = second_look(ga, gb, rotation)
+        seen = look_at(pa, pb, rotation)
         if not seen.ok:
             return 0
         relation = geometry.CROPPED | (geometry.ROTATED if rotation else 0)

@@ -34,7 +34,7 @@ Search and decision: :func:`search_keys` gives four rotation-free 64-bit keys pe
 (full, centre, wide, square) to join at ``KEY_RADIUS`` (column 0 with itself and with the
 others); :func:`verify_pairs` decides the candidates over the four turns, never a mirror,
 and flags the mild crops and straightened copies it cannot settle from codes as ``unsure``
-for :func:`second_look` (hashing/borders.py), which registers one photo's pixels inside the
+for :func:`second_look` (hashing/look.py), which registers one photo's pixels inside the
 other's.
 """
 
@@ -44,7 +44,8 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from .borders import CENTRE_SCALE, WIDE, WORK_LONG, Look, coefficients, content_box, regions, second_look, working_image
+from .borders import CENTRE_SCALE, WIDE, WORK_LONG, coefficients, content_box, regions, working_image
+from .look import Look, second_look
 
 __all__ = ["GEO_WORDS", "KEY_COLUMNS", "KEY_RADIUS", "CENTRE_SCALE", "WIDE", "WORK_LONG", "Look", "Verdicts",
            "border_fraction", "coefficients", "describe", "geometry_codes", "geometry_codes_batch", "meta_fields",

@@ -1,0 +1,247 @@
+"""The second look: is one photo a mild crop of another, possibly straightened?
+
+The geometry words (hashing/geometry.py) leave some pairs unsure: a crop of a few percent off
+each side, unevenly, or a copy turned 1-4 degrees and cropped, shifts every coefficient a
+little. For those pairs both photos' pixels are registered against each other: the crop's
+16x16 code (hashing/borders.py's bases) is fixed, and the window of the other photo that
+matches it best is found by coordinate ascent over its four sides, unturned and then, if that
+does not fit, at each straightening angle. Registered, a crop agrees in nearly every bit; two
+shots of one scene (parallax) or a shifted window do not.
+
+What a look costs is mostly bases (one per window side tried), matrix products and Pillow's
+rotation of the containing photo per angle. A :class:`LookPhoto` keeps one photo's prepared
+pixels and its rotations, so a photo in several unsure pairs (a burst, a tile beside its
+neighbours) is prepared and turned once; the bases of a window side are kept across
+registrations of photos of one size. Neither changes a bit of any verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Final, NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from .borders import _NF, basis, content_box, working_image
+
+#: Most differing bits (of 255) between the crop's full code and the best-registered window
+#: of the other photo (mild crops and straightened copies: 0-20 measured; a stereo pair 47).
+T_LOOK: Final[int] = 30
+#: Largest crop the second look searches, per side (fraction of the other photo).
+LOOK_MARGIN: Final[float] = 0.12
+#: Straightening angles tried (degrees) when the unturned window does not fit.
+LOOK_ANGLES: Final[tuple[float, ...]] = (-1.0, 1.0, -2.0, 2.0, -3.0, 3.0, -4.0, 4.0)
+#: A straightened copy (1-4 degrees) registers within this many bits without turning; a
+#: window further off is not worth the angle search.
+_LOOK_TURN: Final[int] = 90
+#: A look registers at a long side of at least this many pixels (the content is box-reduced
+#: by a whole factor down to ``_LOOK_LONG``..``2*_LOOK_LONG - 1``). Sixteen coefficients a side
+#: need far fewer pixels than the working image's 256-511; at 192 the looks cost half as much
+#: and every measured look keeps its verdict and its distance (at 128 some moved by a bit).
+_LOOK_LONG: Final[int] = 192
+#: After the coarse stage of a registration, a window further off than this many bits is no
+#: crop: measured, mild crops and straightened copies are within 71 bits of their original at
+#: that stage (median 23), while the windows of two different pictures sit near 112.
+#: Past it the finer stages are skipped (and so are the angles, beyond ``_LOOK_TURN``).
+_GIVE_UP: Final[int] = 100
+#: Window-side bases kept across registrations (each 16 x side floats, at most 48 KB): photos
+#: of one size start every ascent at the same window, so its first steps are shared
+#: (measured: 54% of the peer library's bases and 85% of the accuracy corpus's come again).
+_BASES_KEPT: Final[int] = 1024
+
+
+class Look(NamedTuple):
+    """ok; distance (of 255) at the best window; angle (degrees, counter-clockwise) and
+    window (top, bottom, left, right fractions of the containing photo); b_inside_a."""
+
+    ok: bool
+    distance: int
+    angle: float
+    window: tuple[float, float, float, float]
+    b_inside_a: bool
+
+
+def _content(gray: np.ndarray) -> np.ndarray:
+    """The picture inside its margins, as float64 at the look's scale."""
+    img = working_image(gray)
+    t, b, lf, r = content_box(np, img)
+    out = img[t:b, lf:r].astype(np.float64)
+    factor = max(out.shape) // _LOOK_LONG
+    if factor > 1:
+        h, w = out.shape[0] // factor * factor, out.shape[1] // factor * factor
+        out = out[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    return out
+
+
+class LookPhoto:
+    """One photo as the looks read it: its content (inside the margins, at the look's scale),
+    its quarter turns and its straightened versions, each made once and kept with the photo
+    (a few MB at most: the content is at most 383 pixels a side; a straightened copy needs
+    up to eight rotations, a negative none)."""
+
+    def __init__(self, gray: np.ndarray) -> None:
+        self.content = _content(gray)
+        self._turned: dict[int, np.ndarray] = {0: self.content}
+        self._rotated: dict[tuple[int, float], np.ndarray] = {}
+
+    def turned(self, quarter_turns: int) -> np.ndarray:
+        k = quarter_turns % 4
+        if k not in self._turned:
+            self._turned[k] = np.ascontiguousarray(np.rot90(self.content, k))
+        return self._turned[k]
+
+    def rotated(self, quarter_turns: int, angle: float) -> np.ndarray:
+        """:meth:`turned`, then rotated by ``angle`` degrees (bicubic, same size)."""
+        key = (quarter_turns % 4, float(angle))
+        if key not in self._rotated:
+            img = Image.fromarray(self.turned(quarter_turns).astype(np.float32))
+            self._rotated[key] = np.asarray(img.rotate(angle, resample=Image.Resampling.BICUBIC), dtype=np.float64)
+        return self._rotated[key]
+
+
+def second_look(gray_a: np.ndarray, gray_b: np.ndarray, rotation: int = 0, derived: int = 0) -> Look:
+    """Decide an ``unsure`` pair from its pixels (two (H, W) uint8 gray images): is one photo
+    a mild crop (up to ``LOOK_MARGIN`` off each side) of the other, possibly straightened by
+    up to 4 degrees? See :func:`look_at`."""
+    return look_at(LookPhoto(gray_a), LookPhoto(gray_b), rotation, derived)
+
+
+def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: int = 0) -> Look:
+    """:func:`second_look` of two prepared photos.
+
+    The crop's 16x16 code is fixed; the window of the other photo that best matches it is
+    found by coordinate ascent over its four sides (and, if that fails, at each angle of
+    ``LOOK_ANGLES``, inside the part that holds no blank corner). ``rotation`` and
+    ``derived`` are the verdict's: A ~ ``np.rot90(B, rotation)``; 1: look for B inside A only,
+    -1: A inside B only, 0: both. Angles are tried only when the unturned window is not far
+    off (a straightened copy is within ``_LOOK_TURN`` bits of it)."""
+    a, b = photo_a.content, photo_b.turned(rotation)
+    best = Look(False, 1 << 30, 0.0, (0.0, 1.0, 0.0, 1.0), True)
+    # Both directions unturned first: when the pair's second photo is the crop, the first
+    # direction is far off and its angle search was wasted (on the peer library 49 of the
+    # 75 accepted looks turned eight times before the other direction fitted at once).
+    unturned: list[tuple[LookPhoto, int, np.ndarray, bool, int]] = []
+    for big_photo, turn, big, small, inside in ((photo_a, 0, a, b, True), (photo_b, rotation, b, a, False)):
+        if big.size == 0 or small.size == 0 or (derived == 1 and not inside) or (derived == -1 and inside):
+            continue
+        hs, ws = small.shape
+        small_c = basis(np, hs, 0, hs, _NF) @ small @ basis(np, ws, 0, ws, _NF).T
+        d, win = _register(big, small_c, LOOK_MARGIN, 0.0, _GIVE_UP)
+        unturned.append((big_photo, turn, small_c, inside, d))
+        if d < best.distance:
+            best = Look(d <= T_LOOK, d, 0.0, win, inside)
+    for big_photo, turn, small_c, inside, straight in unturned:
+        tried_half = False
+        for angle in (*LOOK_ANGLES, None, None):
+            if angle is None:  # half a degree either side of the best angle found
+                if best.distance <= T_LOOK // 2 or not best.angle or not best.b_inside_a == inside:
+                    break
+                angle = best.angle + (0.5 if tried_half else -0.5)
+                tried_half = True
+            elif best.distance <= T_LOOK // 2 or straight > _LOOK_TURN:
+                break
+            turned = big_photo.rotated(turn, angle)
+            t = np.radians(abs(angle))
+            hb, wb = turned.shape
+            lo = 0.5 * (1 - min(wb / (wb * np.cos(t) + hb * np.sin(t)), hb / (wb * np.sin(t) + hb * np.cos(t))))
+            d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP)
+            if d < best.distance:
+                best = Look(d <= T_LOOK, d, angle, win, inside)
+    return best
+
+
+@functools.lru_cache(maxsize=128)
+def _pixel_lines(n_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, i + 1, i + 0.5) for the n_px pixels of a side, as float64 (read-only)."""
+    i = np.arange(n_px, dtype=np.float64)
+    out = (i, i + 1, i + 0.5)
+    for x in out:
+        x.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=_BASES_KEPT)
+def _look_basis(n_px: int, a: float, b: float) -> np.ndarray:
+    """:func:`~lumina_plugin.hashing.borders.basis` with ``nf = 16``, its rows by the Chebyshev
+    recurrence ``cos((u+1)x) = 2 cos(x) cos(ux) - cos((u-1)x)``: one cosine per pixel instead
+    of sixteen, for the thousands of windows a registration tries (equal to ``basis`` within
+    1e-14; the stored codes keep ``basis`` itself). Read-only: it is kept for later calls."""
+    i, i1, ih = _pixel_lines(n_px)
+    span = b - a
+    overlap = np.minimum(i1, b)
+    np.subtract(overlap, np.maximum(i, a), out=overlap)
+    np.clip(overlap, 0.0, 1.0, out=overlap)
+    overlap /= span
+    x = np.subtract(ih, a)
+    x /= span
+    np.clip(x, 0.0, 1.0, out=x)
+    c1 = np.cos(np.pi * x)
+    out = np.empty((_NF, n_px))
+    out[0], out[1] = 1.0, c1
+    twice = 2.0 * c1
+    for u in range(2, _NF):
+        row = out[u]
+        np.multiply(twice, out[u - 1], out=row)
+        np.subtract(row, out[u - 2], out=row)
+    out *= overlap
+    out.flags.writeable = False
+    return out
+
+
+def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
+              give_up: int | None = None) -> tuple[int, tuple[float, float, float, float]]:
+    """Coordinate ascent of the cosine similarity between ``small_c`` (16x16 coefficients of
+    the crop) and a window of ``big`` whose sides each lie ``lo``..``lo + margin`` inside.
+    Moving a top or bottom side needs only ``big @ x_basis.T`` (kept), a left or right side
+    only ``y_basis @ big``: one small product per trial, a large one per accepted move.
+    With ``give_up``, a window still further off than that after the coarse stage is
+    returned as it is (a negative costs a third of the work).
+
+    The ascent tries each side back and forth, so the same window edge comes up again and
+    again: its basis is computed once (:func:`_look_basis` keeps it)."""
+    h, w = big.shape
+    # The coefficients but the DC term, flat: element 0 of a C-ordered 16x16 is the DC.
+    want = small_c.ravel()[1:]
+    target = want / (math.sqrt(want.dot(want)) + 1e-12)
+    signs = want > 0
+    p = [lo + margin / 2, 1 - lo - margin / 2, lo + margin / 2, 1 - lo - margin / 2]  # top, bottom, left, right
+
+    def base(vertical: bool, q: list[float]) -> np.ndarray:
+        n, first, last = (h, q[0], q[1]) if vertical else (w, q[2], q[3])
+        return _look_basis(n, first * n, last * n)
+
+    by, bx = base(True, p), base(False, p)
+    rows, cols = by @ big, big @ bx.T
+
+    def score(c: np.ndarray) -> float:
+        v = c.ravel()[1:]
+        return float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
+
+    def distance() -> int:
+        return int(((by @ cols).ravel()[1:] > 0).__ne__(signs).sum())
+
+    best = score(by @ cols)
+    for step in (0.02, 0.01, 0.005):
+        moved = True
+        while moved:
+            moved = False
+            for i in range(4):
+                for sign in (-1, 1):
+                    q = list(p)
+                    q[i] += sign * step
+                    inset = q[i] if i in (0, 2) else 1 - q[i]
+                    if not lo - 1e-9 <= inset <= lo + margin + 1e-9:
+                        continue
+                    nb = base(i < 2, q)
+                    sc = score(nb @ cols) if i < 2 else score(rows @ nb.T)
+                    if sc > best + 1e-9:
+                        best, p, moved = sc, q, True
+                        if i < 2:
+                            by, rows = nb, nb @ big
+                        else:
+                            bx, cols = nb, big @ nb.T
+        if give_up is not None and step == 0.02 and distance() > give_up:
+            break
+    return distance(), (p[0], p[1], p[2], p[3])
