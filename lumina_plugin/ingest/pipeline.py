@@ -164,7 +164,8 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     # thousand small photos a second, and may claim nothing past the window while one
     # CPU file (slowed by everything else running) holds back the commits.
     lookahead = 4 * workers + (16 * len(gpus) * (settings.gpu_batch_size or _default_gpu_batch()))
-    scheduler = pool.Scheduler(paths, config, executor, cpu_limit, lookahead, cpu_limit_alone=alone)
+    scheduler = pool.Scheduler(paths, config, executor, cpu_limit, lookahead, cpu_limit_alone=alone,
+                               chunk_bytes=0 if gpu else pool.CHUNK_BYTES)
     from .gpu_processes import GpuFeeder, auto_batch
 
     batch = settings.gpu_batch_size or (auto_batch(paths) if gpus else 0)
