@@ -49,3 +49,41 @@ def test_a_photo_that_cannot_be_read_is_no_match_in_the_pool_too(tmp_path: Path)
               3: (str(tmp_path / "gone.jpg"), 600, 400)}
     pairs = [(1, 2, 0), (1, 3, 0), (2, 3, 0), (1, 4, 0)] * 5  # 4: a photo the catalog does not know
     assert pixel_look(photos.get, 250_000_000, workers=2)(pairs) == [0] * len(pairs)
+
+
+def test_a_worker_killed_before_the_looks_leaves_the_verdicts_to_this_process(tmp_path: Path,
+                                                                              caplog) -> None:
+    """A pool worker killed (out of memory, by hand) between the import and the looks: the
+    run goes on in this process with the same verdicts, and says so once."""
+    import os
+    import signal
+    import time
+
+    from lumina_plugin.ingest import pool
+
+    photos: dict[int, tuple[str, int, int]] = {}
+    pairs: list[tuple[int, int, int]] = []
+    for k, src in enumerate(SOURCES):
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.thumbnail((600, 600))
+            w, h = im.size
+            im.save(tmp_path / f"{k}.jpg", quality=92)
+            im.crop((int(0.04 * w), 0, w, h - int(0.03 * h))).save(tmp_path / f"{k}-crop.jpg", quality=90)
+            photos[2 * k] = (str(tmp_path / f"{k}.jpg"), w, h)
+            photos[2 * k + 1] = (str(tmp_path / f"{k}-crop.jpg"), w - int(0.04 * w), h - int(0.03 * h))
+        pairs += [(2 * k, 2 * k + 1, 0), (2 * k, 2 * ((k + 1) % len(SOURCES)), 0)]
+    serial = pixel_look(photos.get, 250_000_000, workers=1)(pairs)
+
+    executor = pool.get_pool(2)
+    executor.submit(int, 0).result()  # the workers are up
+    for pid in list(executor._processes):  # noqa: SLF001 - the test kills a real worker process
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not executor._broken and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    with caplog.at_level("WARNING"):
+        assert pixel_look(photos.get, 250_000_000, workers=2)(pairs) == serial
+    assert any("worker pool stopped" in r.getMessage() for r in caplog.records)
+    assert not pool.pool_running()  # the next run starts a fresh pool
+    assert serial[0::2].count(0) <= 1 and not any(serial[1::2])

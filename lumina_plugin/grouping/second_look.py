@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -108,21 +109,34 @@ def pixel_look(photo_of: PhotoOf, max_pixels: int, workers: int = 1) -> SecondLo
         pairs = [(int(a), int(b), int(r)) for a, b, r in pairs]
         if workers <= 1 or len(pairs) < POOL_MIN_PAIRS:
             return [serial(a, b, r) for a, b, r in pairs]
-        from ..ingest.pool import get_pool
+        from ..ingest.pool import get_pool, shutdown_pool
 
         order = sorted(range(len(pairs)), key=lambda k: (pairs[k][0], pairs[k][1]))
         per = -(-len(order) // (workers * 4))  # a few tasks per worker: a slow one is not the tail
         parts = [order[i:i + per] for i in range(0, len(order), per)]
-        pool = get_pool(workers)
-        futures = []
-        for part in parts:
-            ids = {i for k in part for i in pairs[k][:2]}
-            photos = {i: p for i in ids if (p := photo_of(i)) is not None}
-            futures.append(pool.submit(looks_task, photos, [pairs[k] for k in part], max_pixels))
         out = [0] * len(pairs)
-        for part, fut in zip(parts, futures, strict=True):
-            for k, verdict in zip(part, fut.result(), strict=True):
-                out[k] = verdict
+        done = [False] * len(parts)
+        try:
+            pool = get_pool(workers)
+            futures = []
+            for part in parts:
+                ids = {i for k in part for i in pairs[k][:2]}
+                photos = {i: p for i in ids if (p := photo_of(i)) is not None}
+                futures.append(pool.submit(looks_task, photos, [pairs[k] for k in part], max_pixels))
+            for n, (part, fut) in enumerate(zip(parts, futures, strict=True)):
+                for k, verdict in zip(part, fut.result(), strict=True):
+                    out[k] = verdict
+                done[n] = True
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            # A worker killed (out of memory, by hand) must not end the run: the looks left
+            # are the same function, here, one at a time; the next run starts a fresh pool.
+            log.warning("second looks: the worker pool stopped (%s); looking at the rest in this process",
+                        exc.__class__.__name__)
+            shutdown_pool(wait=False)
+            for n, part in enumerate(parts):
+                if not done[n]:
+                    for k in part:
+                        out[k] = serial(*pairs[k])
         return out
 
     return looks
