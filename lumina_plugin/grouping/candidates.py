@@ -89,6 +89,7 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     geo_a, geo_b = _union(geo_a, geo_b, classic.a, classic.b)
     stats = {"candidates": len(geo_a), "accepted": 0, "looked": 0, "looked_accepted": 0, "kept_apart": 0}
     packed = np.zeros(len(geo_a), np.int64)
+    unsure = np.empty(0, np.int64)
     if len(geo_a):
         ra, rb = rows(geo_a), rows(geo_b)
         wa, wb = ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]
@@ -102,14 +103,23 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
         # Pairs the classic rule accepts need no look: their pixels line up.
         lined_up = plausible(_classic_distances(ra, rb), thresholds)
         unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~ok & ~lined_up)
-        if second_look is not None:
-            seen = second_look([(int(geo_a[k]), int(geo_b[k]), int(verdict.rotation[k])) for k in unsure.tolist()])
-            packed[unsure] = np.asarray(seen, np.int64).reshape(len(unsure))
-            stats["looked"] = len(unsure)
-            stats["looked_accepted"] = int((packed[unsure] != 0).sum())
+    # The pixel looks of both kinds in one call: the unsure pairs, then the classic matches
+    # whose 256-bit codes disagree (_far_classic): the pool shares them out together.
+    far = _far_classic(classic.a, classic.b, rows, thresholds) if second_look is not None else []
+    if second_look is not None and (len(unsure) or far):
+        seen = np.asarray(second_look(
+            [(int(geo_a[k]), int(geo_b[k]), int(verdict.rotation[k])) for k in unsure.tolist()]
+            + [(int(classic.a[k]), int(classic.b[k]), 0) for k in far]), np.int64).reshape(len(unsure) + len(far))
+        packed[unsure] = seen[:len(unsure)]
+        stats["looked"] = len(unsure) + len(far)
+        stats["looked_accepted"] = int((packed[unsure] != 0).sum())
+        apart = [k for k, verdict_k in zip(far, seen[len(unsure):].tolist(), strict=True) if not verdict_k]
+    else:
+        apart = []
+    stats["kept_apart"] = len(apart)
     hit = packed != 0
     geo_a, geo_b, packed = geo_a[hit], geo_b[hit], packed[hit]
-    apart_a, apart_b = _apart(classic.a, classic.b, rows, thresholds, second_look, stats)
+    apart_a, apart_b = classic.a[apart].astype(np.int64), classic.b[apart].astype(np.int64)
     geo_a, geo_b = np.concatenate([geo_a, apart_a]), np.concatenate([geo_b, apart_b])
     packed = np.concatenate([packed, np.full(len(apart_a), geometric.APART, np.int64)])
 
@@ -139,23 +149,19 @@ def _union(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tu
     return pairs[:, 0], pairs[:, 1]
 
 
-def _apart(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray], thresholds: Thresholds,
-           second_look: SecondLook | None, stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The classic matches that are two different pictures: their 64-bit hashes agree, their
-    256-bit codes do not (beyond ``T_FULL``), and a look at the pixels finds no crop either.
+def _far_classic(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray],
+                 thresholds: Thresholds) -> list[int]:
+    """Which classic matches may be two different pictures (their pixels decide): their 64-bit
+    hashes agree, their 256-bit codes do not (beyond ``T_FULL``). A look that finds no crop
+    keeps such a pair apart.
 
     Two shots of one scene (a stereo pair, a burst without capture times, a product shot
     taken twice) are the classic hashes' only false matches; a crop or a straightened copy
     also sits beyond ``T_FULL``, which is why the pixels decide."""
-    if not len(a) or second_look is None:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if not len(a):
+        return []
     ra, rb = rows(a), rows(b)
     classic = _classic_distances(ra, rb)
     passes = plausible(classic, thresholds) & ~(classic <= thresholds.burst_identical).all(axis=1)
     far = passes & (geometric.aligned_distance(ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]) > geometry.T_FULL)
-    looked = np.flatnonzero(far).tolist()
-    seen = second_look([(int(a[k]), int(b[k]), 0) for k in looked])
-    apart = [k for k, verdict in zip(looked, seen, strict=True) if not verdict]
-    stats["looked"] += int(far.sum())
-    stats["kept_apart"] = len(apart)
-    return a[apart].astype(np.int64), b[apart].astype(np.int64)
+    return [int(k) for k in np.flatnonzero(far)]
