@@ -49,14 +49,12 @@ MAX_SIDE: Final[float] = 0.34
 MIN_SIDE: Final[float] = 0.01
 
 
-def _side_at(xp: Any, lines: Any, limit: int, tol: float) -> int:
-    """Margin depth with one tolerance, or 0 when no margin with a clear inner edge is found."""
-    ref = xp.median(lines[:2].reshape(-1))
-    # Most photos have no margin: their outermost line is not clean, which one line shows
-    # (the same test as below on line 0 alone; the whole depth is only read for a margin).
-    if not bool((xp.abs(lines[0] - ref) <= tol).mean() >= CLEAN):
-        return 0
+def _side_at(xp: Any, lines: Any, limit: int, tol: float, ref: Any) -> int:
+    """Margin depth with one tolerance, or 0 when no margin with a clear inner edge is found.
+    ``ref``: the margin colour, the median of the two outermost lines."""
     frac = (xp.abs(lines[: limit + 3] - ref) <= tol).mean(axis=1)
+    if not bool(frac[0] >= CLEAN):  # a margin starts with a clean line
+        return 0
     clean = frac >= CLEAN
     bad = xp.flatnonzero(frac[: limit + 1] < LOOSE)
     run = int(bad[0]) if bad.size else limit + 1
@@ -83,7 +81,13 @@ def _side(xp: Any, lines: Any, limit: int) -> int:
     photo edge of nearly its colour (white bars against a pale sky)."""
     if limit < 2:
         return 0
-    return _side_at(xp, lines, limit, TOL) or _side_at(xp, lines, limit, STRICT_TOL)
+    ref = xp.median(lines[:2].reshape(-1))
+    # Most photos have no margin: their outermost line is not clean, which one line shows
+    # (the test of the depth below on line 0 alone). Not clean at TOL is not clean at the
+    # stricter STRICT_TOL either, so neither tolerance reads further.
+    if not bool((xp.abs(lines[0] - ref) <= TOL).mean() >= CLEAN):
+        return 0
+    return _side_at(xp, lines, limit, TOL, ref) or _side_at(xp, lines, limit, STRICT_TOL, ref)
 
 
 def _box_once(xp: Any, img: Any) -> tuple[int, int, int, int]:
