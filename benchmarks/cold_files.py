@@ -174,6 +174,9 @@ def main() -> None:
     parser.add_argument("--gpu-processes", type=int, default=0, help="per device (0: the default)")
     parser.add_argument("--gpu-batch-size", type=int, default=0, help="photos per GPU batch (0: the default)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--library", type=Path, default=None,
+                        help="keep the library in this folder and use it again when it is there (several "
+                             "runs over the same files; made when missing, never removed)")
     args = parser.parse_args()
     mix = {k: int(v) for k, v in (part.split(":") for part in args.mix.split(","))}
     heif = _heif()
@@ -182,7 +185,9 @@ def main() -> None:
         mix["heic"] = 0
     info = ht.machine()
     print(json.dumps(info))
-    root = Path(tempfile.mkdtemp(prefix="cold-files-", dir=args.dir))
+    root = args.library or Path(tempfile.mkdtemp(prefix="cold-files-", dir=args.dir))
+    root.mkdir(parents=True, exist_ok=True)
+    made = root / "paths.json"
     fs = _filesystem(root)
     print(f"library in {root} ({fs})")
     if fs == "tmpfs":
@@ -192,10 +197,15 @@ def main() -> None:
     try:
         with ProcessPoolExecutor(parallel.cpu_count()) as makers:
             t0 = time.perf_counter()
-            (root / "warm").mkdir()
-            (root / "lib").mkdir()
-            warm = make_library(root / "warm", 96, mix, makers)
-            paths = make_library(root / "lib", args.files, mix, makers)
+            if args.library and made.exists():
+                warm, paths = json.loads(made.read_text())
+            else:
+                (root / "warm").mkdir()
+                (root / "lib").mkdir()
+                warm = make_library(root / "warm", 96, mix, makers)
+                paths = make_library(root / "lib", args.files, mix, makers)
+                if args.library:
+                    made.write_text(json.dumps([warm, paths]))
         size = sum(os.path.getsize(p) for p in paths)
         print(f"{len(paths)} files, {size / 1e9:.2f} GB ({', '.join(f'{k} {v}' for k, v in mix.items() if v)}), "
               f"made in {time.perf_counter() - t0:.0f} s")
@@ -227,8 +237,9 @@ def main() -> None:
                                                                         for n, s, st in rows]}, indent=2))
     finally:
         parallel.shutdown_pool()
-        import shutil
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.library:
+            import shutil
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _filesystem(path: Path) -> str:

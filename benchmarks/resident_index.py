@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fresh-runs", type=int, default=3)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--profile", type=Path, help="after the timed runs, --runs more resident batches under "
+                    "cProfile (and, on the GPU, CUDA events around each kernel part): where the time goes, to PATH")
     args = ap.parse_args(argv)
     backend = args.backend or ("gpu" if args.device == "gpu" else "cpu")
     base = Config()
@@ -142,11 +145,65 @@ def main(argv: list[str] | None = None) -> None:
                      f"by then), {len(got)} pairs in the last batch, same pairs as the fresh search: "
                      f"{'yes' if same(got, want) else 'NO'}; pairs found per batch "
                      f"{statistics.median([len(r[2]) for r in rows]):.0f} (median), first batch {len(first[2])}.")
+        if args.profile:
+            _profile(args.profile, args.runs, run, args.device == "gpu")
     for line in lines:
         print(line, flush=True)
     if args.out:
         with open(args.out, "a") as f:
             f.write("\n".join(lines) + "\n\n")
+
+
+def _profile(path: Path, runs: int, run: Any, gpu: bool) -> None:
+    """``runs`` resident batches under cProfile; on the GPU also the device time of the copy's
+    growth (``DeviceTable.append``) and of its scans (from before the first launch to the
+    counts read back), from CUDA events."""
+    import cProfile
+    import io
+    import pstats
+
+    spans: dict[str, list[float]] = {}
+    restore = []
+    if gpu:
+        import cupy
+
+        from lumina_plugin.index import gpu_resident
+        from lumina_plugin.index.resident import ResidentIndex
+
+        def timed(owner: Any, name: str, label: str) -> None:
+            original = getattr(owner, name)
+
+            def wrapper(*a: Any, **k: Any) -> Any:
+                start, end = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                try:
+                    return original(*a, **k)
+                finally:
+                    end.record()
+                    end.synchronize()
+                    spans.setdefault(label, []).append(cupy.cuda.get_elapsed_time(start, end))
+
+            setattr(owner, name, wrapper)
+            restore.append((owner, name, original))
+
+        timed(gpu_resident.DeviceTable, "append", "device ms of DeviceTable.append (to its end, synced)")
+        timed(ResidentIndex, "_query_device", "device ms of _query_device (launches to last transfer, synced)")
+    prof = cProfile.Profile()
+    for _ in range(runs):
+        prof.enable()
+        run("resident")
+        prof.disable()
+    for owner, name, original in restore:
+        setattr(owner, name, original)
+    out = io.StringIO()
+    for label, values in spans.items():
+        v = sorted(values)
+        out.write(f"{label}: median {statistics.median(v):.3f}, p90 {v[int(0.9 * (len(v) - 1))]:.3f} "
+                  f"({len(v)} calls)\n")
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("cumulative").print_stats(60)
+    stats.sort_stats("tottime").print_stats(40)
+    path.write_text(out.getvalue())
 
 
 if __name__ == "__main__":
