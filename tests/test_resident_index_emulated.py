@@ -27,34 +27,45 @@ from lumina_plugin.model import CODE_WORDS
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
 
 _MERGE_WRAPPER = r"""
-extern "C" void run_lane_merge(unsigned grid, unsigned block, const int* order, const u64* sval,
-                               const int* shift, const int* starts, const long long* fresh, const u64* x,
-                               int n_lanes, long long n, long long q, long long cap, int* out_order, u64* out_sval) {
+extern "C" void run_lane_merge(unsigned grid, unsigned block, const int* order, const u64* sval, const int* starts,
+                               const u64* fresh, const u64* vals, int n_lanes, int columns, long long n, long long q,
+                               long long cap, int* out_order, u64* out_sval, u64* x) {
     blockDim.x = block;
     for (unsigned b = 0; b < grid; ++b)
         for (unsigned t = 0; t < block; ++t) {
             blockIdx.x = b; threadIdx.x = t;
-            lane_merge(order, sval, shift, starts, fresh, x, n_lanes, n, q, cap, out_order, out_sval);
+            lane_merge(order, sval, starts, fresh, vals, n_lanes, columns, n, q, cap, out_order, out_sval, x);
+        }
+}
+extern "C" void run_lane_starts(unsigned grid, unsigned block, int* starts, const u64* fresh, int n_lanes,
+                                long long q) {
+    blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b)
+        for (unsigned t = 0; t < block; ++t) {
+            blockIdx.x = b; threadIdx.x = t;
+            lane_starts(starts, fresh, n_lanes, q);
         }
 }
 extern "C" void run_lane_scan(unsigned grid, unsigned block, const u64* sval, const int* order, const int* starts,
-                              long long stride, const u64* queries, const unsigned int* flips, int n_flips,
-                              long long probes, int s, int radius, int* out_i, int* out_j, u64* counter,
-                              u64 capacity) {
+                              long long stride, int lane0, const u64* queries, const unsigned int* flips,
+                              int n_flips, long long probes, int s, int radius, int* out_i, int* out_j,
+                              u64* counter, u64 capacity) {
     blockDim.x = block;
     for (unsigned b = 0; b < grid; ++b)
         for (unsigned t = 0; t < block; ++t) {
             blockIdx.x = b; threadIdx.x = t;
-            lane_scan(sval, order, starts, stride, queries, flips, n_flips, probes, s, radius, out_i, out_j,
+            lane_scan(sval, order, starts, stride, lane0, queries, flips, n_flips, probes, s, radius, out_i, out_j,
                       counter, capacity);
         }
 }
 """
 _P = "ptr"
-_MERGE_SIGNATURE = [(_P, np.int32), (_P, np.uint64), (_P, np.int32), (_P, np.int32), (_P, np.int64),
-                    (_P, np.uint64), np.int32, np.int64, np.int64, np.int64, (_P, np.int32), (_P, np.uint64)]
-_SCAN_SIGNATURE = [(_P, np.uint64), (_P, np.int32), (_P, np.int32), np.int64, (_P, np.uint64), (_P, np.uint32),
-                   np.int32, np.int64, np.int32, np.int32, (_P, np.int32), (_P, np.int32), (_P, np.uint64), np.uint64]
+_MERGE_SIGNATURE = [(_P, np.int32), (_P, np.uint64), (_P, np.int32), (_P, np.uint64), (_P, np.uint64), np.int32,
+                    np.int32, np.int64, np.int64, np.int64, (_P, np.int32), (_P, np.uint64), (_P, np.uint64)]
+_STARTS_SIGNATURE = [(_P, np.int32), (_P, np.uint64), np.int32, np.int64]
+_SCAN_SIGNATURE = [(_P, np.uint64), (_P, np.int32), (_P, np.int32), np.int64, np.int32, (_P, np.uint64),
+                   (_P, np.uint32), np.int32, np.int64, np.int32, np.int32, (_P, np.int32), (_P, np.int32),
+                   (_P, np.uint64), np.uint64]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +94,8 @@ def _fake_cupy(lib: ctypes.CDLL) -> types.ModuleType:
     for name in ("asarray", "ascontiguousarray", "empty", "empty_like", "zeros", "arange", "sort", "argsort",
                  "bincount", "cumsum", "concatenate", "all"):
         setattr(cp, name, wrap(getattr(np, name)))
-    signatures = {**_SIGNATURES, "lane_merge": _MERGE_SIGNATURE, "lane_scan": _SCAN_SIGNATURE}
+    signatures = {**_SIGNATURES, "lane_merge": _MERGE_SIGNATURE, "lane_starts": _STARTS_SIGNATURE,
+                  "lane_scan": _SCAN_SIGNATURE}
 
     class RawModule:
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
@@ -149,6 +161,9 @@ def test_emulated_gpu_copy_agrees_with_its_cpu_twin(fake_gpu: None, tmp_path: Pa
     index.add(np.arange(1500) * 2 + 1, rng.integers(0, 2**63, (1500, CODE_WORDS), dtype=np.uint64))
     gpu, cpu = ResidentIndex((-1, 10, 10, -1), device=0), ResidentIndex((-1, 10, 10, -1))
     gpu.RECENT_MIN, gpu.PAIRS_PER_LAUNCH = 150, 8  # merges into the large table; launches that overflow
+    early = []  # batches whose classic searches of the large table started before the copy grew
+    start_large = gpu._start_large
+    gpu._start_large = lambda *a: early.append(start_large(*a)) or early[-1]  # type: ignore[method-assign]
     next_id = 10_000
     for batch in range(4):
         ids = np.arange(next_id, next_id + 60)
@@ -166,3 +181,22 @@ def test_emulated_gpu_copy_agrees_with_its_cpu_twin(fake_gpu: None, tmp_path: Pa
                                                        c.classic.dist.tolist(), c.geo_a.tolist(), c.geo_b.tolist(),
                                                        c.ids.tolist())
     assert all(t.check() for t in gpu._tables) and gpu._tables[0].n > 1500
+    assert any(e is not None for e in early) and any(e is None for e in early)  # both ways were taken
+
+
+def test_emulated_append_sorts_a_batch_on_the_host_as_on_the_device(fake_gpu: None) -> None:
+    """A host batch's lane entries are sorted on the host (small batches) or on the device
+    (large ones, and values already there): the same tables either way."""
+    rng = np.random.default_rng(5)
+    host, device = gpu_resident.DeviceTable(2, capacity=1024), gpu_resident.DeviceTable(2, capacity=1024)
+    device.HOST_SORT = 0
+    for size in (1, 200, 700):
+        new = rng.integers(0, 2**64, (size, 2), dtype=np.uint64, endpoint=False)
+        new[::4] = new[0]  # equal keys: their rows stay in order
+        host.append(new)
+        device.append(new)
+        assert host.check() and device.check()
+        for a, b in ((host.order, device.order), (host.sval, device.sval), (host.starts, device.starts),
+                     (host.x, device.x)):
+            assert np.array_equal(np.asarray(a)[..., : host.n] if a.shape[-1] != 65537 else np.asarray(a),
+                                  np.asarray(b)[..., : device.n] if b.shape[-1] != 65537 else np.asarray(b))
