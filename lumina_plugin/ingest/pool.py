@@ -3,8 +3,8 @@ handed back in batches, in order.
 
 One :class:`Scheduler` per run. Files are *claimed* in path order from one cursor by
 whoever is free: the main thread keeps ``cpu_limit`` whole-file tasks (decode + hash,
-:func:`full_task`) in the pool, and the GPU feeder (ingest/gpu_processes.py), when there
-is one, claims a batch at a time. So the CPU and the GPU split the work by their real
+:func:`full_tasks`: small files a few to a task) in the pool, and the GPU feeder
+(ingest/gpu_processes.py), when there is one, claims a batch at a time. So the CPU and the GPU split the work by their real
 speeds. Claims never run more than a window ahead of the last batch handed out, which
 bounds memory and what a killed run loses. Each file ends as exactly one outcome (an
 ImageRecord or a FileError); :meth:`Scheduler.batches` yields them per
@@ -265,27 +265,14 @@ class Scheduler:
             self.cond.notify_all()
 
     def submit_full(self, indices: Sequence[int], counted: bool = False) -> None:
-        """Decode and hash these files on the CPU pool (in this process once it broke)."""
+        """Decode and hash these files on the CPU pool, a task each (in this process once it
+        broke); ``counted``: each is one of the ``cpu_limit`` in flight."""
         for i in indices:
-            with self.cond:
-                if self.broken or self.closed:
-                    self.retry.append(i)
-                    self.cond.notify_all()
-                    continue
-            try:
-                fut = self.pool.submit(full_task, self.paths[i], self.config.max_pixels,
-                                       self.config.hashing.draft, self.config.hashing.decode)
-            except (BrokenProcessPool, RuntimeError):
-                self._pool_broke([i])
-                continue
-            with self.cond:
-                self.futures.add(fut)
-                if counted:
-                    self.cpu_inflight += 1
-            fut.add_done_callback(functools.partial(self._full_done, index=i, counted=counted))
+            self.submit_chunk([i], counted)
 
-    def submit_chunk(self, indices: Sequence[int]) -> None:
-        """Decode and hash these files on the CPU pool as one task (one counted in flight)."""
+    def submit_chunk(self, indices: Sequence[int], counted: bool = True) -> None:
+        """Decode and hash these files on the CPU pool as one task."""
+        indices = list(indices)
         with self.cond:
             if self.broken or self.closed:
                 self.retry.extend(indices)
@@ -295,28 +282,13 @@ class Scheduler:
             fut = self.pool.submit(full_tasks, [self.paths[i] for i in indices], self.config.max_pixels,
                                    self.config.hashing.draft, self.config.hashing.decode)
         except (BrokenProcessPool, RuntimeError):
-            self._pool_broke(list(indices))
+            self._pool_broke(indices)
             return
         with self.cond:
             self.futures.add(fut)
-            self.cpu_inflight += 1
-        fut.add_done_callback(functools.partial(self._chunk_done, indices=list(indices)))
-
-    def _chunk_done(self, fut: Future, indices: list[int]) -> None:
-        with self.cond:
-            self.futures.discard(fut)
-            self.cpu_inflight -= 1
-            self.cond.notify_all()
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is None:
-            for index, outcome in zip(indices, fut.result()):
-                self.put(index, outcome)
-        elif isinstance(exc, BrokenProcessPool):
-            self._pool_broke(indices)
-        else:
-            self.fail(exc)
+            if counted:
+                self.cpu_inflight += 1
+        fut.add_done_callback(functools.partial(self._done, indices=indices, counted=counted))
 
     def _claim_chunk(self) -> list[int]:
         """The next files for one CPU task: one, or while small, up to CHUNK_FILES."""
@@ -345,7 +317,8 @@ class Scheduler:
         with self.cond:
             self.futures.discard(fut)
 
-    def _full_done(self, fut: Future, index: int, counted: bool) -> None:
+    def _done(self, fut: Future, indices: list[int], counted: bool) -> None:
+        """A CPU task ended: its files' outcomes are put in place."""
         with self.cond:
             self.futures.discard(fut)
             if counted:
@@ -355,9 +328,10 @@ class Scheduler:
             return
         exc = fut.exception()
         if exc is None:
-            self.put(index, fut.result())
+            for index, outcome in zip(indices, fut.result(), strict=True):
+                self.put(index, outcome)
         elif isinstance(exc, BrokenProcessPool):
-            self._pool_broke([index])
+            self._pool_broke(indices)
         else:
             self.fail(exc)
 
@@ -390,10 +364,7 @@ class Scheduler:
             claimed = self._claim_chunk()
             if not claimed:
                 return
-            if len(claimed) > 1:
-                self.submit_chunk(claimed)
-            else:
-                self.submit_full(claimed, counted=True)
+            self.submit_chunk(claimed)
 
     def batches(self, progress: Progress | None = None) -> Iterator[tuple[list[ImageRecord], list[FileError]]]:
         """The run's outcomes, ``config.batch_size`` files at a time, in path order."""
