@@ -141,29 +141,38 @@ _PERM16, _FLIP16 = _rotation_tables(16)
 _PERM8, _FLIP8 = _rotation_tables(8)
 
 
+def turns(words: Any, xp: Any = np) -> Any:
+    """(4, ..., GEO_WORDS): the words of the picture turned k = 0, 1, 2, 3 quarter turns
+    (:func:`rotate_code`), the bits unpacked, permuted and packed once for all four."""
+    words = xp.asarray(words, dtype=xp.uint64)
+    lead = words.shape[:-1]
+    full = unpack_bits(xp, words[..., FULL:CENTRE])                      # (..., 256)
+    full = xp.take(full, xp.asarray(_PERM16.reshape(-1)), axis=-1).reshape(*lead, 4, 256) ^ xp.asarray(_FLIP16)
+    small = unpack_bits(xp, words[..., CENTRE:META, None])               # (..., 3, 64)
+    small = xp.take(small, xp.asarray(_PERM8.reshape(-1)), axis=-1).reshape(*lead, 3, 4, 64) ^ xp.asarray(_FLIP8)
+    small = xp.moveaxis(small, -2, -3)                                    # (..., 4, 3, 64)
+    meta = words[..., META]
+    sides = [(meta >> xp.uint64(s)) & xp.uint64(255) for s in (24, 16, 8, 0)]  # top, bottom, left, right
+    aspect = (meta >> xp.uint64(32)) & xp.uint64(65535)
+    metas = []
+    for k in range(4):  # np.rot90: the right side becomes the top, the top the left
+        top, bottom, left, right = sides
+        turned_aspect = xp.uint64(65536) - aspect if k % 2 else aspect
+        metas.append(top << xp.uint64(24) | bottom << xp.uint64(16) | left << xp.uint64(8) | right
+                     | turned_aspect << xp.uint64(32) | (meta >> xp.uint64(48)) << xp.uint64(48))
+        sides = [right, left, top, bottom]
+    out = xp.concatenate([pack_bits(xp, full), pack_bits(xp, small)[..., 0], xp.stack(metas, axis=-1)[..., None]],
+                         axis=-1)                                         # (..., 4, GEO_WORDS)
+    out[..., 0, :] = words  # k = 0 is the words themselves (their meta's unused bits included)
+    return xp.moveaxis(out, -2, 0)
+
+
 def rotate_code(words: Any, k: int, xp: Any = np) -> Any:
     """The words of the picture turned ``k`` quarter turns counter-clockwise (``np.rot90``),
     from the words of the upright one: bit permutations and XORs, trims moved to their new
-    sides, the aspect inverted for odd ``k``. Exact up to the working image's rounding."""
-    words = xp.asarray(words, dtype=xp.uint64)
-    k %= 4
-    if k == 0:
-        return words.copy()
-    full = unpack_bits(xp, words[..., FULL:CENTRE])
-    full = xp.take(full, xp.asarray(_PERM16[k]), axis=-1) ^ xp.asarray(_FLIP16[k])
-    small = unpack_bits(xp, words[..., CENTRE:META, None])
-    small = xp.take(small, xp.asarray(_PERM8[k]), axis=-1) ^ xp.asarray(_FLIP8[k])
-    meta = words[..., META]
-    sides = [(meta >> xp.uint64(s)) & xp.uint64(255) for s in (24, 16, 8, 0)]  # top, bottom, left, right
-    for _ in range(k):  # np.rot90: the right side becomes the top, the top the left
-        top, bottom, left, right = sides
-        sides = [right, left, top, bottom]
-    aspect = (meta >> xp.uint64(32)) & xp.uint64(65535)
-    if k % 2:
-        aspect = xp.uint64(65536) - aspect
-    meta = (sides[0] << xp.uint64(24) | sides[1] << xp.uint64(16) | sides[2] << xp.uint64(8) | sides[3]
-            | aspect << xp.uint64(32) | (meta >> xp.uint64(48)) << xp.uint64(48))
-    return xp.concatenate([pack_bits(xp, full), pack_bits(xp, small)[..., 0], meta[..., None]], axis=-1)
+    sides, the aspect inverted for odd ``k``. Exact up to the working image's rounding.
+    (One turn of :func:`turns`, which makes all four.)"""
+    return turns(words, xp)[k % 4].copy()
 
 
 # ---------------------------------------------------------------- search keys
@@ -334,70 +343,79 @@ def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
     content aspects within 15% (turned, bordered, recoloured copies), or one photo's full
     8x8 code meets the other's 16:9 or square region within ``T_SHAPE`` and its aspect is
     that shape (centred aspect crops). Halves and heavy crops fail the aspect or the code;
-    mirror images fail the code (their bits are a permutation never tried)."""
+    mirror images fail the code (their bits are a permutation never tried).
+
+    The turn that decides a copy is the one with the best rank (full matches by distance,
+    then shape crops), the first of equals; an unsure pair keeps its closest turn. All four
+    turns are computed together, as (4, N) arrays: a batch's few hundred candidates cost the
+    same few dozen array operations as one pair, and a long list goes through in blocks of
+    ``_VERIFY_BLOCK`` pairs (the turns' bits of a block stay in cache, not 1 KB a pair in RAM)."""
     a = xp.asarray(words_a, dtype=xp.uint64).reshape(-1, GEO_WORDS)
+    b = xp.asarray(words_b, dtype=xp.uint64).reshape(-1, GEO_WORDS)
+    if a.shape[0] <= _VERIFY_BLOCK:
+        return _verify_block(a, b, xp)
+    parts = [_verify_block(a[i:i + _VERIFY_BLOCK], b[i:i + _VERIFY_BLOCK], xp)
+             for i in range(0, a.shape[0], _VERIFY_BLOCK)]
+    return Verdicts(*(xp.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+#: Pairs decided together by :func:`verify_pairs` (the four turns' bits: 1 KB a pair).
+_VERIFY_BLOCK: Final[int] = 4096
+
+
+def _verify_block(a: Any, words_b: Any, xp: Any) -> Verdicts:
     n = a.shape[0]
+    b = turns(words_b, xp)  # (4, N, GEO_WORDS)
     _, la = meta_fields(a, xp)
+    _, lb = meta_fields(b.reshape(-1, GEO_WORDS), xp)
+    lb = lb.reshape(4, n)
     ta = border_fraction(a, xp)
-    a8 = _low8(xp, a)
-    no_dc = xp.asarray(NO_DC_FULL)
-    best_key = xp.full(n, 1 << 30, dtype=xp.int64)
-    out = {f: xp.zeros(n, dtype=xp.int32) for f in ("rotation", "relation", "distance", "derived")}
-    ok = xp.zeros(n, dtype=bool)
-    unsure = xp.zeros(n, dtype=bool)
-    near = xp.full(n, 1 << 30, dtype=xp.int64)
-    for k in range(4):
-        b = rotate_code(xp.asarray(words_b, dtype=xp.uint64).reshape(-1, GEO_WORDS), k, xp)
-        _, lb = meta_fields(b, xp)
-        b8 = _low8(xp, b)
-        d_full = _pop(xp, (a[:, FULL:CENTRE] ^ b[:, FULL:CENTRE]) & no_dc).sum(axis=1)
-        full_ok = (d_full <= T_FULL) & (xp.abs(la - lb) <= _L_FULL)
-        shape_ok = xp.zeros(n, dtype=bool)
-        shape_d = xp.full(n, 99, dtype=xp.int32)
-        shape_rel = xp.zeros(n, dtype=xp.int32)
-        shape_der = xp.zeros(n, dtype=xp.int32)
-        # x: the photo whose region is matched; y: the crop (its whole content is that region)
-        for lx, ly, x, y, sign in ((la, lb, a, b8, 1), (lb, la, b, a8, -1)):
-            oriented = xp.where(lx >= 0, _L_WIDE, -_L_WIDE)
-            for col, target, flag in ((WIDE_W, oriented, CROPPED_WIDE), (SQUARE_W, 0 * lx, CROPPED_SQUARE)):
-                d = _pop(xp, (x[:, col] ^ y) & _NO_DC8)
-                hit = ((d <= T_SHAPE) & (xp.abs(ly - target) <= _L_SHAPE) & (xp.abs(lx - target) > _L_DISTINCT)
-                       & (d < shape_d))
-                shape_d = xp.where(hit, d, shape_d)
-                shape_rel = xp.where(hit, flag, shape_rel)
-                shape_der = xp.where(hit, sign, shape_der)
-                shape_ok |= hit
-        low6 = xp.uint64(_LOW6)
-        b_in_a, a_in_b = _pop(xp, (a[:, CENTRE] ^ b8) & low6), _pop(xp, (a8 ^ b[:, CENTRE]) & low6)
-        d_near = xp.minimum(xp.minimum(_pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
-        near_ok = (d_near <= T_UNSURE) & (xp.abs(la - lb) <= _L_CROP)
-        good = full_ok | shape_ok
-        # rank this turn: full matches first (by distance), then shape crops
-        key = xp.where(full_ok, d_full, xp.where(shape_ok, 1000 + shape_d, 1 << 30)).astype(xp.int64)
-        better = good & (key < best_key)
-        tb = border_fraction(b, xp)
-        bordered = xp.abs(ta - tb) > 0.02
-        rel = (xp.where(full_ok, 0, shape_rel) | xp.where(full_ok & bordered, BORDERED, 0)
-               | (ROTATED if k else 0)).astype(xp.int32)
-        der = xp.where(full_ok, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), shape_der)
-        out["rotation"] = xp.where(better, k, out["rotation"])
-        out["relation"] = xp.where(better, rel, out["relation"])
-        out["distance"] = xp.where(better, xp.where(full_ok, d_full, shape_d), out["distance"])
-        out["derived"] = xp.where(better, der, out["derived"])
-        best_key = xp.where(better, key, best_key)
-        ok |= good
-        # an unsure pair remembers its closest turn for the second look
-        closer = near_ok & (d_near < near) & ~ok
-        near = xp.where(closer, d_near, near)
-        unsure |= near_ok
-        out["rotation"] = xp.where(closer, k, out["rotation"])
-        out["distance"] = xp.where(closer, d_near, out["distance"])
-        # which one looks like the crop (the other's centre): a hint for the second look
-        hint = xp.where(b_in_a + 3 <= a_in_b, 1, xp.where(a_in_b + 3 <= b_in_a, -1, 0))
-        out["derived"] = xp.where(closer, hint, out["derived"])
-    unsure &= ~ok
-    out["relation"] = xp.where(unsure, CROPPED | xp.where(out["rotation"] != 0, ROTATED, 0), out["relation"])
-    return Verdicts(ok, unsure, out["rotation"], out["relation"], out["distance"], out["derived"])
+    tb = border_fraction(b.reshape(-1, GEO_WORDS), xp).reshape(4, n)
+    a8, b8 = _low8(xp, a), _low8(xp, b)
+    d_full = _pop(xp, (a[:, FULL:CENTRE] ^ b[..., FULL:CENTRE]) & xp.asarray(NO_DC_FULL)).sum(axis=-1)
+    full_ok = (d_full <= T_FULL) & (xp.abs(la - lb) <= _L_FULL)
+    shape_ok = xp.zeros((4, n), dtype=bool)
+    shape_d = xp.full((4, n), 99, dtype=xp.int32)
+    shape_rel = xp.zeros((4, n), dtype=xp.int32)
+    shape_der = xp.zeros((4, n), dtype=xp.int32)
+    # x: the photo whose region is matched; y: the crop (its whole content is that region)
+    for lx, ly, x, y, sign in ((la, lb, a, b8, 1), (lb, la, b, a8, -1)):
+        oriented = xp.where(lx >= 0, _L_WIDE, -_L_WIDE)
+        for col, target, flag in ((WIDE_W, oriented, CROPPED_WIDE), (SQUARE_W, 0 * lx, CROPPED_SQUARE)):
+            d = _pop(xp, (x[..., col] ^ y) & _NO_DC8)
+            hit = ((d <= T_SHAPE) & (xp.abs(ly - target) <= _L_SHAPE) & (xp.abs(lx - target) > _L_DISTINCT)
+                   & (d < shape_d))
+            shape_d = xp.where(hit, d, shape_d)
+            shape_rel = xp.where(hit, flag, shape_rel)
+            shape_der = xp.where(hit, sign, shape_der)
+            shape_ok |= hit
+    low6 = xp.uint64(_LOW6)
+    b_in_a, a_in_b = _pop(xp, (a[:, CENTRE] ^ b8) & low6), _pop(xp, (a8 ^ b[..., CENTRE]) & low6)
+    d_near = xp.minimum(xp.minimum(_pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
+    near_ok = (d_near <= T_UNSURE) & (xp.abs(la - lb) <= _L_CROP)
+    good = full_ok | shape_ok
+    turn = xp.arange(4)[:, None]
+    bordered = xp.abs(ta - tb) > 0.02
+    rel = (xp.where(full_ok, 0, shape_rel) | xp.where(full_ok & bordered, BORDERED, 0)
+           | xp.where(turn != 0, ROTATED, 0)).astype(xp.int32)
+    der = xp.where(full_ok, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), shape_der)
+    dist = xp.where(full_ok, d_full, shape_d)
+    # a copy's turn: full matches first (by distance), then shape crops
+    key = xp.where(full_ok, d_full, xp.where(shape_ok, 1000 + shape_d, 1 << 30)).astype(xp.int64)
+    best = xp.argmin(key, axis=0)
+    ok = good.any(axis=0)
+    # an unsure pair's turn: its closest, with a hint of which one looks like the crop
+    closest = xp.argmin(xp.where(near_ok, d_near, 1 << 30), axis=0)
+    unsure = near_ok.any(axis=0) & ~ok
+    hint = xp.where(b_in_a + 3 <= a_in_b, 1, xp.where(a_in_b + 3 <= b_in_a, -1, 0))
+    cols = xp.arange(n)
+
+    def pick(values: Any, fallback: Any) -> Any:
+        return xp.where(ok, values[best, cols], xp.where(unsure, fallback[closest, cols], 0))
+
+    rotation = xp.where(ok, best, xp.where(unsure, closest, 0)).astype(xp.int32)
+    relation = xp.where(ok, rel[best, cols], xp.where(unsure, CROPPED | xp.where(closest != 0, ROTATED, 0), 0))
+    return Verdicts(ok, unsure, rotation, relation, pick(dist, d_near), pick(der, hint))
 
 
 def describe(rotation: int, relation: int, trims: tuple[float, float, float, float] | None = None) -> str:
