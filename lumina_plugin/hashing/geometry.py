@@ -328,6 +328,10 @@ def border_fraction(words: Any, xp: Any = np) -> Any:
     """Fraction of each photo's canvas that is bars, frame or caption band (the keeper rule
     prefers the photo with none)."""
     trims, _ = meta_fields(words, xp)
+    return _bordered(trims)
+
+
+def _bordered(trims: Any) -> Any:
     return 1 - (1 - trims[:, 0] - trims[:, 1]) * (1 - trims[:, 2] - trims[:, 3])
 
 
@@ -366,11 +370,10 @@ _VERIFY_BLOCK: Final[int] = 4096
 def _verify_block(a: Any, words_b: Any, xp: Any) -> Verdicts:
     n = a.shape[0]
     b = turns(words_b, xp)  # (4, N, GEO_WORDS)
-    _, la = meta_fields(a, xp)
-    _, lb = meta_fields(b.reshape(-1, GEO_WORDS), xp)
+    trims_a, la = meta_fields(a, xp)
+    trims_b, lb = meta_fields(b.reshape(-1, GEO_WORDS), xp)
     lb = lb.reshape(4, n)
-    ta = border_fraction(a, xp)
-    tb = border_fraction(b.reshape(-1, GEO_WORDS), xp).reshape(4, n)
+    ta, tb = _bordered(trims_a), _bordered(trims_b).reshape(4, n)
     a8, b8 = _low8(xp, a), _low8(xp, b)
     d_full = _pop(xp, (a[:, FULL:CENTRE] ^ b[..., FULL:CENTRE]) & xp.asarray(NO_DC_FULL)).sum(axis=-1)
     full_ok = (d_full <= T_FULL) & (xp.abs(la - lb) <= _L_FULL)
