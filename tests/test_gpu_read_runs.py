@@ -1,7 +1,8 @@
 """How files reach the GPU engines: a batch sized by its files (ingest/gpu_processes.auto_batch),
 decoded in runs as its files are read (ingest/gpu_worker.ready_parts): files in the page cache
 still go to the decoder as one call, files read from the disk in runs that start before the
-whole batch is read, and every file comes out once, in order."""
+whole batch is read (the first one shorter when asked) and leave no few files for a call of
+their own, and every file comes out once, in order."""
 
 from __future__ import annotations
 
@@ -39,6 +40,24 @@ def test_a_batch_being_read_starts_decoding_after_its_first_files() -> None:
     timer.join()
     assert [f for run in [first, *rest] for f in run] == reads
     assert all(len(run) >= 64 or run[-1] is reads[-1] for run in rest)
+
+
+def test_a_first_run_can_be_shorter_and_no_run_leaves_a_few_files_behind() -> None:
+    reads: list[Future] = [Future() for _ in range(75)]
+    for fut in reads[:20]:
+        fut.set_result(1)
+    runs = ready_parts(reads, 64, first=16)
+    assert next(runs) == reads[:20]  # a process with nothing on the GPU starts after 16 files
+    timer = threading.Timer(0.05, lambda: [f.set_result(1) for f in reads[20:]])
+    timer.start()
+    assert list(runs) == [reads[20:]]
+    timer.join()
+    # 64 of 75 read: the last 11 are waited for, not decoded in a call of their own
+    reads = [_done(i) for i in range(64)] + [Future() for _ in range(11)]
+    timer = threading.Timer(0.05, lambda: [f.set_result(1) for f in reads[64:]])
+    timer.start()
+    assert [len(r) for r in ready_parts(reads, 64)] == [75]
+    timer.join()
 
 
 def test_a_short_batch_and_a_run_of_one() -> None:

@@ -238,6 +238,7 @@ class GpuFeeder:
         self.hashed = 0  # files decoded and hashed on the GPU
         self.version = algorithm_version(scheduler.config.hashing.decode)  # stamped on its records
         self.window_wait = 0.0  # seconds the GPU had a free slot but no file it could claim
+        self.facts_wait = 0.0  # seconds the GPU's codes waited for the CPU pool's facts
         self.threads = [threading.Thread(target=self._feed, name="lumina-gpu-feed", daemon=True),
                         threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
 
@@ -248,6 +249,9 @@ class GpuFeeder:
     def join(self, timeout: float = 60.0) -> None:
         for t in self.threads:
             t.join(timeout)
+        if os.environ.get("LUMINA_GPU_PROFILE"):
+            log.warning("GPU feeder: %d photos hashed; waited %.2f s for the window, %.2f s for facts",
+                        self.hashed, self.window_wait, self.facts_wait)
 
     def _fail(self, reason: str) -> None:
         with self.lock:
@@ -345,6 +349,10 @@ class GpuFeeder:
         cpu: list[int] = []
         for index, codes, size, orientation, file in rows:
             fut, pos = facts[index]
+            if not fut.done():
+                began = time.perf_counter()
+                fut.result()
+                self.facts_wait += time.perf_counter() - began
             info = fut.result()[pos]
             if isinstance(info, FileError):
                 self.sched.put(index, info)

@@ -53,37 +53,52 @@ _PROFILE = bool(os.environ.get("LUMINA_GPU_PROFILE"))
 
 #: Reader threads: they read, checksum (hashlib lets go of the GIL) and parse headers.
 #: (12 instead of 6 made no difference to files out of the page cache on the H100:
-#: benchmarks/cold_files.py, 305 against 314 photos/s on two hosts.)
-_READERS = 6
+#: benchmarks/cold_files.py, 305 against 314 photos/s on two hosts.) ``LUMINA_GPU_READERS``
+#: overrides it (benchmarks).
+_READERS = int(os.environ.get("LUMINA_GPU_READERS") or 6)
 
 
 class _Clock:
     """Where the loop's time goes (only with ``LUMINA_GPU_PROFILE``): seconds per named part,
-    each lap charged to the part that just ended."""
+    each lap charged to the part that just ended; printed every 10 batches, and at the end of
+    each run (a wait for work of over a quarter of a second ends one: that wait is left out)."""
 
     def __init__(self) -> None:
         self.parts: dict[str, float] = {}
         self.last = time.perf_counter()
         self.batches = self.photos = 0
+        self.run_parts: dict[str, float] = {}
+        self.run_photos = 0
 
     def lap(self, part: str) -> None:
         if _PROFILE:
             now = time.perf_counter()
-            self.parts[part] = self.parts.get(part, 0.0) + now - self.last
+            spent = now - self.last
             self.last = now
+            if part == "wait_work" and spent > 0.25:  # idle between runs
+                if self.run_photos:
+                    self._print(f"run of {self.run_photos} photos", self.run_parts)
+                self.run_parts, self.run_photos = {}, 0
+                return
+            self.parts[part] = self.parts.get(part, 0.0) + spent
+            self.run_parts[part] = self.run_parts.get(part, 0.0) + spent
 
     def batch_done(self, photos: int) -> None:
         if not _PROFILE:
             return
         self.batches += 1
         self.photos += photos
+        self.run_photos += photos
         if self.batches % 10 == 0:
-            total = sum(self.parts.values()) or 1.0
-            shares = " ".join(f"{k} {v:.2f}s ({100 * v / total:.0f}%)" for k, v in sorted(self.parts.items()))
-            print(f"lumina-gpu {os.getpid()}: batches {self.batches - 9}-{self.batches}, {self.photos} photos, "
-                  f"{total:.2f} s: {shares}", file=sys.stderr, flush=True)
+            self._print(f"batches {self.batches - 9}-{self.batches}, {self.photos} photos", self.parts)
             self.parts.clear()
             self.photos = 0
+
+    @staticmethod
+    def _print(what: str, parts: dict[str, float]) -> None:
+        total = sum(parts.values()) or 1.0
+        shares = " ".join(f"{k} {v:.2f}s ({100 * v / total:.0f}%)" for k, v in sorted(parts.items()))
+        print(f"lumina-gpu {os.getpid()}: {what}, {total:.2f} s: {shares}", file=sys.stderr, flush=True)
 
 
 _CLOCK = _Clock()
@@ -233,7 +248,8 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
             batch_id, items, mode, reads = pending.popleft()
             batch = _Batch(batch_id, items, mode == "reduced")
             unanswered.append(batch)
-            for taken in ready_parts(reads, _MIN_PART):
+            # (nothing of this process's on the GPU: start with a short run, as soon as it is read)
+            for taken in ready_parts(reads, _MIN_PART, _MIN_PART if queued else _FIRST_PART):
                 jobs_read = _gpu_jobs(taken, batch.reduced)
                 _CLOCK.lap("reads")
                 for jobs in split_batch(jobs_read, batch_bytes):
@@ -256,23 +272,31 @@ def serve(requests: Connection, results: Connection, share: int = 1, device: int
 
 #: The fewest photos of a batch decoded at once while the rest of it is still being read.
 _MIN_PART = 64
+#: ... and of the first run of a batch when this process has nothing on the GPU: its engines'
+#: share waits for that run to be read (the start of a run over files on the disk: four
+#: processes, 64 camera files each, about a third of a second on the H100's disk).
+_FIRST_PART = 16
 
 
-def ready_parts(reads: list[Future], least: int) -> Iterator[list[Future]]:
+def ready_parts(reads: list[Future], least: int, first: int | None = None) -> Iterator[list[Future]]:
     """``reads`` in order, cut into runs that are read: each run waits for its first
-    ``least`` files, then takes every file after them that is read already. Files in the page
-    cache come as one run (the whole batch, one decoder call); files read from the disk are
-    decoded in runs while the rest are read, instead of after the whole batch: measured on the
-    H100 with files out of the page cache, a batch read whole and then decoded took the
-    reading time plus the decoding time."""
-    i = 0
+    ``least`` files (the first run: ``first``, default ``least``), then takes every file
+    after them that is read already; a run that would leave fewer than ``least // 2`` files
+    behind waits for them too (a decoder call for a few files costs more than waiting for
+    the reads in flight). Files in the page cache come as one run (the whole batch, one
+    decoder call); files read from the disk are decoded in runs while the rest are read,
+    instead of after the whole batch: measured on the H100 with files out of the page cache,
+    a batch read whole and then decoded took the reading time plus the decoding time."""
+    i, want = 0, max(1, first or least)
     while i < len(reads):
-        j = min(len(reads), i + max(1, least))
+        j = min(len(reads), i + want)
+        if len(reads) - j < least // 2:
+            j = len(reads)
         wait(reads[i:j])
         while j < len(reads) and reads[j].done():
             j += 1
         yield reads[i:j]
-        i = j
+        i, want = j, max(1, least)
 
 
 def _gpu_jobs(reads: list[Future], reduced: bool) -> list[_Job]:
