@@ -141,12 +141,16 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
 
 
 def _union(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The unique pairs of two pair lists (each a < b), sorted."""
-    pairs = np.stack([np.concatenate([a1, a2]), np.concatenate([b1, b2])], axis=1).astype(np.int64)
-    if not len(pairs):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    pairs = np.unique(pairs, axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    """The unique pairs of two pair lists (each a < b), sorted by (a, b). A lexsort and one
+    comparison, not ``np.unique(axis=0)`` (a sort of structured rows: 0.31 ms for 1,000
+    pairs against 0.03, in a batch search of a few milliseconds)."""
+    a = np.concatenate([a1, a2]).astype(np.int64)
+    b = np.concatenate([b1, b2]).astype(np.int64)
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first], b[first]
 
 
 def _far_classic(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray],
