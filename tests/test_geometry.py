@@ -9,7 +9,7 @@ JPEG, the way an editor or a phone app would; nothing is mocked.
 from __future__ import annotations
 
 import io
-import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,10 @@ from lumina_plugin.hashing import geometry as G
 from lumina_plugin.hashing.borders import content_box
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
+sys.path.insert(0, str(SAMPLE.parent / "benchmarks"))
+
+from _corpus_edits import straighten  # noqa: E402  (turned about the centre, cropped to no blank corner)
+
 LANDSCAPE = "2015/2015-10-29/IMG_8812.jpg"      # 640x400
 PORTRAIT = "2021/2021-12-24/IMG_3307.jpg"       # 427x640
 SQUARE = "2019/2019-09-08/DSCF2231.jpg"         # 512x512
@@ -83,16 +87,6 @@ def centre_crop(img: Image.Image, aspect: float) -> Image.Image:
 def crop(img: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
     w, h = img.size
     return img.crop((round(w * left), round(h * top), w - round(w * right), h - round(h * bottom)))
-
-
-def straighten(img: Image.Image, degrees: float) -> Image.Image:
-    """Turned about the centre and cropped to the largest same-aspect box without blank corners."""
-    w, h = img.size
-    t = math.radians(abs(degrees))
-    s = min(w / (w * math.cos(t) + h * math.sin(t)), h / (w * math.sin(t) + h * math.cos(t)))
-    cw, ch = math.floor(w * s) - 2, math.floor(h * s) - 2
-    turned = img.rotate(degrees, resample=Image.Resampling.BICUBIC)
-    return turned.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> int:

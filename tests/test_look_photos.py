@@ -6,7 +6,7 @@ sample_catalog/, copies made with Pillow as an editor would."""
 from __future__ import annotations
 
 import io
-import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,10 @@ from lumina_plugin.hashing import look
 from lumina_plugin.hashing.borders import basis
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
+sys.path.insert(0, str(SAMPLE.parent / "benchmarks"))
+
+from _corpus_edits import straighten  # noqa: E402  (the accuracy corpus's straightened copies)
+
 ORIGINALS = ["2015/2015-10-29/IMG_8812.jpg", "2018/2018-10-14/DSC00401.jpg", "2021/2021-12-24/IMG_3307.jpg"]
 
 
@@ -23,15 +27,6 @@ def gray(img: Image.Image, quality: int = 90) -> np.ndarray:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-
-
-def straighten(img: Image.Image, degrees: float) -> Image.Image:
-    w, h = img.size
-    t = math.radians(abs(degrees))
-    s = min(w / (w * math.cos(t) + h * math.sin(t)), h / (w * math.sin(t) + h * math.cos(t)))
-    cw, ch = math.floor(w * s) - 2, math.floor(h * s) - 2
-    turned = img.rotate(degrees, resample=Image.Resampling.BICUBIC)
-    return turned.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
 
 
 def test_prepared_photos_shared_by_many_pairs_give_the_fresh_verdicts() -> None:
