@@ -4,8 +4,8 @@ handed back in batches, in order.
 One :class:`Scheduler` per run. Files are *claimed* in path order from one cursor by
 whoever is free: the main thread keeps ``cpu_limit`` whole-file tasks (decode + hash,
 :func:`full_tasks`: small files a few to a task) in the pool, and the GPU feeder
-(ingest/gpu_processes.py), when there is one, claims a batch at a time. So the CPU and the GPU split the work by their real
-speeds. Claims never run more than a window ahead of the last batch handed out, which
+(ingest/gpu_processes.py), when there is one, claims a batch at a time. So the CPU and the
+GPU split the work by their real speeds. Claims never run more than a window ahead of the last batch handed out, which
 bounds memory and what a killed run loses. Each file ends as exactly one outcome (an
 ImageRecord or a FileError); :meth:`Scheduler.batches` yields them per
 ``config.batch_size`` in path order, as soon as a batch is complete, so the caller's
