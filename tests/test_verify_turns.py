@@ -143,3 +143,75 @@ def test_a_long_list_is_its_blocks() -> None:
     whole = G.verify_pairs(wa, wb)
     assert_same(whole, per_turn(wa, wb))
     assert len(whole.ok) == wa.shape[0]
+
+
+def _with_low8(words: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """``words`` with the low 8x8 corner of their full code replaced by ``low`` (inverse of _low8)."""
+    out = words.copy()
+    for u in range(8):
+        shift = np.uint64(56 - (u % 4) * 16)
+        row = (low >> np.uint64(56 - 8 * u)) & np.uint64(255)
+        out[:, G.FULL + u // 4] = (out[:, G.FULL + u // 4] & ~(np.uint64(255) << shift)) | row << shift
+    return out
+
+
+def crafted_pairs(seed: int, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs that reach every branch of a verdict: B's low corner taken from A's wide, square or
+    centre region (and A's from B's), aspects at and near 16:9, square and the code's extremes
+    (an aspect field of 0 turns into 65536, which its 16 bits cannot hold), trims from none to
+    the whole side, and a few bits flipped everywhere."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**63, (n, G.GEO_WORDS), dtype=np.uint64) | rng.integers(0, 2, (n, G.GEO_WORDS),
+                                                                                  dtype=np.uint64) << np.uint64(63)
+    b = a.copy()
+    source = rng.integers(0, 5, n)   # B's low corner from A's: 0 own, 1 wide, 2 square, 3 centre, 4 random
+    low = np.choose(source, [G._low8(np, a), a[:, G.WIDE_W], a[:, G.SQUARE_W], a[:, G.CENTRE],
+                             rng.integers(0, 2**63, n, dtype=np.uint64)])
+    b = _with_low8(b, low)
+    back = rng.integers(0, 4, n)     # and A's low corner into B's region (a crop the other way)
+    for col, pick in ((G.WIDE_W, 1), (G.SQUARE_W, 2), (G.CENTRE, 3)):
+        b[back == pick, col] = G._low8(np, a)[back == pick]
+    wide = G._L_WIDE
+    aspects = np.array([0, 5, -5, 300, wide, -wide, wide + 90, wide - 150, -wide + 120, 800, -830, 3000,
+                        32767, -32768], dtype=np.int64)
+    trims = np.array([0, 1, 2, 3, 4, 10, 40, 128, 255], dtype=np.uint64)
+    for words in (a, b):
+        asp = (rng.choice(aspects, n) + 32768).astype(np.uint64)
+        sides = rng.choice(trims, (n, 4))
+        meta = asp << np.uint64(32) | np.uint64(1) << np.uint64(48)
+        for j, s in enumerate((24, 16, 8, 0)):
+            meta |= sides[:, j] << np.uint64(s)
+        words[:, G.META] = meta
+    flips = rng.integers(0, 64, (n, G.META, 3)).astype(np.uint64)
+    noisy = rng.random((n, G.META, 3)) < 0.3
+    b[:, :G.META] ^= ((np.uint64(1) << flips) * noisy).sum(axis=2, dtype=np.uint64)
+    return a, b
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_crafted_pairs_every_branch(k: int) -> None:
+    a, b = crafted_pairs(10 + k)
+    b = G.rotate_code(b, k)
+    for x, y in ((a, b), (b, a)):
+        got = G.verify_pairs(x, y)
+        assert_same(got, per_turn(x, y))
+        rel = got.relation[got.ok]
+        assert (rel & G.CROPPED_WIDE).any() and (rel & G.CROPPED_SQUARE).any() and (rel & G.BORDERED).any()
+        assert got.unsure.any() and set(np.unique(got.derived[got.ok]).tolist()) == {-1, 0, 1}
+        assert (got.rotation[got.ok] != 0).any() == (k != 0) and (got.rotation[got.unsure] != 0).any() == (k != 0)
+
+
+def test_quarter_turns_are_transposes() -> None:
+    """The verdicts turn a code by an 8x8 transpose (odd turns) or by sign flips alone (even ones)."""
+    from lumina_plugin.hashing import bitmatrix, code_words
+
+    for n, perm in ((16, code_words.PERM16), (8, code_words.PERM8)):
+        u, v = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        transpose = (v * n + u).ravel()
+        for k in range(4):
+            np.testing.assert_array_equal(perm[k], transpose if k % 2 else np.arange(n * n))
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 2**63, 500, dtype=np.uint64)
+    bits = G.unpack_bits(np, x[:, None]).reshape(-1, 8, 8)
+    want = G.pack_bits(np, bits.transpose(0, 2, 1).reshape(-1, 64))[:, 0]
+    np.testing.assert_array_equal(bitmatrix.transpose8(np, x), want)

@@ -44,43 +44,29 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
+from . import bitmatrix as bm
 from .borders import CENTRE_SCALE, WIDE, WORK_LONG, coefficients, content_box, regions, working_image
+from .code_words import (
+    CENTRE,
+    FLIP8,
+    FLIP16,
+    FULL,
+    GEO_VERSION,
+    GEO_WORDS,
+    META,
+    PERM8,
+    PERM16,
+    SQUARE_W,
+    WIDE_W,
+    mask_word,
+    pack_bits,
+    unpack_bits,
+)
 from .look import Look, second_look
 
 __all__ = ["GEO_WORDS", "KEY_COLUMNS", "KEY_RADIUS", "CENTRE_SCALE", "WIDE", "WORK_LONG", "Look", "Verdicts",
            "border_fraction", "coefficients", "describe", "geometry_codes", "geometry_codes_batch", "meta_fields",
            "regions", "rotate_code", "search_keys", "second_look", "verify_pairs", "working_image"]
-
-GEO_WORDS: Final[int] = 8
-#: Bumped whenever a code could change for the same pixels.
-GEO_VERSION: Final[int] = 1
-#: Word positions.
-FULL, CENTRE, WIDE_W, SQUARE_W, META = 0, 4, 5, 6, 7
-
-
-_SHIFTS64: Final[np.ndarray] = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
-
-
-def pack_bits(xp: Any, bits: Any) -> Any:
-    """(..., 64*m) bool -> (..., m) uint64, first bit most significant."""
-    shape = bits.shape[:-1]
-    m = bits.shape[-1] // 64
-    if xp is np:  # np.packbits: 50x the multiply-and-sum below (verify_pairs packs 8 times a pair)
-        # (flat: rows are whole bytes, and packbits along an axis is 3x slower)
-        packed = np.packbits(np.ascontiguousarray(bits).reshape(-1))
-        return packed.reshape(*shape, m, 8).view(">u8")[..., 0].astype(np.uint64)
-    b = bits.reshape(*shape, m, 64).astype(xp.uint64)
-    return (b * xp.asarray(_SHIFTS64)).sum(axis=-1, dtype=xp.uint64)
-
-
-def unpack_bits(xp: Any, words: Any) -> Any:
-    """(..., m) uint64 -> (..., 64*m) bool, inverse of :func:`pack_bits`."""
-    if xp is np:
-        big = np.ascontiguousarray(words, dtype=">u8")
-        return np.unpackbits(big.view(np.uint8).reshape(*big.shape[:-1], big.shape[-1] * 8), axis=-1).view(bool)
-    w = xp.asarray(words, dtype=xp.uint64)
-    bits = (w[..., None] & xp.asarray(_SHIFTS64)) != 0
-    return bits.reshape(*w.shape[:-1], w.shape[-1] * 64)
 
 
 def _meta(box: tuple[int, int, int, int], h: int, w: int) -> int:
@@ -122,34 +108,15 @@ def geometry_codes_batch(grays: list[np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------- rotations
 
 
-def _rotation_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For k = 0..3 quarter turns counter-clockwise (``np.rot90(img, k)``): (perm (4, n*n),
-    flip (4, n*n)) with ``rotated_bits = bits[perm[k]] ^ flip[k]``."""
-    u, v = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    perm = [np.arange(n * n)]
-    flip = [np.zeros(n * n, bool)]
-    for _ in range(3):
-        # one more turn: bit (u, v) <- previous bit (v, u), negated on odd u
-        p, f = perm[-1], flip[-1]
-        src = (v * n + u).ravel()
-        perm.append(p[src])
-        flip.append(f[src] ^ (u % 2 == 1).ravel())
-    return np.stack(perm), np.stack(flip)
-
-
-_PERM16, _FLIP16 = _rotation_tables(16)
-_PERM8, _FLIP8 = _rotation_tables(8)
-
-
 def turns(words: Any, xp: Any = np) -> Any:
     """(4, ..., GEO_WORDS): the words of the picture turned k = 0, 1, 2, 3 quarter turns
     (:func:`rotate_code`), the bits unpacked, permuted and packed once for all four."""
     words = xp.asarray(words, dtype=xp.uint64)
     lead = words.shape[:-1]
     full = unpack_bits(xp, words[..., FULL:CENTRE])                      # (..., 256)
-    full = xp.take(full, xp.asarray(_PERM16.reshape(-1)), axis=-1).reshape(*lead, 4, 256) ^ xp.asarray(_FLIP16)
+    full = xp.take(full, xp.asarray(PERM16.reshape(-1)), axis=-1).reshape(*lead, 4, 256) ^ xp.asarray(FLIP16)
     small = unpack_bits(xp, words[..., CENTRE:META, None])               # (..., 3, 64)
-    small = xp.take(small, xp.asarray(_PERM8.reshape(-1)), axis=-1).reshape(*lead, 3, 4, 64) ^ xp.asarray(_FLIP8)
+    small = xp.take(small, xp.asarray(PERM8.reshape(-1)), axis=-1).reshape(*lead, 3, 4, 64) ^ xp.asarray(FLIP8)
     small = xp.moveaxis(small, -2, -3)                                    # (..., 4, 3, 64)
     meta = words[..., META]
     sides = [(meta >> xp.uint64(s)) & xp.uint64(255) for s in (24, 16, 8, 0)]  # top, bottom, left, right
@@ -214,13 +181,8 @@ def _permute(xp: Any, codes: Any, table: Any) -> Any:
     return out
 
 
-def _mask(bits: np.ndarray) -> np.uint64:
-    """A bool (64,) array, bit 0 most significant, as one uint64."""
-    return np.uint64(int("".join("1" if b else "0" for b in np.asarray(bits).tolist()), 2))
-
-
-_TURN_TABLES: Final = [_byte_tables(_PERM8[k]) for k in range(4)]
-_TURN_FLIPS: Final = [_mask(_FLIP8[k]) for k in range(4)]
+_TURN_TABLES: Final = [_byte_tables(PERM8[k]) for k in range(4)]
+_TURN_FLIPS: Final = [mask_word(FLIP8[k]) for k in range(4)]
 #: The canonical turn's two bits, (0, 1) and (1, 0): MSB-first bits 1 and 8.
 _PICK: Final = np.uint64((1 << 62) | (1 << 55))
 
@@ -351,9 +313,9 @@ def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
 
     The turn that decides a copy is the one with the best rank (full matches by distance,
     then shape crops), the first of equals; an unsure pair keeps its closest turn. All four
-    turns are computed together, as (4, N) arrays: a batch's few hundred candidates cost the
-    same few dozen array operations as one pair, and a long list goes through in blocks of
-    ``_VERIFY_BLOCK`` pairs (the turns' bits of a block stay in cache, not 1 KB a pair in RAM)."""
+    turns are decided together, on words (no unpacked bits): a batch's few hundred candidates
+    cost the same few dozen array operations as one pair, and a long list goes through in
+    blocks of ``_VERIFY_BLOCK`` pairs (the turns' words of a block stay in cache)."""
     a = xp.asarray(words_a, dtype=xp.uint64).reshape(-1, GEO_WORDS)
     b = xp.asarray(words_b, dtype=xp.uint64).reshape(-1, GEO_WORDS)
     if a.shape[0] <= _VERIFY_BLOCK:
@@ -363,62 +325,95 @@ def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
     return Verdicts(*(xp.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-#: Pairs decided together by :func:`verify_pairs` (the four turns' bits: 1 KB a pair).
+#: Pairs decided together by :func:`verify_pairs` (the four turns' words: 350 bytes a pair).
 _VERIFY_BLOCK: Final[int] = 4096
 
 
-def _verify_block(a: Any, words_b: Any, xp: Any) -> Verdicts:
+# The verdict's words side by side, 11 rows of N uint64 a turn, so that one XOR, one AND and one
+# popcount give every distance a verdict reads: the four 8x8 blocks of the full codes (bitmatrix.py),
+# then the 8x8 comparisons: A's wide and square regions against B's low corner, B's wide and square
+# regions against A's low corner (the shape crops), the two low corners and each against the
+# other's centre (the unsure pairs). A quarter turn of B transposes its blocks (the off-diagonal
+# ones trading places) and its regions, a half turn only flips signs. Pairs run along the last
+# axis: numpy's inner loops then span the batch, not 11 words.
+_BLOCKS: Final[np.ndarray] = bm.memory_order(bm.BLOCKS16, CENTRE)
+_SIDE: Final[int] = 11
+_A_ROWS: Final = [0, 1, 2, 3, 5, 6, 0, 0, 0, 0, 4]   # of blocks 0-3, centre, wide, square
+_B_ROWS: Final = [0, 1, 2, 3, 0, 0, 5, 6, 0, 4, 0]   # of blocks 0-3, centre, wide, square; then turned
+_B_TURNED: Final = [0, 2, 1, 3, 4, 5, 6]
+_COUNTED = np.array([*NO_DC_FULL, *[_NO_DC8] * 4, *[np.uint64(_LOW6)] * 3], dtype=np.uint64)
+
+
+def _side_flips() -> np.ndarray:
+    """(2, 2, 11, 1): turn 2i + p's sign flips of B's side, where counted."""
+    full = bm.gather_bytes(np, pack_bits(np, FLIP16), _BLOCKS)                    # (4 turns, 4 blocks)
+    small = np.array(_TURN_FLIPS, dtype=np.uint64)
+    side = np.concatenate([full, small[:, None].repeat(3, 1)], axis=1)[:, _B_ROWS]
+    return (side & _COUNTED).reshape(2, 2, _SIDE, 1)
+
+
+_FLIPS: Final[np.ndarray] = _side_flips()
+_TURN_ORDER: Final[np.ndarray] = np.arange(4, dtype=np.int32).reshape(2, 2, 1)
+_CHECKS: Final[np.ndarray] = np.arange(4, dtype=np.int32).reshape(4, 1)
+_NONE: Final[int] = 1 << 24
+
+
+def _rows(xp: Any, words: Any) -> Any:
+    """(N, GEO_WORDS) -> (7, N): the full code's four blocks, the centre, wide and square words."""
+    blocks = bm.gather_bytes(xp, words[:, FULL:CENTRE], xp.asarray(_BLOCKS))
+    return xp.ascontiguousarray(xp.concatenate([blocks, words[:, CENTRE:META]], axis=1).T)
+
+
+def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     n = a.shape[0]
-    b = turns(words_b, xp)  # (4, N, GEO_WORDS)
-    trims_a, la = meta_fields(a, xp)
-    trims_b, lb = meta_fields(b.reshape(-1, GEO_WORDS), xp)
-    lb = lb.reshape(4, n)
-    ta, tb = _bordered(trims_a), _bordered(trims_b).reshape(4, n)
-    a8, b8 = _low8(xp, a), _low8(xp, b)
-    d_full = _pop(xp, (a[:, FULL:CENTRE] ^ b[..., FULL:CENTRE]) & xp.asarray(NO_DC_FULL)).sum(axis=-1)
+    left = _rows(xp, a)[_A_ROWS]
+    rows_b = _rows(xp, b)
+    right = xp.stack([rows_b[_B_ROWS], bm.transpose8(xp, rows_b[_B_TURNED])[_B_ROWS]])   # (2, 11, N): p
+    right ^= left
+    right &= xp.asarray(_COUNTED)[:, None]
+    counts = xp.bitwise_count(right ^ xp.asarray(_FLIPS))                           # (2, 2, 11, N): turn 2i + p
+    trims, aspect = meta_fields(xp.concatenate([a, b]), xp)
+    bordered_ab = _bordered(trims)
+    ta, tb = bordered_ab[:n], bordered_ab[n:]   # (a border's fraction is the same in every turn)
+    la, lb0 = aspect[:n], aspect[n:]
+    lb = xp.stack([lb0, ((32768 - lb0) & 65535) - 32768])                          # (2, N): by turn parity
+    # full codes, then the shape crops' four checks (x: the photo whose region is matched)
+    d_full = counts[:, :, :4].sum(axis=2, dtype=xp.int32)
     full_ok = (d_full <= T_FULL) & (xp.abs(la - lb) <= _L_FULL)
-    shape_ok = xp.zeros((4, n), dtype=bool)
-    shape_d = xp.full((4, n), 99, dtype=xp.int32)
-    shape_rel = xp.zeros((4, n), dtype=xp.int32)
-    shape_der = xp.zeros((4, n), dtype=xp.int32)
-    # x: the photo whose region is matched; y: the crop (its whole content is that region)
-    for lx, ly, x, y, sign in ((la, lb, a, b8, 1), (lb, la, b, a8, -1)):
-        oriented = xp.where(lx >= 0, _L_WIDE, -_L_WIDE)
-        for col, target, flag in ((WIDE_W, oriented, CROPPED_WIDE), (SQUARE_W, 0 * lx, CROPPED_SQUARE)):
-            d = _pop(xp, (x[..., col] ^ y) & _NO_DC8)
-            hit = ((d <= T_SHAPE) & (xp.abs(ly - target) <= _L_SHAPE) & (xp.abs(lx - target) > _L_DISTINCT)
-                   & (d < shape_d))
-            shape_d = xp.where(hit, d, shape_d)
-            shape_rel = xp.where(hit, flag, shape_rel)
-            shape_der = xp.where(hit, sign, shape_der)
-            shape_ok |= hit
-    low6 = xp.uint64(_LOW6)
-    b_in_a, a_in_b = _pop(xp, (a[:, CENTRE] ^ b8) & low6), _pop(xp, (a8 ^ b[..., CENTRE]) & low6)
-    d_near = xp.minimum(xp.minimum(_pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
+    wide_a, wide_b = xp.where(la >= 0, _L_WIDE, -_L_WIDE), xp.where(lb >= 0, _L_WIDE, -_L_WIDE)
+    aspects = xp.stack([(xp.abs(lb - wide_a) <= _L_SHAPE) & (xp.abs(la - wide_a) > _L_DISTINCT),
+                        (xp.abs(lb) <= _L_SHAPE) & (xp.abs(la) > _L_DISTINCT),
+                        (xp.abs(la - wide_b) <= _L_SHAPE) & (xp.abs(lb - wide_b) > _L_DISTINCT),
+                        (xp.abs(la) <= _L_SHAPE) & (xp.abs(lb) > _L_DISTINCT)], axis=1)  # (2, 4, N)
+    d_shape = counts[:, :, 4:8]
+    # per turn, the first of the closest checks; over the turns, full matches by distance, then
+    # shape crops by distance, the first turn of equals: one minimum of keys packing the rank
+    # (bits 4 and up: the distance, shape crops 1000 up), the turn (bits 2-3) and the check
+    check = xp.where((d_shape <= T_SHAPE) & aspects, d_shape.astype(xp.int32) * 16 + xp.asarray(_CHECKS),
+                     _NONE).min(axis=2)
+    key = xp.where(full_ok, d_full * 16, 16000 + check) + 4 * xp.asarray(_TURN_ORDER)
+    m = key.reshape(4, n).min(axis=0)
+    ok = m < _NONE
+    best, idx, full = (m >> 2) & 3, m & 3, m < 16000
+    d_near = counts[:, :, 8:].min(axis=2)
     near_ok = (d_near <= T_UNSURE) & (xp.abs(la - lb) <= _L_CROP)
-    good = full_ok | shape_ok
-    turn = xp.arange(4)[:, None]
-    bordered = xp.abs(ta - tb) > 0.02
-    rel = (xp.where(full_ok, 0, shape_rel) | xp.where(full_ok & bordered, BORDERED, 0)
-           | xp.where(turn != 0, ROTATED, 0)).astype(xp.int32)
-    der = xp.where(full_ok, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), shape_der)
-    dist = xp.where(full_ok, d_full, shape_d)
-    # a copy's turn: full matches first (by distance), then shape crops
-    key = xp.where(full_ok, d_full, xp.where(shape_ok, 1000 + shape_d, 1 << 30)).astype(xp.int64)
-    best = xp.argmin(key, axis=0)
-    ok = good.any(axis=0)
-    # an unsure pair's turn: its closest, with a hint of which one looks like the crop
-    closest = xp.argmin(xp.where(near_ok, d_near, 1 << 30), axis=0)
-    unsure = near_ok.any(axis=0) & ~ok
+    near = (xp.where(near_ok, d_near.astype(xp.int32) * 4, _NONE) + xp.asarray(_TURN_ORDER)).reshape(4, n).min(axis=0)
+    closest = near & 3
+    unsure = (near < _NONE) & ~ok
+    # an unsure pair's hint of which one looks like the crop, at its closest turn
+    at = closest * (_SIDE * n) + xp.arange(n)
+    a_in_b = xp.take(counts.reshape(-1), at + 9 * n).astype(xp.int32)
+    b_in_a = xp.take(counts.reshape(-1), at + 10 * n).astype(xp.int32)
     hint = xp.where(b_in_a + 3 <= a_in_b, 1, xp.where(a_in_b + 3 <= b_in_a, -1, 0))
-    cols = xp.arange(n)
-
-    def pick(values: Any, fallback: Any) -> Any:
-        return xp.where(ok, values[best, cols], xp.where(unsure, fallback[closest, cols], 0))
-
+    bordered = xp.abs(ta - tb) > 0.02
     rotation = xp.where(ok, best, xp.where(unsure, closest, 0)).astype(xp.int32)
-    relation = xp.where(ok, rel[best, cols], xp.where(unsure, CROPPED | xp.where(closest != 0, ROTATED, 0), 0))
-    return Verdicts(ok, unsure, rotation, relation, pick(dist, d_near), pick(der, hint))
+    shape_rel = xp.where(idx & 1, CROPPED_SQUARE, CROPPED_WIDE)
+    relation = (xp.where(ok, xp.where(full, xp.where(bordered, BORDERED, 0), shape_rel), xp.where(unsure, CROPPED, 0))
+                | xp.where(rotation != 0, ROTATED, 0)).astype(xp.int64)
+    distance = xp.where(ok, (m >> 4) - xp.where(full, 0, 1000), xp.where(unsure, near >> 2, 0)).astype(xp.int64)
+    derived = xp.where(ok, xp.where(full, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), xp.where(idx < 2, 1, -1)),
+                       xp.where(unsure, hint, 0)).astype(xp.int64)
+    return Verdicts(ok, unsure, rotation, relation, distance, derived)
 
 
 def describe(rotation: int, relation: int, trims: tuple[float, float, float, float] | None = None) -> str:
