@@ -94,15 +94,15 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
         ra, rb = rows(geo_a), rows(geo_b)
         wa, wb = ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]
         verdict = geometric.verify_rows(wa, wb)
-        ok = np.asarray(verdict.ok, bool)
-        derived_b = (np.asarray(verdict.derived) > 0)[:, None]
-        sides = np.where(derived_b, geometric.bordered_sides(wb), geometric.bordered_sides(wa))
-        packed[ok] = geometric.pack(verdict.rotation[ok], verdict.relation[ok], verdict.derived[ok],
-                                    verdict.distance[ok], sides[ok])
-        stats["accepted"] = int(ok.sum())
+        ok = np.flatnonzero(verdict.ok)
+        # (the sides of the accepted pairs' derived copies only: most candidates of a batch are not)
+        derived = verdict.derived[ok]
+        sides = geometric.bordered_sides(np.where((derived > 0)[:, None], wb[ok], wa[ok]))
+        packed[ok] = geometric.pack(verdict.rotation[ok], verdict.relation[ok], derived, verdict.distance[ok], sides)
+        stats["accepted"] = len(ok)
         # Pairs the classic rule accepts need no look: their pixels line up.
-        lined_up = plausible(_classic_distances(ra, rb), thresholds)
-        unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~ok & ~lined_up)
+        unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~np.asarray(verdict.ok, bool))
+        unsure = unsure[~plausible(_classic_distances(ra[unsure], rb[unsure]), thresholds)]
     # The pixel looks of both kinds in one call: the unsure pairs, then the classic matches
     # whose 256-bit codes disagree (_far_classic): the pool shares them out together.
     far = _far_classic(classic.a, classic.b, rows, thresholds) if second_look is not None else []
