@@ -228,6 +228,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--gpu-batch-size", type=lambda t: [int(x) for x in t.split(",")], default=[0],
                         help="photos per GPU batch, a row each, e.g. 128,256 (0: the default)")
+    parser.add_argument("--prefetch", type=lambda t: [x == "on" for x in t.split(",")], default=[True],
+                        help="[hashing] prefetch of the GPU rows, a row each: on, off or on,off")
     parser.add_argument("--gpus", default="", help='[gpu] devices of the GPU rows: "all", "0,1", "0,0"')
     parser.add_argument("--ceiling", action="store_true",
                         help="time two decode-only feeders (the engines' ceiling) and print each GPU row against it")
@@ -316,12 +318,15 @@ def main() -> None:
                     if alone is not None:
                         rows.append((f"GPU process{'es' if n > 1 else ''} alone ({n}; no EXIF, no CPU)",
                                      len(paths), alone[0], {"gpu": True, "gpu_hashed": alone[1], "workers": 0}))
-                for n, batch in [(n, b) for n in args.gpu_processes for b in args.gpu_batch_size]:
+                for n, batch, ahead in [(n, b, a) for n in args.gpu_processes for b in args.gpu_batch_size
+                                        for a in args.prefetch]:
                     for mode in modes[::-1]:
                         seconds, got, stats = run(paths, HashingSettings(gpu="on", gpu_processes=n, decode=mode,
+                                                                         prefetch=ahead,
                                                                          **{**base, "gpu_batch_size": batch}))
                         label = "default" if n == 0 else f"{n} GPU process{'es' if n > 1 else ''}"
                         label += f", batch {batch}" if batch else ""
+                        label += "" if ahead else ", no prefetch"
                         label += f", gpus {GPU.devices}" if GPU.devices else ""
                         if ceiling:
                             stats = {**stats, "of_ceiling": round(len(paths) / seconds / ceiling, 3)}

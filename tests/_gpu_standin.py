@@ -8,7 +8,7 @@ processes sharing one run, the joining of their codes to the pool's facts, and w
 happens to the files a GPU process holds when it dies (``die_after`` batches answered,
 then it exits without answering the next one, as a crashed driver would; ``garble_after``
 batches answered, then an answer names a file it was not asked for, as a bug would;
-``delay`` seconds before each answer).
+``delay`` seconds before each answer; ``log_to``, a file each path sent is appended to).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from lumina_plugin.ingest.records import record_for
 
 
 def serve(requests: Connection, results: Connection, share: int = 1, die_after: int | None = None,
-          garble_after: int | None = None, delay: float = 0.0, device: int = 0) -> None:
+          garble_after: int | None = None, delay: float = 0.0, device: int = 0,
+          log_to: str | None = None) -> None:
     results.send(("ready", f"stand-in (share 1/{share}, device {device})"))
     answered = 0
     while True:
@@ -35,6 +36,9 @@ def serve(requests: Connection, results: Connection, share: int = 1, die_after: 
         if die_after is not None and answered >= die_after:
             os._exit(3)  # holding a batch, unanswered
         rows: list[tuple[Any, ...]] = []
+        if log_to is not None:  # what the main process sent to the GPU, for the test to see
+            with open(log_to, "a") as log:
+                log.writelines(f"{path}\n" for _, path in items)
         for index, path in items:
             job = _read(index, path)
             if job is None:  # not a whole baseline colour JPEG: the CPU's

@@ -135,6 +135,45 @@ def test_a_pool_that_takes_no_whole_files_leaves_every_baseline_jpeg_to_the_gpu(
     assert [e for _, e in got] == [e for _, e in cpu_only]
 
 
+def test_formats_the_engines_never_decode_go_straight_to_the_cpu(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A PNG (or TIFF, HEIC...) sent to the GPU process is read there for nothing and comes
+    # back a batch later; it goes to the pool when claimed. A JPEG saved under a PNG's name
+    # is still hashed right (the pool reads its bytes), and a PNG under a JPEG's name is
+    # still handed back by the GPU process.
+    from PIL import Image
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    with Image.open(library[0]) as im:
+        im.save(extra / "r_photo.tif")
+        im.save(extra / "s_jpeg_named.png", "JPEG")
+        im.save(extra / "t_png_named.jpg", "PNG")
+    paths = sorted([*library, *(str(p) for p in extra.iterdir())])
+    sent = tmp_path / "sent.txt"
+    procs = [GpuProcess(share=2, target=functools.partial(_gpu_standin.serve, log_to=str(sent)))
+             for _ in range(2)]
+    for proc in procs:
+        assert proc.handshake() is None
+    monkeypatch.setattr(gpu_processes, "_PROCESSES", list(procs))
+    monkeypatch.setattr(gpu_processes, "_LOADED", True)
+    monkeypatch.setattr(gpu_processes, "_REASON", None)
+    try:
+        got = _run(paths, processes=2, cpu_files=0)
+    finally:
+        for proc in procs:
+            proc.stop()
+    to_gpu = sent.read_text().splitlines()
+    assert sorted(to_gpu) == sorted(p for p in paths if not p.endswith((".png", ".tif")))
+    assert LAST_RUN["gpu_hashed"] == 36
+    assert LAST_RUN["prefetched"] > 0  # the claimed files were read ahead (ingest/prefetch.py)
+    alone = list(hash_paths(paths, Config(batch_size=8, hashing=HashingSettings(gpu="off", workers=2,
+                                                                                 parallel_min_mb=0))))
+    assert _records(got) == _records(alone)
+    assert {p: w for p, w in _records(alone).items() if p in library} == _records(cpu_only)
+    assert [e for _, e in got] == [e for _, e in alone]
+
+
 def test_when_the_gpu_dies_a_pool_that_took_no_whole_files_takes_the_rest(
         library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     procs = _standins(monkeypatch, 0, 0)  # both die holding their first batch

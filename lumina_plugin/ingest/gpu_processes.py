@@ -40,10 +40,11 @@ from dataclasses import replace
 from typing import Any
 
 from ..decode.photo import FileFacts, PhotoFacts
-from ..files import FileError
+from ..files import HEIF_EXTENSIONS, FileError
 from ..gpu_status import GpuProblem, Why, cupy_problem, first_line
 from ..model import algorithm_version
 from .pool import Scheduler, process_context
+from .prefetch import Prefetcher
 from .records import record_from
 
 log = logging.getLogger(__name__)
@@ -226,8 +227,10 @@ def _unload(reason: str, proc: GpuProcess) -> bool:
 class GpuFeeder:
     """The GPU's share of one :class:`Scheduler` run, on two threads of its own."""
 
-    def __init__(self, scheduler: Scheduler, proc: GpuProcess, batch_size: int) -> None:
+    def __init__(self, scheduler: Scheduler, proc: GpuProcess, batch_size: int,
+                 prefetcher: Prefetcher | None = None) -> None:
         self.sched = scheduler
+        self.prefetcher = prefetcher  # told of each claimed batch, so the disk reads it ahead
         self.proc = proc
         self.batch = max(1, batch_size or DEFAULT_BATCH)
         self.slots = threading.Semaphore(_IN_FLIGHT)
@@ -283,11 +286,24 @@ class GpuFeeder:
                     self.sched.wait(0.05)
                     self.window_wait += time.perf_counter() - began
                     continue
+                if self.prefetcher is not None:
+                    self.prefetcher.want([self.sched.paths[i] for i in claimed])
+                # Files the engines never decode (PNG, TIFF, HEIC...) go to the CPU now, not
+                # after the GPU process has read them for nothing and handed them back.
+                # (``claimed`` keeps them until they are submitted: a failure before then hands
+                # every claimed file to the CPU.)
+                cpu = [i for i in claimed if not engine_may_decode(self.sched.paths[i])]
+                gpu = [i for i in claimed if engine_may_decode(self.sched.paths[i])] if cpu else claimed
                 facts: dict[int, tuple[Future, int]] = {}
-                for start in range(0, len(claimed), _FACTS_CHUNK):
-                    chunk = claimed[start:start + _FACTS_CHUNK]
+                for start in range(0, len(gpu), _FACTS_CHUNK):
+                    chunk = gpu[start:start + _FACTS_CHUNK]
                     fut = self.sched.submit_facts(chunk)
                     facts.update((i, (fut, pos)) for pos, i in enumerate(chunk))
+                self.sched.submit_full(cpu)  # (after the facts, which the GPU's answers wait for)
+                claimed = gpu
+                if not claimed:
+                    self.slots.release()
+                    continue
                 batch_id = next(self.proc.batch_ids)
                 with self.lock:  # registered before sending: a failure from here on finds it
                     failed = self.failed.is_set()
@@ -365,6 +381,17 @@ class GpuFeeder:
                 self.sched.put(index, record_from(path, info, codes, self.version))
                 self.hashed += 1
         self.sched.submit_full(cpu)
+
+
+#: Extensions of formats the engines never decode: such files go straight to the CPU pool.
+#: Anything else is tried on the GPU (a JPEG or RAW under another name is still found by its
+#: bytes there, and whatever it cannot take comes back to the CPU).
+_CPU_EXTENSIONS = frozenset({".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", *HEIF_EXTENSIONS})
+
+
+def engine_may_decode(path: str) -> bool:
+    """Whether the GPU process should try ``path`` (False: a format only the CPU decodes)."""
+    return os.path.splitext(path)[1].lower() not in _CPU_EXTENSIONS
 
 
 #: Formats whose pixels the engines decode: JPEGs, and camera RAWs through their embedded JPEG

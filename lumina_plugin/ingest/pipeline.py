@@ -32,6 +32,8 @@ from ..gpu_status import GpuProblem, Why
 from ..model import ImageRecord
 from ..settings.hashing import HashingSettings
 from . import pool
+from .prefetch import Prefetcher
+from .prefetch import available as prefetch_available
 from .records import record_for
 
 if TYPE_CHECKING:
@@ -172,7 +174,8 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0,
                     gpu_batch=batch, gpu_groups=len({p.slot for p in gpus}))
-    feeders = [GpuFeeder(scheduler, proc, batch) for proc in gpus]
+    prefetcher = Prefetcher() if gpus and settings.prefetch and prefetch_available() else None
+    feeders = [GpuFeeder(scheduler, proc, batch, prefetcher) for proc in gpus]
     for feeder in feeders:
         feeder.start()
     try:
@@ -181,6 +184,9 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
         scheduler.close()
         for feeder in feeders:
             feeder.join()
+        if prefetcher is not None:
+            prefetcher.close()
+            LAST_RUN["prefetched"] = prefetcher.advised
         if feeders:
             hashed = sum(f.hashed for f in feeders)
             LAST_RUN["gpu_hashed"] = hashed

@@ -49,6 +49,10 @@ class HashingSettings:
     #: ingest/pipeline.py). Meanwhile the pool probes the GPU files' facts. If the GPU
     #: fails mid-run, the CPU takes everything.
     cpu_files_beside_gpu: int = -1
+    #: Ask the kernel to read each GPU batch's files as soon as the batch is claimed
+    #: (``posix_fadvise`` WILLNEED, ingest/prefetch.py), so that files out of the page cache
+    #: are read in parallel ahead of the GPU processes' reader threads.
+    prefetch: bool = True
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
