@@ -215,3 +215,30 @@ def test_quarter_turns_are_transposes() -> None:
     bits = G.unpack_bits(np, x[:, None]).reshape(-1, 8, 8)
     want = G.pack_bits(np, bits.transpose(0, 2, 1).reshape(-1, 64))[:, 0]
     np.testing.assert_array_equal(bitmatrix.transpose8(np, x), want)
+
+
+def test_border_changes_at_the_two_percent_edge() -> None:
+    """Pairs whose content shares differ by 1310 and 1311 (of 65536), either side of the 2% that
+    makes a copy "bordered", and by a few more: the same border verdicts as the per-turn loop."""
+    rng = np.random.default_rng(21)
+    trims = rng.integers(0, 256, (200_000, 4))
+    inside = (256 - trims[:, 0] - trims[:, 1]) * (256 - trims[:, 2] - trims[:, 3])
+    order = np.argsort(inside)
+    pairs = []
+    for gap in (1309, 1310, 1311, 1312):
+        j = np.searchsorted(inside[order], inside[order] + gap)
+        hit = (j < len(order)) & (inside[order][np.minimum(j, len(order) - 1)] == inside[order] + gap)
+        pairs += [(order[i], order[j[i]]) for i in np.flatnonzero(hit)[:200]]
+    assert len(pairs) > 400
+    pick = np.array(pairs)
+    a = rng.integers(0, 2**63, (len(pick), G.GEO_WORDS), dtype=np.uint64)
+    b = a.copy()
+    for words, rows in ((a, pick[:, 0]), (b, pick[:, 1])):
+        meta = np.uint64(32768) << np.uint64(32)
+        for j, s in enumerate((24, 16, 8, 0)):
+            meta = meta | trims[rows, j].astype(np.uint64) << np.uint64(s)
+        words[:, G.META] = meta
+    for x, y in ((a, b), (b, a)):
+        got = G.verify_pairs(x, y)
+        assert_same(got, per_turn(x, y))
+        assert got.ok.all() and 0 < (got.relation & G.BORDERED != 0).sum() < len(x)

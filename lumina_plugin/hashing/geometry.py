@@ -339,8 +339,9 @@ _VERIFY_BLOCK: Final[int] = 4096
 _BLOCKS: Final[np.ndarray] = bm.memory_order(bm.BLOCKS16, CENTRE)
 _SIDE: Final[int] = 11
 _A_ROWS: Final = [0, 1, 2, 3, 5, 6, 0, 0, 0, 0, 4]   # of blocks 0-3, centre, wide, square
-_B_ROWS: Final = [0, 1, 2, 3, 0, 0, 5, 6, 0, 4, 0]   # of blocks 0-3, centre, wide, square; then turned
-_B_TURNED: Final = [0, 2, 1, 3, 4, 5, 6]
+_B_ROWS: Final = [0, 1, 2, 3, 0, 0, 5, 6, 0, 4, 0]   # of blocks 0-3, centre, wide, square
+_B_TURNED: Final = [0, 2, 1, 3, 4, 5, 6]             # what the transposes are made of (rows 7-13 then)
+_B_PARITIES: Final = _B_ROWS + [7 + r for r in _B_ROWS]
 _COUNTED = np.array([*NO_DC_FULL, *[_NO_DC8] * 4, *[np.uint64(_LOW6)] * 3], dtype=np.uint64)
 
 
@@ -356,6 +357,11 @@ _FLIPS: Final[np.ndarray] = _side_flips()
 _TURN_ORDER: Final[np.ndarray] = np.arange(4, dtype=np.int32).reshape(2, 2, 1)
 _CHECKS: Final[np.ndarray] = np.arange(4, dtype=np.int32).reshape(4, 1)
 _NONE: Final[int] = 1 << 24
+#: meta's top, bottom, left and right trims and aspect.
+_META_SHIFTS: Final[np.ndarray] = np.array([24, 16, 8, 0, 32], dtype=np.uint64)
+_META_MASKS: Final[np.ndarray] = np.array([255, 255, 255, 255, 65535], dtype=np.uint64)
+#: A border that changed by more than 2% of the canvas (|ta - tb| > 0.02 in 1/65536 units).
+_BORDER_CHANGE: Final[int] = 1310
 
 
 def _rows(xp: Any, words: Any) -> Any:
@@ -368,14 +374,17 @@ def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     n = a.shape[0]
     left = _rows(xp, a)[_A_ROWS]
     rows_b = _rows(xp, b)
-    right = xp.stack([rows_b[_B_ROWS], bm.transpose8(xp, rows_b[_B_TURNED])[_B_ROWS]])   # (2, 11, N): p
+    right = xp.concatenate([rows_b, bm.transpose8(xp, rows_b[_B_TURNED])])[_B_PARITIES].reshape(2, _SIDE, n)
     right ^= left
     right &= xp.asarray(_COUNTED)[:, None]
     counts = xp.bitwise_count(right ^ xp.asarray(_FLIPS))                           # (2, 2, 11, N): turn 2i + p
-    trims, aspect = meta_fields(xp.concatenate([a, b]), xp)
-    bordered_ab = _bordered(trims)
-    ta, tb = bordered_ab[:n], bordered_ab[n:]   # (a border's fraction is the same in every turn)
-    la, lb0 = aspect[:n], aspect[n:]
+    fields = ((xp.concatenate([a[:, META], b[:, META]])[:, None] >> xp.asarray(_META_SHIFTS))
+              & xp.asarray(_META_MASKS)).astype(xp.int64)
+    # 65536 x the content's share of the canvas (the same in every turn): _bordered's fractions
+    # are exact multiples of 1/65536, so these integers decide exactly as they do
+    inside = (256 - fields[:, 0] - fields[:, 1]) * (256 - fields[:, 2] - fields[:, 3])
+    ia, ib = inside[:n], inside[n:]
+    la, lb0 = fields[:n, 4] - 32768, fields[n:, 4] - 32768
     lb = xp.stack([lb0, ((32768 - lb0) & 65535) - 32768])                          # (2, N): by turn parity
     # full codes, then the shape crops' four checks (x: the photo whose region is matched)
     d_full = counts[:, :, :4].sum(axis=2, dtype=xp.int32)
@@ -405,13 +414,13 @@ def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     a_in_b = xp.take(counts.reshape(-1), at + 9 * n).astype(xp.int32)
     b_in_a = xp.take(counts.reshape(-1), at + 10 * n).astype(xp.int32)
     hint = xp.where(b_in_a + 3 <= a_in_b, 1, xp.where(a_in_b + 3 <= b_in_a, -1, 0))
-    bordered = xp.abs(ta - tb) > 0.02
+    bordered = xp.abs(ia - ib) > _BORDER_CHANGE
     rotation = xp.where(ok, best, xp.where(unsure, closest, 0)).astype(xp.int32)
     shape_rel = xp.where(idx & 1, CROPPED_SQUARE, CROPPED_WIDE)
     relation = (xp.where(ok, xp.where(full, xp.where(bordered, BORDERED, 0), shape_rel), xp.where(unsure, CROPPED, 0))
                 | xp.where(rotation != 0, ROTATED, 0)).astype(xp.int64)
     distance = xp.where(ok, (m >> 4) - xp.where(full, 0, 1000), xp.where(unsure, near >> 2, 0)).astype(xp.int64)
-    derived = xp.where(ok, xp.where(full, xp.where(bordered, xp.where(tb > ta, 1, -1), 0), xp.where(idx < 2, 1, -1)),
+    derived = xp.where(ok, xp.where(full, xp.where(bordered, xp.where(ib < ia, 1, -1), 0), xp.where(idx < 2, 1, -1)),
                        xp.where(unsure, hint, 0)).astype(xp.int64)
     return Verdicts(ok, unsure, rotation, relation, distance, derived)
 
