@@ -377,7 +377,11 @@ def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     right = xp.concatenate([rows_b, bm.transpose8(xp, rows_b[_B_TURNED])])[_B_PARITIES].reshape(2, _SIDE, n)
     right ^= left
     right &= xp.asarray(_COUNTED)[:, None]
-    counts = xp.bitwise_count(right ^ xp.asarray(_FLIPS))                           # (2, 2, 11, N): turn 2i + p
+    counts = xp.empty((2, 2, _SIDE, n), dtype=xp.uint8)                            # turn 2i + p
+    right ^= xp.asarray(_FLIPS[0])
+    xp.bitwise_count(right, out=counts[0])
+    right ^= xp.asarray(_FLIPS[1] ^ _FLIPS[0])  # (in place: no (2, 2, 11, N) words)
+    xp.bitwise_count(right, out=counts[1])
     fields = ((xp.concatenate([a[:, META], b[:, META]])[:, None] >> xp.asarray(_META_SHIFTS))
               & xp.asarray(_META_MASKS)).astype(xp.int64)
     # 65536 x the content's share of the canvas (the same in every turn): _bordered's fractions
