@@ -86,10 +86,11 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
 
     # The classic search's candidates are verified too: a mild crop or a straightened copy is
     # often close on dHash or pHash without passing their rule, and its words say "unsure".
-    geo_a, geo_b = _union(geo_a, geo_b, classic.a, classic.b)
+    geo_a, geo_b, in_classic, classic_at = _union(geo_a, geo_b, classic.a, classic.b)
     stats = {"candidates": len(geo_a), "accepted": 0, "looked": 0, "looked_accepted": 0, "kept_apart": 0}
     packed = np.zeros(len(geo_a), np.int64)
     unsure = np.empty(0, np.int64)
+    ra = rb = np.empty((0, CODE_WORDS), np.uint64)
     if len(geo_a):
         ra, rb = rows(geo_a), rows(geo_b)
         wa, wb = ra[:, CLASSIC_WORDS:], rb[:, CLASSIC_WORDS:]
@@ -117,40 +118,39 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
     else:
         apart = []
     stats["kept_apart"] = len(apart)
-    hit = packed != 0
-    geo_a, geo_b, packed = geo_a[hit], geo_b[hit], packed[hit]
-    apart_a, apart_b = classic.a[apart].astype(np.int64), classic.b[apart].astype(np.int64)
-    geo_a, geo_b = np.concatenate([geo_a, apart_a]), np.concatenate([geo_b, apart_b])
-    packed = np.concatenate([packed, np.full(len(apart_a), geometric.APART, np.int64)])
-
-    # Merge: classic rows keep their distances; geometric ones add theirs (and their verdict).
-    a = np.concatenate([classic.a, geo_a]).astype(np.int64)
-    b = np.concatenate([classic.b, geo_b]).astype(np.int64)
-    geo_col = np.concatenate([np.zeros(len(classic.a), np.int64), packed])
-    order = np.lexsort((-np.abs(geo_col), b, a))  # per pair, the row with a verdict first
-    a, b, geo_col = a[order], b[order], geo_col[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    # A pair both searches found: its verdict is the geometric row's, its distances recomputed.
-    a, b, geo_col = a[first], b[first], geo_col[first]
-    dist = np.zeros((len(a), PAIR_COLUMNS), np.int32)
-    if len(a):
-        dist[:, :CLASSIC_WORDS] = _classic_distances(rows(a), rows(b))
-        dist[:, CLASSIC_WORDS] = geo_col
-    return FoundPairs(a, b, dist, stats)
+    # The pairs: the union's rows that either search keeps (every classic pair, the geometric
+    # ones with a verdict), already sorted and unique; a verdict wins over "kept apart".
+    kept_apart = np.zeros(len(geo_a), bool)
+    kept_apart[classic_at[apart]] = True
+    geo_col = np.where(packed != 0, packed, np.where(kept_apart, geometric.APART, 0))
+    keep = np.flatnonzero(in_classic | (packed != 0))
+    dist = np.zeros((len(keep), PAIR_COLUMNS), np.int32)
+    if len(keep):
+        dist[:, :CLASSIC_WORDS] = _classic_distances(ra[keep], rb[keep])
+        dist[:, CLASSIC_WORDS] = geo_col[keep]
+    return FoundPairs(geo_a[keep], geo_b[keep], dist, stats)
 
 
-def _union(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The unique pairs of two pair lists (each a < b), sorted by (a, b). A lexsort and one
-    comparison, not ``np.unique(axis=0)`` (a sort of structured rows: 0.31 ms for 1,000
-    pairs against 0.03, in a batch search of a few milliseconds)."""
+def _union(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unique pairs of two pair lists (each a < b), sorted by (a, b); which of them the
+    second list holds, and where each of its pairs went. A sort and one comparison, not
+    ``np.unique(axis=0)`` (a sort of structured rows: 0.31 ms for 1,000 pairs against 0.03,
+    in a batch search of a few milliseconds); ids that fit 31 bits sort as one int64 key."""
     a = np.concatenate([a1, a2]).astype(np.int64)
     b = np.concatenate([b1, b2]).astype(np.int64)
-    order = np.lexsort((b, a))
+    if len(a) and min(a.min(), b.min()) >= 0 and max(a.max(), b.max()) < 1 << 31:
+        order = np.argsort(a << 32 | b, kind="stable")
+    else:
+        order = np.lexsort((b, a))
     a, b = a[order], b[order]
     first = np.ones(len(a), bool)
     first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    return a[first], b[first]
+    slot = np.empty(len(a), np.int64)
+    slot[order] = np.cumsum(first) - 1
+    in_second = np.zeros(int(first.sum()), bool)
+    in_second[slot[len(a1):]] = True
+    return a[first], b[first], in_second, slot[len(a1):]
 
 
 def _far_classic(a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray],
