@@ -81,3 +81,14 @@ def test_union_of_pair_lists_small_and_large_ids() -> None:
         assert list(zip(a.tolist(), b.tolist())) == want
         assert (a[at] == a2).all() and (b[at] == b2).all()
         assert in_second.tolist() == [p in set(zip(a2.tolist(), b2.tolist())) for p in want]
+
+
+def test_bordered_sides_are_the_trims_over_one_percent() -> None:
+    """bordered_sides reads meta's bytes as integers: the same sides as its float trims over 1%,
+    for every byte value on every side."""
+    rng = np.random.default_rng(4)
+    words = _geo_words(rng, 256 * 5)
+    words[:256, G.META] |= np.arange(256, dtype=np.uint64) * np.uint64(0x01010101)
+    words[256:, G.META] |= rng.integers(0, 2**32, 256 * 4, dtype=np.uint64)
+    trims, _ = G.meta_fields(words)
+    np.testing.assert_array_equal(geometric.bordered_sides(words), trims > 0.01)

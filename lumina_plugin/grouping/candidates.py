@@ -103,7 +103,8 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
         stats["accepted"] = len(ok)
         # Pairs the classic rule accepts need no look: their pixels line up.
         unsure = np.flatnonzero(np.asarray(verdict.unsure, bool) & ~np.asarray(verdict.ok, bool))
-        unsure = unsure[~plausible(_classic_distances(ra[unsure], rb[unsure]), thresholds)]
+        if len(unsure):
+            unsure = unsure[~plausible(_classic_distances(ra[unsure], rb[unsure]), thresholds)]
     # The pixel looks of both kinds in one call: the unsure pairs, then the classic matches
     # whose 256-bit codes disagree (_far_classic): the pool shares them out together.
     far = _far_classic(classic.a, classic.b, rows, thresholds) if second_look is not None else []
