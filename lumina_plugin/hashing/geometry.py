@@ -337,6 +337,7 @@ _VERIFY_BLOCK: Final[int] = 4096
 # ones trading places) and its regions, a half turn only flips signs. Pairs run along the last
 # axis: numpy's inner loops then span the batch, not 11 words.
 _BLOCKS: Final[np.ndarray] = bm.memory_order(bm.BLOCKS16, CENTRE)
+_ROWS: Final[np.ndarray] = bm.memory_order([*bm.BLOCKS16, *range(8 * CENTRE, 8 * META)], GEO_WORDS)
 _SIDE: Final[int] = 11
 _A_ROWS: Final = [0, 1, 2, 3, 5, 6, 0, 0, 0, 0, 4]   # of blocks 0-3, centre, wide, square
 _B_ROWS: Final = [0, 1, 2, 3, 0, 0, 5, 6, 0, 4, 0]   # of blocks 0-3, centre, wide, square
@@ -366,14 +367,14 @@ _BORDER_CHANGE: Final[int] = 1310
 
 def _rows(xp: Any, words: Any) -> Any:
     """(N, GEO_WORDS) -> (7, N): the full code's four blocks, the centre, wide and square words."""
-    blocks = bm.gather_bytes(xp, words[:, FULL:CENTRE], xp.asarray(_BLOCKS))
-    return xp.ascontiguousarray(xp.concatenate([blocks, words[:, CENTRE:META]], axis=1).T)
+    return xp.ascontiguousarray(bm.gather_bytes(xp, words, xp.asarray(_ROWS)).T)
 
 
 def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     n = a.shape[0]
-    left = _rows(xp, a)[_A_ROWS]
-    rows_b = _rows(xp, b)
+    both = xp.concatenate([a, b])
+    rows = _rows(xp, both)
+    left, rows_b = rows[_A_ROWS, :n], rows[:, n:]
     right = xp.concatenate([rows_b, bm.transpose8(xp, rows_b[_B_TURNED])])[_B_PARITIES].reshape(2, _SIDE, n)
     right ^= left
     right &= xp.asarray(_COUNTED)[:, None]
@@ -382,8 +383,7 @@ def _verify_block(a: Any, b: Any, xp: Any) -> Verdicts:
     xp.bitwise_count(right, out=counts[0])
     right ^= xp.asarray(_FLIPS[1] ^ _FLIPS[0])  # (in place: no (2, 2, 11, N) words)
     xp.bitwise_count(right, out=counts[1])
-    fields = ((xp.concatenate([a[:, META], b[:, META]])[:, None] >> xp.asarray(_META_SHIFTS))
-              & xp.asarray(_META_MASKS)).astype(xp.int64)
+    fields = ((both[:, META, None] >> xp.asarray(_META_SHIFTS)) & xp.asarray(_META_MASKS)).astype(xp.int64)
     # 65536 x the content's share of the canvas (the same in every turn): _bordered's fractions
     # are exact multiples of 1/65536, so these integers decide exactly as they do
     inside = (256 - fields[:, 0] - fields[:, 1]) * (256 - fields[:, 2] - fields[:, 3])
