@@ -92,3 +92,24 @@ def test_bordered_sides_are_the_trims_over_one_percent() -> None:
     words[256:, G.META] |= rng.integers(0, 2**32, 256 * 4, dtype=np.uint64)
     trims, _ = G.meta_fields(words)
     np.testing.assert_array_equal(geometric.bordered_sides(words), trims > 0.01)
+
+
+def test_pack_is_the_layout_it_documents() -> None:
+    """pack against its layout written out bit by bit: ok, turn, relation, derived side,
+    distance clipped to a byte, bordered sides."""
+    rng = np.random.default_rng(8)
+    n = 5000
+    rotation, relation = rng.integers(0, 4, n), rng.integers(0, 64, n)
+    derived, distance = rng.integers(-2, 3, n), rng.integers(-20, 400, n)
+    sides = rng.random((n, 4)) < 0.4
+    side = np.where(derived > 0, 1, np.where(derived < 0, 2, 0))
+    border = sides[:, 0] * 8 + sides[:, 1] * 4 + sides[:, 2] * 2 + sides[:, 3]
+    want = 1 | rotation << 1 | relation << 3 | side << 11 | np.clip(distance, 0, 255) << 16 | border << 24
+    got = geometric.pack(rotation, relation, derived, distance, sides)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(geometric.pack(rotation, relation, derived, distance), want & ~(15 << 24))
+    for code, r, rel, d, dist, s in zip(got[:200].tolist(), rotation, relation, derived, distance, sides):
+        v = geometric.unpack(code)
+        assert v is not None and (v.rotation, v.relation, v.derived) == (r, rel, np.sign(d))
+        assert v.distance == min(max(dist, 0), 255) and v.sides == tuple(s.tolist())

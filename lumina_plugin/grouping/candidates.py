@@ -98,7 +98,7 @@ def find_pairs(ids: np.ndarray, codes: np.ndarray, thresholds: Thresholds, optio
         ok = np.flatnonzero(verdict.ok)
         # (the sides of the accepted pairs' derived copies only: most candidates of a batch are not)
         derived = verdict.derived[ok]
-        sides = geometric.bordered_sides(np.where((derived > 0)[:, None], wb[ok], wa[ok]))
+        sides = geometric.meta_sides(np.where(derived > 0, wb[ok, geometry.META], wa[ok, geometry.META]))
         packed[ok] = geometric.pack(verdict.rotation[ok], verdict.relation[ok], derived, verdict.distance[ok], sides)
         stats["accepted"] = len(ok)
         # Pairs the classic rule accepts need no look: their pixels line up.
