@@ -17,6 +17,10 @@ from lumina_plugin.hashing import geometry as G
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog"
 
 
+def _pop(xp: Any, x: Any) -> Any:
+    return xp.bitwise_count(x).astype(xp.int32)
+
+
 def per_turn(words_a: Any, words_b: Any, xp: Any = np) -> G.Verdicts:
     """The per-turn loop the batch version replaced: one turn of B at a time."""
     a = xp.asarray(words_a, dtype=xp.uint64).reshape(-1, G.GEO_WORDS)
@@ -34,7 +38,7 @@ def per_turn(words_a: Any, words_b: Any, xp: Any = np) -> G.Verdicts:
         b = G.rotate_code(xp.asarray(words_b, dtype=xp.uint64).reshape(-1, G.GEO_WORDS), k, xp)
         _, lb = G.meta_fields(b, xp)
         b8 = G._low8(xp, b)
-        d_full = G._pop(xp, (a[:, G.FULL:G.CENTRE] ^ b[:, G.FULL:G.CENTRE]) & no_dc).sum(axis=1)
+        d_full = _pop(xp, (a[:, G.FULL:G.CENTRE] ^ b[:, G.FULL:G.CENTRE]) & no_dc).sum(axis=1)
         full_ok = (d_full <= G.T_FULL) & (xp.abs(la - lb) <= G._L_FULL)
         shape_ok = xp.zeros(n, dtype=bool)
         shape_d = xp.full(n, 99, dtype=xp.int32)
@@ -44,7 +48,7 @@ def per_turn(words_a: Any, words_b: Any, xp: Any = np) -> G.Verdicts:
         for lx, ly, x, y, sign in ((la, lb, a, b8, 1), (lb, la, b, a8, -1)):
             oriented = xp.where(lx >= 0, G._L_WIDE, -G._L_WIDE)
             for col, target, flag in ((G.WIDE_W, oriented, G.CROPPED_WIDE), (G.SQUARE_W, 0 * lx, G.CROPPED_SQUARE)):
-                d = G._pop(xp, (x[:, col] ^ y) & G._NO_DC8)
+                d = _pop(xp, (x[:, col] ^ y) & G._NO_DC8)
                 hit = ((d <= G.T_SHAPE) & (xp.abs(ly - target) <= G._L_SHAPE) & (xp.abs(lx - target) > G._L_DISTINCT)
                        & (d < shape_d))
                 shape_d = xp.where(hit, d, shape_d)
@@ -52,8 +56,8 @@ def per_turn(words_a: Any, words_b: Any, xp: Any = np) -> G.Verdicts:
                 shape_der = xp.where(hit, sign, shape_der)
                 shape_ok |= hit
         low6 = xp.uint64(G._LOW6)
-        b_in_a, a_in_b = G._pop(xp, (a[:, G.CENTRE] ^ b8) & low6), G._pop(xp, (a8 ^ b[:, G.CENTRE]) & low6)
-        d_near = xp.minimum(xp.minimum(G._pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
+        b_in_a, a_in_b = _pop(xp, (a[:, G.CENTRE] ^ b8) & low6), _pop(xp, (a8 ^ b[:, G.CENTRE]) & low6)
+        d_near = xp.minimum(xp.minimum(_pop(xp, (a8 ^ b8) & low6), a_in_b), b_in_a)
         near_ok = (d_near <= G.T_UNSURE) & (xp.abs(la - lb) <= G._L_CROP)
         good = full_ok | shape_ok
         # rank this turn: full matches first (by distance), then shape crops

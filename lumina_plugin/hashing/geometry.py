@@ -297,10 +297,6 @@ def _bordered(trims: Any) -> Any:
     return 1 - (1 - trims[:, 0] - trims[:, 1]) * (1 - trims[:, 2] - trims[:, 3])
 
 
-def _pop(xp: Any, x: Any) -> Any:
-    return xp.bitwise_count(x).astype(xp.int32)
-
-
 def verify_pairs(words_a: Any, words_b: Any, xp: Any = np) -> Verdicts:
     """Decide candidate pairs (row i of ``words_a`` against row i of ``words_b``) over the
     four quarter turns of B, never its mirror images.
