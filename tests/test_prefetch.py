@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from lumina_plugin.decode.photo import MAX_FILE_BYTES
 from lumina_plugin.ingest.prefetch import Prefetcher, advise, available
 
 pytestmark = pytest.mark.skipif(not available() or not hasattr(os, "mkfifo"),
@@ -94,15 +95,20 @@ def test_what_is_not_a_regular_file_is_skipped_without_blocking(tmp_path: Path) 
     unreadable = tmp_path / "locked.jpg"
     unreadable.write_bytes(b"\xff\xd8")
     unreadable.chmod(0)
+    huge = tmp_path / "huge.jpg"  # sparse: over the readers' size limit without using the disk
+    with open(huge, "wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
     results: list[bool] = []
     t = threading.Thread(target=lambda: results.extend(
-        advise(str(p)) for p in (fifo, tmp_path, tmp_path / "gone.jpg", unreadable)), daemon=True)
+        advise(str(p)) for p in (fifo, tmp_path, tmp_path / "gone.jpg", huge, empty, unreadable)), daemon=True)
     t.start()
     t.join(30)
     assert not t.is_alive(), "advising a FIFO waited for a writer"
     # (root may open a file whose mode forbids it: then it is a regular file and advised)
-    assert results[:3] == [False, False, False]
-    assert results[3] is (os.geteuid() == 0)
+    assert results[:5] == [False] * 5
+    assert results[5] is (os.geteuid() == 0)
 
 
 def test_a_closed_prefetcher_takes_no_more_work(tmp_path: Path) -> None:

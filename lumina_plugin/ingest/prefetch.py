@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import queue
-import stat
 import threading
 from collections.abc import Iterable
+
+from ..decode.head import open_regular
 
 __all__ = ["Prefetcher", "advise", "available"]
 
@@ -34,24 +35,24 @@ def available() -> bool:
 
 def advise(path: str) -> bool:
     """Ask the kernel to start reading the whole of ``path`` into the page cache; False
-    when it is not a regular file or cannot be opened (nothing is raised: the reader
-    that comes next says what is wrong with it)."""
+    when it is not a regular file of a size the readers take (decode/head.py's
+    ``open_regular``: a FIFO is opened without blocking, a file over ``MAX_FILE_BYTES`` is
+    left alone) or cannot be opened. Nothing is raised: the reader that comes next says
+    what is wrong with the file."""
     if not available():
         return False
     try:
-        # O_NONBLOCK: opening a FIFO left among the photos must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        opened = open_regular(path)
     except OSError:
         return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    if opened is None:
+        return False
+    with opened[0] as fh:
+        try:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
             return False
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return True
 
 
 class Prefetcher:
