@@ -174,6 +174,29 @@ def test_formats_the_engines_never_decode_go_straight_to_the_cpu(
     assert [e for _, e in got] == [e for _, e in alone]
 
 
+def test_batches_of_cpu_formats_alone_are_not_read_ahead(
+        library: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A batch with nothing for the GPU frees its slot at once, so such batches are claimed
+    # as fast as the window allows: reading them ahead would pull a library of PNGs into the
+    # page cache long before the pool gets to them.
+    from PIL import Image
+
+    pngs = []
+    with Image.open(library[0]) as im:
+        for n in range(12):
+            pngs.append(str(tmp_path / f"scan{n:02d}.png"))
+            im.resize((200 + n, 150)).save(pngs[-1])
+    procs = _standins(monkeypatch, None)
+    try:
+        got = _run(pngs, processes=1, cpu_files=0)
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert sum(len(r) for r, _ in got) == len(pngs)
+    assert LAST_RUN["gpu_hashed"] == 0
+    assert LAST_RUN["prefetched"] == 0
+
+
 def test_when_the_gpu_dies_a_pool_that_took_no_whole_files_takes_the_rest(
         library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     procs = _standins(monkeypatch, 0, 0)  # both die holding their first batch

@@ -286,14 +286,17 @@ class GpuFeeder:
                     self.sched.wait(0.05)
                     self.window_wait += time.perf_counter() - began
                     continue
-                if self.prefetcher is not None:
-                    self.prefetcher.want([self.sched.paths[i] for i in claimed])
                 # Files the engines never decode (PNG, TIFF, HEIC...) go to the CPU now, not
                 # after the GPU process has read them for nothing and handed them back.
                 # (``claimed`` keeps them until they are submitted: a failure before then hands
                 # every claimed file to the CPU.)
                 cpu = [i for i in claimed if not engine_may_decode(self.sched.paths[i])]
                 gpu = [i for i in claimed if engine_may_decode(self.sched.paths[i])] if cpu else claimed
+                if self.prefetcher is not None and gpu:
+                    # Only a batch that holds a GPU slot: those are at most _IN_FLIGHT per
+                    # feeder. A batch of CPU files alone frees its slot at once, so a library
+                    # of PNGs would be claimed (and read ahead) up to the whole window.
+                    self.prefetcher.want([self.sched.paths[i] for i in claimed])
                 facts: dict[int, tuple[Future, int]] = {}
                 for start in range(0, len(gpu), _FACTS_CHUNK):
                     chunk = gpu[start:start + _FACTS_CHUNK]
