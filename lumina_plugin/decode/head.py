@@ -42,13 +42,14 @@ def probe_head(path: Path | str, max_pixels: int = 250_000_000) -> PhotoFacts:
     when it is a JPEG whose header ends there, or from the whole file, unchecksummed, when it
     is a camera RAW with a JPEG preview (the GPU process reads and checksums it too);
     otherwise :func:`~.cpu.probe` itself. Raises PhotoError like it."""
-    head, data = b"", None
+    head, header, data = b"", None, None
     try:
         opened = open_regular(path)
         if opened is not None:
             with opened[0] as fh:
                 head, st = fh.read(HEAD_BYTES), opened[1]
-                if read_jpeg_header(head) is None and _looks_raw(path, head):
+                header = read_jpeg_header(head) if head else None
+                if header is None and _looks_raw(path, head):
                     data = head + fh.read(st.st_size + 1 - len(head))
     except OSError:
         data = None
@@ -56,7 +57,6 @@ def probe_head(path: Path | str, max_pixels: int = 250_000_000) -> PhotoFacts:
         facts = _raw_facts(path, data, st, max_pixels)
         if facts is not None:
             return facts
-    header = read_jpeg_header(head) if head else None
     if header is None:  # the full probe says what is wrong, if anything
         return probe(Path(path), max_pixels)
     file = FileFacts(path=str(path), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
