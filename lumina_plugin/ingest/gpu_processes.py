@@ -290,8 +290,10 @@ class GpuFeeder:
                 # after the GPU process has read them for nothing and handed them back.
                 # (``claimed`` keeps them until they are submitted: a failure before then hands
                 # every claimed file to the CPU.)
-                cpu = [i for i in claimed if not engine_may_decode(self.sched.paths[i])]
-                gpu = [i for i in claimed if engine_may_decode(self.sched.paths[i])] if cpu else claimed
+                gpu: list[int] = []
+                cpu: list[int] = []
+                for i in claimed:
+                    (gpu if engine_may_decode(self.sched.paths[i]) else cpu).append(i)
                 if self.prefetcher is not None and gpu:
                     # Only a batch that holds a GPU slot: those are at most _IN_FLIGHT per
                     # feeder. A batch of CPU files alone frees its slot at once, so a library
