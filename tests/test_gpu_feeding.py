@@ -197,6 +197,22 @@ def test_batches_of_cpu_formats_alone_are_not_read_ahead(
     assert LAST_RUN["prefetched"] == 0
 
 
+def test_prefetch_false_reads_nothing_ahead(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    # [hashing] prefetch = false: no read-ahead thread, the same records.
+    procs = _standins(monkeypatch, None)
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=1, workers=2,
+                                                       parallel_min_mb=0, cpu_files_beside_gpu=0, prefetch=False))
+    try:
+        got = list(hash_paths(library, cfg))
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert LAST_RUN["gpu_hashed"] > 0
+    assert "prefetched" not in LAST_RUN
+    assert _records(got) == _records(cpu_only)
+
+
 def test_when_the_gpu_dies_a_pool_that_took_no_whole_files_takes_the_rest(
         library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     procs = _standins(monkeypatch, 0, 0)  # both die holding their first batch
