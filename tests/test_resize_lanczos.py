@@ -63,6 +63,37 @@ def test_tall_images_follow_the_installed_pillows_pass_order(stored: tuple[int, 
     np.testing.assert_array_equal(resize.resize(np.asarray(gray), size), np.asarray(gray.resize(size, LANCZOS)))
 
 
+def test_every_width_up_to_700_equals_pillow() -> None:
+    """The weights for every input width a library of small scans meets, against Pillow
+    itself (a 2-row image: the row pass alone), for each thumbnail width."""
+    noise = np.random.default_rng(7).integers(0, 256, (2, 700), dtype=np.uint8)
+    for width in range(1, 701):
+        row = np.ascontiguousarray(noise[:, :width])
+        image = Image.fromarray(row)
+        for out, _ in resize.THUMB_SIZES:
+            np.testing.assert_array_equal(resize.resize_rows(row, out), np.asarray(image.resize((out, 2), LANCZOS)),
+                                          err_msg=f"width {width} -> {out}")
+
+
+def _tables(sizes: range) -> list[tuple[np.ndarray, ...]]:
+    # uncached: each call computes its weights with the module's current sine
+    return [np.concatenate(resize.coefficients.__wrapped__(n, out)[2]) for n in sizes for out, _ in resize.THUMB_SIZES]
+
+
+def test_a_fast_sine_off_in_its_last_bits_still_gives_libms_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NumPy's vectorised sine may round differently from libm's; the weights must not."""
+    sizes = range(100, 1300, 7)
+    libm = _tables(sizes)
+    monkeypatch.setattr(resize, "_sin", lambda x: np.sin(x) * (1 + 8e-16 * np.sign(np.cos(7 * x))))
+    assert all(np.array_equal(a, b) for a, b in zip(_tables(sizes), libm, strict=True))
+    # A sine far off (1e-9) moves weights: the fast sine is really what runs...
+    monkeypatch.setattr(resize, "_sin", lambda x: np.sin(x) * (1 + 1e-9 * np.sign(np.cos(7 * x))))
+    assert not all(np.array_equal(a, b) for a, b in zip(_tables(sizes), libm, strict=True))
+    # ...and a row near a rounding boundary is computed again with libm's sine.
+    monkeypatch.setattr(resize, "_NEAR", 1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(_tables(sizes), libm, strict=True))
+
+
 def test_same_size_weights_are_the_identity() -> None:
     starts, counts, weights = resize.coefficients(64, 64)
     for j, (s, k) in enumerate(zip(starts, weights)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -67,6 +68,14 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, t
     zero padding of shorter rows adds nothing), then divided and rounded. A tap at a time
     in Python cost 35-65 ms per new image dimension, paid by every pool worker and GPU
     process for every width and height a library holds.
+
+    The sines come from NumPy's vectorised ``np.sin`` (:data:`_sin`), which is not promised to
+    round as libm does: it may differ in the last bit or so. That moves a fixed-point weight
+    only where ``k * 2**22`` lies within about 1e-8 of a rounding boundary (the weights are
+    below 2**22, the relative error a few 1e-16), so each output row with a tap within
+    ``_NEAR`` of a boundary is computed again with libm's ``math.sin``: the integers are
+    libm's, whatever ``np.sin`` does, at about half the cost (a library of small scans meets
+    a new width or height at almost every photo).
     """
     scale = float(in_size) / out_size
     filterscale = max(scale, 1.0)
@@ -79,26 +88,49 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, t
     x = np.arange(taps, dtype=np.int64)
     valid = x[None, :] < xmax[:, None]
     arg = ((x[None, :] + xmin[:, None]).astype(np.float64) - center[:, None] + 0.5) * ss
-    k = np.where(valid, _lanczos_taps(arg), 0.0)
-    ww = np.cumsum(k, axis=1)[:, -1] if taps else np.zeros(out_size)
-    np.divide(k, ww[:, None], out=k, where=(ww != 0.0)[:, None])  # k is our own array
-    scaled = k * _ONE
-    fixed = np.trunc(np.where(k < 0, -0.5 + scaled, 0.5 + scaled)).astype(np.int32)
+    scaled = _scaled_weights(arg, valid, _sin)
+    near = np.abs(np.abs(scaled) % 1.0 - 0.5) < _NEAR
+    if near.any():
+        rows = near.any(axis=1)
+        scaled[rows] = _scaled_weights(arg[rows], valid[rows], _libm_sin)
+    fixed = np.trunc(np.where(scaled < 0, -0.5 + scaled, 0.5 + scaled)).astype(np.int32)
     weights = tuple(fixed[j, :xmax[j]] for j in range(out_size))
     return xmin.astype(np.int32), xmax.astype(np.int32), weights
 
 
-def _lanczos_taps(arg: np.ndarray) -> np.ndarray:
-    """:func:`_lanczos` of every element (0 outside [-3, 3)), with libm's sine."""
+#: A weight times 2**22 this close to a rounding boundary (x.5) is recomputed with libm's sine.
+_NEAR: Final[float] = 1e-6
+
+
+def _libm_sin(x: np.ndarray) -> np.ndarray:
+    """libm's ``sin`` of every element, as Pillow's C calls it (``math.sin`` is that libm)."""
+    return np.fromiter(map(math.sin, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
+
+
+#: The sine of the fast path (a module attribute so a test can stand in a sine that is off in
+#: the last bits and show that the weights stay libm's).
+_sin = np.sin
+
+
+def _scaled_weights(arg: np.ndarray, valid: np.ndarray, sin: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Each row's LANCZOS weights at ``arg`` (taps outside ``valid`` are 0), normalised to sum
+    to 1 as Pillow sums them (left to right), times 2**22: before Pillow's rounding."""
+    k = np.where(valid, _lanczos_taps(arg, sin), 0.0)
+    ww = np.cumsum(k, axis=1)[:, -1] if k.shape[1] else np.zeros(k.shape[0])
+    np.divide(k, ww[:, None], out=k, where=(ww != 0.0)[:, None])  # k is our own array
+    return k * _ONE
+
+
+def _lanczos_taps(arg: np.ndarray, sin: Callable[[np.ndarray], np.ndarray] = _libm_sin) -> np.ndarray:
+    """:func:`_lanczos` of every element (0 outside [-3, 3)), with ``sin`` as the sine."""
     inside = (arg >= -3.0) & (arg < 3.0)
-    return np.where(inside, _sinc_taps(arg) * _sinc_taps(arg / 3), 0.0)
+    return np.where(inside, _sinc_taps(arg, sin) * _sinc_taps(arg / 3, sin), 0.0)
 
 
-def _sinc_taps(x: np.ndarray) -> np.ndarray:
+def _sinc_taps(x: np.ndarray, sin: Callable[[np.ndarray], np.ndarray] = _libm_sin) -> np.ndarray:
     px = x * math.pi
-    sines = np.fromiter(map(math.sin, px.ravel().tolist()), np.float64, px.size).reshape(px.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0.0, 1.0, sines / px)
+        return np.where(x == 0.0, 1.0, sin(px) / px)
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,8 +138,11 @@ def dense_weights(in_size: int, out_size: int) -> np.ndarray:
     """The weights as an (in_size, out_size) float64 matrix (zero outside each window)."""
     starts, counts, weights = coefficients(in_size, out_size)
     dense = np.zeros((in_size, out_size), np.float64)
-    for j, (s, n, k) in enumerate(zip(starts, counts, weights)):
-        dense[s:s + n, j] = k
+    if counts.sum():
+        # One scatter of every tap: row = its input index, column = its output.
+        ends = np.cumsum(counts)
+        tap = np.arange(ends[-1]) - np.repeat(ends - counts, counts)
+        dense[np.repeat(starts, counts) + tap, np.repeat(np.arange(out_size), counts)] = np.concatenate(weights)
     dense.flags.writeable = False
     return dense
 
