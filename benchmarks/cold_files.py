@@ -176,6 +176,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-prefetch", action="store_true",
                         help="[hashing] prefetch = false: no read-ahead advice for the GPU's batches")
+    parser.add_argument("--prefetch-ahead", type=int, default=HashingSettings().prefetch_ahead,
+                        help="[hashing] prefetch_ahead: batches past each claimed GPU batch read ahead too")
     parser.add_argument("--library", type=Path, default=None,
                         help="keep the library in this folder and use it again when it is there (several "
                              "runs over the same files; made when missing, never removed)")
@@ -196,7 +198,8 @@ def main() -> None:
         raise SystemExit("the library is on tmpfs, which the page cache cannot drop: pass --dir on a disk")
     config = Config(batch_size=256, hashing=HashingSettings(decode=args.decode, gpu_processes=args.gpu_processes,
                                                             gpu_batch_size=args.gpu_batch_size,
-                                                            prefetch=not args.no_prefetch))
+                                                            prefetch=not args.no_prefetch,
+                                                            prefetch_ahead=args.prefetch_ahead))
     try:
         with ProcessPoolExecutor(parallel.cpu_count()) as makers:
             t0 = time.perf_counter()

@@ -286,3 +286,30 @@ def test_the_configured_device_reaches_the_gpu_processes(
     assert devices == ["stand-in (share 1/2, device 1)"] * 2
     assert LAST_RUN["gpu_processes"] == 2 and LAST_RUN["gpu_hashed"] >= 1
     assert _records(out) == _records(cpu_only)
+
+
+@pytest.mark.parametrize("ahead, advised", [(0, 8), (1, 12)])
+def test_the_batches_after_a_claimed_one_are_read_ahead(
+        library: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ahead: int, advised: int) -> None:
+    # Eight JPEGs, then four PNGs: claimed four at a time, the PNGs' batch holds nothing for
+    # the GPU and is never advised as a claim; [hashing] prefetch_ahead = 1 advises it while
+    # the second JPEG batch is claimed, and each file once.
+    from PIL import Image
+
+    paths = library[:8]
+    with Image.open(library[0]) as im:
+        for n in range(4):
+            paths.append(str(tmp_path / f"z_scan{n}.png"))
+            im.resize((200 + n, 150)).save(paths[-1])
+    procs = _standins(monkeypatch, None)
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=1, workers=2,
+                                                       parallel_min_mb=0, cpu_files_beside_gpu=0,
+                                                       prefetch_ahead=ahead))
+    try:
+        got = list(hash_paths(paths, cfg))
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert sum(len(r) for r, _ in got) == len(paths)
+    assert LAST_RUN["gpu_hashed"] == 8
+    assert LAST_RUN["prefetched"] == advised

@@ -298,7 +298,10 @@ class GpuFeeder:
                     # Only a batch that holds a GPU slot: those are at most _IN_FLIGHT per
                     # feeder. A batch of CPU files alone frees its slot at once, so a library
                     # of PNGs would be claimed (and read ahead) up to the whole window.
-                    self.prefetcher.want([self.sched.paths[i] for i in claimed])
+                    # The batches after it too: the disk reads them while the engines
+                    # decode this one (the prefetcher advises each file once).
+                    ahead = self.sched.upcoming(self.batch * self.sched.config.hashing.prefetch_ahead)
+                    self.prefetcher.want([self.sched.paths[i] for i in claimed] + ahead)
                 facts: dict[int, tuple[Future, int]] = {}
                 for start in range(0, len(gpu), _FACTS_CHUNK):
                     chunk = gpu[start:start + _FACTS_CHUNK]

@@ -232,6 +232,11 @@ class Scheduler:
             self.cursor = max(self.cursor, end)
             return claimed
 
+    def upcoming(self, count: int) -> list[str]:
+        """The paths of the next ``count`` unclaimed files, left unclaimed (to read ahead)."""
+        with self.cond:
+            return self.paths[self.cursor:self.cursor + max(0, count)]
+
     def all_claimed(self) -> bool:
         with self.cond:
             return self.cursor >= len(self.paths) or self.closed

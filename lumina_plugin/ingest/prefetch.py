@@ -56,11 +56,12 @@ def advise(path: str) -> bool:
 
 
 class Prefetcher:
-    """Advises files in the order they are handed over, on a thread of its own."""
+    """Advises files in the order they are handed over, each once, on a thread of its own."""
 
     def __init__(self) -> None:
         self._todo: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._seen: set[str] = set()  # a file read ahead of its claim is handed over again then
         self.advised = 0  # files the kernel was asked to read (for tests and profiles)
         self._thread = threading.Thread(target=self._run, name="lumina-prefetch", daemon=True)
         self._thread.start()
@@ -84,4 +85,6 @@ class Prefetcher:
             for path in paths:
                 if self._stop.is_set():
                     return
-                self.advised += advise(path)
+                if path not in self._seen:
+                    self._seen.add(path)
+                    self.advised += advise(path)

@@ -53,6 +53,10 @@ class HashingSettings:
     #: (``posix_fadvise`` WILLNEED, ingest/prefetch.py), so that files out of the page cache
     #: are read in parallel ahead of the GPU processes' reader threads.
     prefetch: bool = True
+    #: With ``prefetch``: how many batches past each claimed GPU batch are advised too, so the
+    #: disk works on the next claims' files while the engines decode this one's (0: only
+    #: the claimed batch).
+    prefetch_ahead: int = 1
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
@@ -77,7 +81,8 @@ class HashingSettings:
         if self.draft not in DRAFT_SCALES:
             raise ConfigError(f"hashing.draft must be one of {', '.join(map(str, DRAFT_SCALES))}, "
                               f"got {self.draft!r}")
-        for name in ("gpu_batch_size", "gpu_processes", "workers", "parallel_min_files", "parallel_min_mb"):
+        for name in ("gpu_batch_size", "gpu_processes", "workers", "parallel_min_files", "parallel_min_mb",
+                     "prefetch_ahead"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"hashing.{name} must be a whole number >= 0, got {value!r}")
