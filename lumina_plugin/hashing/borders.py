@@ -49,54 +49,92 @@ MAX_SIDE: Final[float] = 0.34
 MIN_SIDE: Final[float] = 0.01
 
 
-def _side_at(xp: Any, lines: Any, limit: int, tol: float, ref: Any) -> int:
+def _side_at(frac: list[float], limit: int, length: int) -> int:
     """Margin depth with one tolerance, or 0 when no margin with a clear inner edge is found.
-    ``ref``: the margin colour, the median of the two outermost lines."""
-    frac = (xp.abs(lines[: limit + 3] - ref) <= tol).mean(axis=1)
-    if not bool(frac[0] >= CLEAN):  # a margin starts with a clean line
+    ``frac``: the fraction of each of the side's first ``limit + 3`` lines (0 the outermost)
+    within the tolerance of the margin's colour; ``length``: the lines of that dimension.
+    Plain Python on a short list (about 180 numbers at most for a working image): cheaper
+    than the dozen tiny array calls the same steps take in NumPy."""
+    if not frac[0] >= CLEAN:  # a margin starts with a clean line
         return 0
-    clean = frac >= CLEAN
-    bad = xp.flatnonzero(frac[: limit + 1] < LOOSE)
-    run = int(bad[0]) if bad.size else limit + 1
-    cleans = xp.flatnonzero(clean[:run])
+    # A margin ends in a step: with none among the lines that can follow an inner edge
+    # (1 to limit + 1, all that the walk below reads), there is no margin.
+    if not min(frac[1:limit + 2]) <= STEP:
+        return 0
+    # margin-like lines from the edge, up to the first line that is not (at most limit + 1)
+    run = next((i for i, f in enumerate(frac[:limit + 1]) if f < LOOSE), limit + 1)
+    cleans = [i for i, f in enumerate(frac[:run]) if f >= CLEAN]
     # A text line is at most MAX_TEXT of the dimension: a longer stretch without a clean
     # line is the photo, so the band ends at the clean line before it.
-    gaps = xp.flatnonzero(xp.diff(cleans) > max(2, int(MAX_TEXT * lines.shape[0])))
-    if gaps.size:
-        cleans = cleans[: int(gaps[0]) + 1]
+    gap = max(2, int(MAX_TEXT * length))
+    end = next((j + 1 for j, (c, d) in enumerate(zip(cleans, cleans[1:])) if d - c > gap), len(cleans))
     # The inner edge: the band's last clean line, then the photo within two lines. Walking
     # back from the deepest candidate finds the band when the photo goes on in a colour
     # close to it; a soft edge everywhere (a sky that fades) is no band.
-    for c in cleans[::-1].tolist():
-        if c + 1 > limit:
-            continue
-        if min(float(frac[c + 1]), float(frac[c + 2])) <= STEP:
+    step = [f <= STEP for f in frac]
+    for c in reversed(cleans[:end]):
+        if c < limit and (step[c + 1] or step[c + 2]):
             return c + 1
     return 0
 
 
-def _side(xp: Any, lines: Any, limit: int) -> int:
-    """Margin depth (in lines) of one side. ``lines``: (L, M) float, line 0 the outermost.
-    A loose tolerance first (JPEG ringing, text); a strict one finds an exact bar beside a
-    photo edge of nearly its colour (white bars against a pale sky)."""
-    if limit < 2:
-        return 0
-    ref = xp.median(lines[:2].reshape(-1))
+def _fractions(xp: Any, away: Any, tol: float, axis: int, m: int) -> list[float]:
+    """Per line, the fraction of its ``m`` pixels within ``tol`` (``away``: distances from
+    the margin's colour, lines along ``axis``): the float64 that ``.mean()`` of the line's
+    booleans gives (an exact count over ``m``). The booleans are summed as bytes."""
+    near = (away <= tol).view(xp.uint8)
+    return (near.sum(axis=axis, dtype=xp.uint16 if m < 65536 else xp.int64) / m).tolist()
+
+
+def _sides(xp: Any, img: Any, axis: int) -> tuple[int, int]:
+    """Margin depths (in lines) of the two sides of ``img`` across ``axis``: top and bottom
+    (``axis`` 0, lines are rows) or left and right (1, lines are columns). A loose tolerance
+    first (JPEG ringing, text); a strict one finds an exact bar beside a photo edge of nearly
+    its colour (white bars against a pale sky).
+
+    Both sides at once where it pays: their colours come from one sort, by np.median's
+    own rule (the mean of the two middle values, NaN when any value is NaN), so they are
+    np.median's floats exactly; their outermost lines are tested in one comparison."""
+    n_lines, m = img.shape[axis], img.shape[1 - axis]
+    limit = int(MAX_SIDE * n_lines)
+    if limit < 2 or m == 0:
+        return 0, 0
+    # the two outermost lines of each side, (2, 2m): lines 0, 1 and lines -1, -2
+    edges = img.take([0, 1, -1, -2], axis=axis)
+    edges = (edges if axis == 0 else edges.T).reshape(2, 2 * m)
+    ordered = xp.sort(edges, axis=1)  # NaNs sort last
+    lo, hi = ordered[:, m - 1], ordered[:, m]
+    if lo.dtype.kind == "f" and lo.dtype.itemsize >= 4:
+        ref = (lo + hi) / 2  # np.mean's float of the two (an exact halving), without its overhead
+    else:
+        ref = ordered[:, m - 1:m + 1].mean(axis=1)  # its float64 (integers), float32 (float16) sums
     # Most photos have no margin: their outermost line is not clean, which one line shows
     # (the test of the depth below on line 0 alone). Not clean at TOL is not clean at the
-    # stricter STRICT_TOL either, so neither tolerance reads further.
-    if not bool((xp.abs(lines[0] - ref) <= TOL).mean() >= CLEAN):
-        return 0
-    return _side_at(xp, lines, limit, TOL, ref) or _side_at(xp, lines, limit, STRICT_TOL, ref)
+    # stricter STRICT_TOL either, so neither tolerance reads further. np.median's colour is
+    # NaN when a NaN is among the two lines: near no pixel, no margin.
+    outer = edges[:, :m] - ref[:, None]
+    xp.abs(outer, out=outer)
+    starts = ((outer <= TOL).sum(axis=1) / m >= CLEAN) & ~xp.isnan(ordered[:, -1])
+    depths = [0, 0]
+    for s in xp.flatnonzero(starts).tolist():
+        k = limit + 3  # the side's first k lines, line 0 the outermost, as rows or columns
+        if axis == 0:
+            block = img[:k] if s == 0 else img[:-k - 1:-1]
+        else:
+            block = img[:, :k] if s == 0 else img[:, :-k - 1:-1]
+        away = block - ref[s]
+        xp.abs(away, out=away)
+        depths[s] = _side_at(_fractions(xp, away, TOL, 1 - axis, m), limit, n_lines)
+        # the strict tolerance where its own line 0 is clean (elsewhere _side_at gives 0)
+        if not depths[s] and int(xp.count_nonzero(outer[s] <= STRICT_TOL)) / m >= CLEAN:
+            depths[s] = _side_at(_fractions(xp, away, STRICT_TOL, 1 - axis, m), limit, n_lines)
+    return depths[0], depths[1]
 
 
 def _box_once(xp: Any, img: Any) -> tuple[int, int, int, int]:
     h, w = img.shape
-    lim_v, lim_h = int(MAX_SIDE * h), int(MAX_SIDE * w)
-    top = _side(xp, img, lim_v)
-    bottom = _side(xp, img[::-1], lim_v)
-    left = _side(xp, img.T, lim_h)
-    right = _side(xp, img.T[::-1], lim_h)
+    top, bottom = _sides(xp, img, 0)
+    left, right = _sides(xp, img, 1)
     top, bottom = (t if t >= MIN_SIDE * h else 0 for t in (top, bottom))
     left, right = (t if t >= MIN_SIDE * w else 0 for t in (left, right))
     return top, h - bottom, left, w - right
