@@ -225,7 +225,7 @@ __device__ int decide(const int* cnt, int m, int limit, int length,
 }
 
 /* Block (n, s): side s (top, bottom, left, right) of image n's sub-image boxes[n] (t, b, l, r):
-   borders._side, then the MIN_SIDE rule; writes that side of out[n] (the trimmed box). The
+   borders._sides (one side of it), then the MIN_SIDE rule; writes that side of out[n] (the trimmed box). The
    median of the two outermost lines from a histogram (integer pixels), the lines' counts
    within each tolerance by one warp a line. */
 extern "C" __global__ void box_sides(const unsigned char* __restrict__ work, int height, int width,
