@@ -21,11 +21,15 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from ..decode.head import open_regular
 
 __all__ = ["Prefetcher", "advise", "available"]
+
+#: Files a Prefetcher remembers having advised (far more than a few batches of any size).
+_SEEN = 8192
 
 
 def available() -> bool:
@@ -61,7 +65,9 @@ class Prefetcher:
     def __init__(self) -> None:
         self._todo: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._seen: set[str] = set()  # a file read ahead of its claim is handed over again then
+        # A file read ahead of its claim is handed over again at its claim, a batch or two
+        # later: the last _SEEN files advised are remembered (not all: a run may hold millions).
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self.advised = 0  # files the kernel was asked to read (for tests and profiles)
         self._thread = threading.Thread(target=self._run, name="lumina-prefetch", daemon=True)
         self._thread.start()
@@ -86,5 +92,7 @@ class Prefetcher:
                 if self._stop.is_set():
                     return
                 if path not in self._seen:
-                    self._seen.add(path)
+                    self._seen[path] = None
+                    if len(self._seen) > _SEEN:
+                        self._seen.popitem(last=False)
                     self.advised += advise(path)
