@@ -10,15 +10,22 @@ shots of one scene (parallax) or a shifted window do not.
 
 What a look costs is mostly bases (one per window side tried), matrix products and Pillow's
 rotation of the containing photo per angle. A :class:`LookPhoto` keeps one photo's prepared
-pixels and its rotations, so a photo in several unsure pairs (a burst, a tile beside its
-neighbours) is prepared and turned once; the bases of a window side are kept across
-registrations of photos of one size. Neither changes a bit of any verdict.
+pixels, its code as a crop and its rotations, so a photo in several unsure pairs (a burst, a
+tile beside its neighbours) is prepared and turned once. A registration keeps what it
+computes for the image it searches: the bases of window sides (shared by photos of one
+size), the large products and the windows' coefficients (its ascent asks for many windows
+again, and the next registration of the same image takes many of the same steps). A kept
+number is the one that would be computed again (the same operations on the same operands),
+so none of this changes a bit of any verdict.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -46,10 +53,62 @@ _LOOK_LONG: Final[int] = 192
 #: that stage (median 23), while the windows of two different pictures sit near 112.
 #: Past it the finer stages are skipped (and so are the angles, beyond ``_LOOK_TURN``).
 _GIVE_UP: Final[int] = 100
-#: Window-side bases kept across registrations (each 16 x side floats, at most 48 KB): photos
-#: of one size start every ascent at the same window, so its first steps are shared
-#: (measured: 54% of the peer library's bases and 85% of the accuracy corpus's come again).
-_BASES_KEPT: Final[int] = 1024
+#: Bytes of window-side bases kept across registrations (each 16 x side floats, at most 48 KB:
+#: a thousand of the largest, more of smaller sides): photos of one size start every ascent
+#: at the same window and take many of the same steps (measured: 54% of the peer library's
+#: bases and 85% of the accuracy corpus's come again).
+_BASES_BYTES: Final[int] = 48 << 20
+#: Large products of window sides (``y_basis @ big``, ``big @ x_basis.T``: 16 x side floats, at
+#: most 48 KB) and windows' 16x16 coefficients (2 KB) kept across registrations, the last
+#: used: a photo inside several unsure pairs (an original and its copies) is registered
+#: again and again, each time from the same window and mostly by the same first steps
+#: (measured on the accuracy corpus: 64% of the large products come again; 256 kept find
+#: nearly nine in ten of those).
+_PRODUCTS_KEPT: Final[int] = 256
+_COEFFICIENTS_KEPT: Final[int] = 4096
+
+#: Keys of the images registered (:meth:`LookPhoto._key`): never reused within a process.
+_serial = itertools.count()
+
+#: A window's side: (pixels of that dimension, first, last), the arguments of :func:`_look_basis`.
+_Side = tuple[int, float, float]
+
+
+class _Kept:
+    """Arrays under their keys, the last used: at most ``size`` of them (``in_bytes``: of
+    their bytes), the least recently used out first. Read-only: nobody may change a kept one."""
+
+    def __init__(self, size: int, in_bytes: bool = False) -> None:
+        self.size, self.in_bytes, self.held = size, in_bytes, 0
+        self.items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+
+    def get(self, key: Hashable) -> np.ndarray | None:
+        value = self.items.get(key)
+        if value is not None:
+            try:
+                self.items.move_to_end(key)
+            except KeyError:  # another thread's look dropped it meanwhile
+                pass
+        return value
+
+    def put(self, key: Hashable, value: np.ndarray) -> np.ndarray:
+        value.flags.writeable = False
+        self.items[key] = value
+        self.held += value.nbytes if self.in_bytes else 1
+        while self.held > self.size and self.items:
+            try:
+                gone = self.items.popitem(last=False)[1]
+            except KeyError:
+                break
+            self.held -= gone.nbytes if self.in_bytes else 1
+        return value
+
+
+#: Bases under their :data:`_Side`; large products under (image, vertical, side); windows'
+#: coefficients under (image, vertical, y side, x side) (:func:`_register`).
+_BASES: Final = _Kept(_BASES_BYTES, in_bytes=True)
+_PRODUCTS: Final = _Kept(_PRODUCTS_KEPT)
+_COEFFICIENTS: Final = _Kept(_COEFFICIENTS_KEPT)
 
 
 class Look(NamedTuple):
@@ -83,8 +142,26 @@ class LookPhoto:
 
     def __init__(self, gray: np.ndarray) -> None:
         self.content = _content(gray)
+        self._id = next(_serial)
         self._turned: dict[int, np.ndarray] = {0: self.content}
         self._rotated: dict[tuple[int, float], np.ndarray] = {}
+        self._codes: dict[int, np.ndarray] = {}
+
+    def _key(self, quarter_turns: int, angle: float | None = None) -> tuple[int, int, float | None]:
+        """What names the pixels of :meth:`turned` (``angle`` None) or :meth:`rotated` for
+        the products and coefficients kept across registrations (:func:`_register`)."""
+        return self._id, quarter_turns % 4, None if angle is None else float(angle)
+
+    def code(self, quarter_turns: int) -> np.ndarray:
+        """The 16x16 coefficients of the whole of :meth:`turned`: the code a look fixes
+        when this photo is the crop (kept: the photo is often the crop of several pairs)."""
+        k = quarter_turns % 4
+        if k not in self._codes:
+            small = self.turned(k)
+            hs, ws = small.shape
+            self._codes[k] = _whole_basis(hs) @ small @ _whole_basis(ws).T
+            self._codes[k].flags.writeable = False
+        return self._codes[k]
 
     def turned(self, quarter_turns: int) -> np.ndarray:
         k = quarter_turns % 4
@@ -125,12 +202,12 @@ def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: 
     # direction is far off and its angle search was wasted (on the peer library 49 of the
     # 75 accepted looks turned eight times before the other direction fitted at once).
     unturned: list[tuple[LookPhoto, int, np.ndarray, bool, int]] = []
-    for big_photo, turn, big, small, inside in ((photo_a, 0, a, b, True), (photo_b, rotation, b, a, False)):
+    for big_photo, turn, big, small_photo, small_turn, small, inside in (
+            (photo_a, 0, a, photo_b, rotation, b, True), (photo_b, rotation, b, photo_a, 0, a, False)):
         if big.size == 0 or small.size == 0 or (derived == 1 and not inside) or (derived == -1 and inside):
             continue
-        hs, ws = small.shape
-        small_c = basis(np, hs, 0, hs, _NF) @ small @ basis(np, ws, 0, ws, _NF).T
-        d, win = _register(big, small_c, LOOK_MARGIN, 0.0, _GIVE_UP)
+        small_c = small_photo.code(small_turn)
+        d, win = _register(big, small_c, LOOK_MARGIN, 0.0, _GIVE_UP, big_photo._key(turn))
         unturned.append((big_photo, turn, small_c, inside, d))
         if d < best.distance:
             best = Look(d <= T_LOOK, d, 0.0, win, inside)
@@ -148,10 +225,19 @@ def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: 
             t = np.radians(abs(angle))
             hb, wb = turned.shape
             lo = 0.5 * (1 - min(wb / (wb * np.cos(t) + hb * np.sin(t)), hb / (wb * np.sin(t) + hb * np.cos(t))))
-            d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP)
+            d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP, big_photo._key(turn, angle))
             if d < best.distance:
                 best = Look(d <= T_LOOK, d, angle, win, inside)
     return best
+
+
+@functools.lru_cache(maxsize=128)
+def _whole_basis(n_px: int) -> np.ndarray:
+    """:func:`~lumina_plugin.hashing.borders.basis` of a whole side of ``n_px`` pixels (the
+    crop's code), kept for the photos of one size (read-only)."""
+    out = basis(np, n_px, 0, n_px, _NF)
+    out.flags.writeable = False
+    return out
 
 
 @functools.lru_cache(maxsize=128)
@@ -164,22 +250,26 @@ def _pixel_lines(n_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out
 
 
-@functools.lru_cache(maxsize=_BASES_KEPT)
 def _look_basis(n_px: int, a: float, b: float) -> np.ndarray:
     """:func:`~lumina_plugin.hashing.borders.basis` with ``nf = 16``, its rows by the Chebyshev
     recurrence ``cos((u+1)x) = 2 cos(x) cos(ux) - cos((u-1)x)``: one cosine per pixel instead
     of sixteen, for the thousands of windows a registration tries (equal to ``basis`` within
     1e-14; the stored codes keep ``basis`` itself). Read-only: it is kept for later calls."""
+    out = _BASES.get((n_px, a, b))
+    if out is not None:
+        return out
     i, i1, ih = _pixel_lines(n_px)
     span = b - a
     overlap = np.minimum(i1, b)
     np.subtract(overlap, np.maximum(i, a), out=overlap)
-    np.clip(overlap, 0.0, 1.0, out=overlap)
+    np.maximum(overlap, 0.0, out=overlap)  # and never above 1: min(i + 1, b) - max(i, a) <= 1
     overlap /= span
     x = np.subtract(ih, a)
     x /= span
-    np.clip(x, 0.0, 1.0, out=x)
-    c1 = np.cos(np.pi * x)
+    np.maximum(x, 0.0, out=x)  # np.clip(x, 0, 1), in two calls for less (no NaN or -0.0 here)
+    np.minimum(x, 1.0, out=x)
+    x *= np.pi
+    c1 = np.cos(x, out=x)
     out = np.empty((_NF, n_px))
     out[0], out[1] = 1.0, c1
     twice = 2.0 * c1
@@ -188,63 +278,76 @@ def _look_basis(n_px: int, a: float, b: float) -> np.ndarray:
         np.multiply(twice, out[u - 1], out=row)
         np.subtract(row, out[u - 2], out=row)
     out *= overlap
-    out.flags.writeable = False
-    return out
+    return _BASES.put((n_px, a, b), out)
 
 
 def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
-              give_up: int | None = None) -> tuple[int, tuple[float, float, float, float]]:
+              give_up: int | None = None, key: Hashable | None = None) -> tuple[int, tuple[float, float, float, float]]:
     """Coordinate ascent of the cosine similarity between ``small_c`` (16x16 coefficients of
     the crop) and a window of ``big`` whose sides each lie ``lo``..``lo + margin`` inside.
-    Moving a top or bottom side needs only ``big @ x_basis.T`` (kept), a left or right side
-    only ``y_basis @ big``: one small product per trial, a large one per accepted move.
+    Moving a top or bottom side needs only ``big @ x_basis.T``, a left or right side only
+    ``y_basis @ big``: one small product per trial, a large one per side the trials read.
     With ``give_up``, a window still further off than that after the coarse stage is
     returned as it is (a negative costs a third of the work).
 
-    The ascent tries each side back and forth, so the same window edge comes up again and
-    again: its basis is computed once (:func:`_look_basis` keeps it)."""
-    big = np.asarray(big, dtype=np.float64)
+    ``key`` names ``big``'s pixels (:meth:`LookPhoto._key`): the large products and the
+    windows' coefficients are kept under it, for the ascent, which tries many windows again
+    (the side it just left, the sides after the last move when a pass ends), and for the
+    next registrations of the same pixels (a photo inside several unsure pairs). Each number
+    is computed as the plain ascent computes it (the same products of the same operands), so
+    kept or not, every comparison and so the verdict are the same."""
     h, w = big.shape
+    if key is None:
+        key = next(_serial)  # nothing to share: a key no other registration has
+    pixels: list[np.ndarray] = []  # big as float64 (a kept rotation is float32), made once
     # The coefficients but the DC term, flat: element 0 of a C-ordered 16x16 is the DC.
     want = small_c.ravel()[1:]
     target = want / (math.sqrt(want.dot(want)) + 1e-12)
     signs = want > 0
     p = [lo + margin / 2, 1 - lo - margin / 2, lo + margin / 2, 1 - lo - margin / 2]  # top, bottom, left, right
+    low, high = lo - 1e-9, lo + margin + 1e-9
 
-    def base(vertical: bool, q: list[float]) -> np.ndarray:
-        n, first, last = (h, q[0], q[1]) if vertical else (w, q[2], q[3])
-        return _look_basis(n, first * n, last * n)
-
-    by, bx = base(True, p), base(False, p)
-    rows, cols = by @ big, big @ bx.T
-
-    def score(c: np.ndarray) -> float:
-        v = c.ravel()[1:]
-        return float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
+    def window(vertical: bool, ny: _Side, nx: _Side) -> np.ndarray:
+        """The coefficients of the window with sides ``ny`` and ``nx``, as the trial of a top or
+        bottom side reads them (``vertical``: ``y_basis @ (big @ x_basis.T)``) or of a left or
+        right one (``(y_basis @ big) @ x_basis.T``): the two round differently, so each is
+        kept apart."""
+        c = _COEFFICIENTS.get((key, vertical, ny, nx))
+        if c is not None:
+            return c
+        fixed = nx if vertical else ny
+        m = _PRODUCTS.get((key, vertical, fixed))
+        if m is None:
+            if not pixels:
+                pixels.append(np.asarray(big, dtype=np.float64))
+            m = pixels[0] @ _look_basis(*fixed).T if vertical else _look_basis(*fixed) @ pixels[0]
+            _PRODUCTS.put((key, vertical, fixed), m)
+        c = _look_basis(*ny) @ m if vertical else m @ _look_basis(*nx).T
+        return _COEFFICIENTS.put((key, vertical, ny, nx), c)
 
     def distance() -> int:
-        return int(((by @ cols).ravel()[1:] > 0).__ne__(signs).sum())
+        return int((window(True, y, x).ravel()[1:] > 0).__ne__(signs).sum())
 
-    best = score(by @ cols)
+    y, x = (h, p[0] * h, p[1] * h), (w, p[2] * w, p[3] * w)
+    v = window(True, y, x).ravel()[1:]
+    best = float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
     for step in (0.02, 0.01, 0.005):
         moved = True
         while moved:
             moved = False
             for i in range(4):
+                vertical = i < 2
                 for sign in (-1, 1):
                     q = list(p)
                     q[i] += sign * step
                     inset = q[i] if i in (0, 2) else 1 - q[i]
-                    if not lo - 1e-9 <= inset <= lo + margin + 1e-9:
+                    if not low <= inset <= high:
                         continue
-                    nb = base(i < 2, q)
-                    sc = score(nb @ cols) if i < 2 else score(rows @ nb.T)
+                    ny, nx = ((h, q[0] * h, q[1] * h), x) if vertical else (y, (w, q[2] * w, q[3] * w))
+                    v = window(vertical, ny, nx).ravel()[1:]
+                    sc = float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
                     if sc > best + 1e-9:
-                        best, p, moved = sc, q, True
-                        if i < 2:
-                            by, rows = nb, nb @ big
-                        else:
-                            bx, cols = nb, big @ nb.T
+                        best, p, moved, y, x = sc, q, True, ny, nx
         if give_up is not None and step == 0.02 and distance() > give_up:
             break
     return distance(), (p[0], p[1], p[2], p[3])
