@@ -201,8 +201,11 @@ def test_looks_in_photo_order_give_the_one_at_a_time_verdicts(tmp_path: Path, mo
     order = second_look.photo_order(pairs)
     assert sorted(order) == list(range(len(pairs)))
     monkeypatch.setattr(second_look, "CACHE", 2)
-    one = second_look.one_look(found.get, 250_000_000)
     verdicts = second_look.looks_in_order(found.get, 250_000_000, pairs)
-    assert verdicts == [one(a, b, r) for a, b, r in pairs]
+
+    def alone(i: int) -> look.LookPhoto | None:  # each look's photos prepared afresh: the reference
+        return second_look._prepare(found.get, 250_000_000, i)
+
+    assert verdicts == [second_look._verdict(alone(a), alone(b), r) for a, b, r in pairs]
     assert [bool(v) for v in verdicts] == [True, False, False, True, False, True, False,
                                            False, False, True, False, True]

@@ -13,7 +13,6 @@ pairs whose keys met and whose low codes are close are looked at.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -36,9 +35,6 @@ CACHE = 32
 
 #: photo(index id) -> (path, width, height), or None when the photo is unknown.
 PhotoOf = Callable[[int], "tuple[str, int, int] | None"]
-
-#: A look: (index id a, index id b, rotation) -> packed verdict or 0.
-Look = Callable[[int, int, int], int]
 
 #: Below this many pairs the looks run in the calling process: the pool's start (about a
 #: second when it is not running yet) and the photos' second decode in a worker cost more.
@@ -76,31 +72,6 @@ def _verdict(pa: LookPhoto | None, pb: LookPhoto | None, rotation: int) -> int:
                               np.array([seen.distance // 4]))[0])
 
 
-def one_look(photo_of: PhotoOf, max_pixels: int) -> Look:
-    """A look at one pair: decode the two photos (reduced to ``LOOK_SIDE``; the last ``CACHE``
-    kept, prepared, with their rotations: a photo is often in several unsure pairs) and
-    register them. :func:`looks_in_order` looks at a known list of pairs for less.
-
-    A photo that cannot be read (gone, changed, unreadable) makes the pair "no match": the
-    look never fails a run."""
-    cache: OrderedDict[int, LookPhoto | None] = OrderedDict()
-
-    def prepared(index_id: int) -> LookPhoto | None:
-        if index_id in cache:
-            cache.move_to_end(index_id)
-            return cache[index_id]
-        photo = cache[index_id] = _prepare(photo_of, max_pixels, index_id)
-        if len(cache) > CACHE:
-            cache.popitem(last=False)
-        return photo
-
-    def look(a: int, b: int, rotation: int) -> int:
-        pa, pb = prepared(a), prepared(b)
-        return _verdict(pa, pb, rotation)
-
-    return look
-
-
 def photo_order(pairs: Sequence[tuple[int, int, int]]) -> list[int]:
     """The pairs' indices in an order that keeps photos together: every pair of a photo, then
     those of the last photo met there, and so on (a depth-first walk of the pairs' graph,
@@ -128,8 +99,8 @@ def photo_order(pairs: Sequence[tuple[int, int, int]]) -> list[int]:
 
 
 def looks_in_order(photo_of: PhotoOf, max_pixels: int, pairs: Sequence[tuple[int, int, int]]) -> list[int]:
-    """The verdicts of ``pairs``, in their order: each the verdict of :func:`one_look`, for
-    less work. The looks run in :func:`photo_order`, and knowing the pairs to come, a
+    """The verdicts of ``pairs``, in their order: each the verdict of the pair's two photos
+    prepared afresh (:func:`_prepare`, :func:`_verdict`), for less work. The looks run in :func:`photo_order`, and knowing the pairs to come, a
     prepared photo (with its rotations) is dropped once no later pair needs it, and when
     ``CACHE`` are kept the one needed last makes room (the peer library: each of its 312
     photos prepared once; the accuracy corpus, cliques of an original and its 36 copies:

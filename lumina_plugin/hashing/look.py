@@ -325,12 +325,15 @@ def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
         c = _look_basis(*ny) @ m if vertical else m @ _look_basis(*nx).T
         return _COEFFICIENTS.put((key, vertical, ny, nx), c)
 
+    def score(c: np.ndarray) -> float:
+        v = c.ravel()[1:]
+        return float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
+
     def distance() -> int:
         return int((window(True, y, x).ravel()[1:] > 0).__ne__(signs).sum())
 
     y, x = (h, p[0] * h, p[1] * h), (w, p[2] * w, p[3] * w)
-    v = window(True, y, x).ravel()[1:]
-    best = float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
+    best = score(window(True, y, x))
     for step in (0.02, 0.01, 0.005):
         moved = True
         while moved:
@@ -344,8 +347,7 @@ def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
                     if not low <= inset <= high:
                         continue
                     ny, nx = ((h, q[0] * h, q[1] * h), x) if vertical else (y, (w, q[2] * w, q[3] * w))
-                    v = window(vertical, ny, nx).ravel()[1:]
-                    sc = float(v.dot(target) / (math.sqrt(v.dot(v)) + 1e-12))
+                    sc = score(window(vertical, ny, nx))
                     if sc > best + 1e-9:
                         best, p, moved, y, x = sc, q, True, ny, nx
         if give_up is not None and step == 0.02 and distance() > give_up:

@@ -121,13 +121,13 @@ def _scaled_weights(arg: np.ndarray, valid: np.ndarray, sin: Callable[[np.ndarra
     return k * _ONE
 
 
-def _lanczos_taps(arg: np.ndarray, sin: Callable[[np.ndarray], np.ndarray] = _libm_sin) -> np.ndarray:
+def _lanczos_taps(arg: np.ndarray, sin: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """:func:`_lanczos` of every element (0 outside [-3, 3)), with ``sin`` as the sine."""
     inside = (arg >= -3.0) & (arg < 3.0)
     return np.where(inside, _sinc_taps(arg, sin) * _sinc_taps(arg / 3, sin), 0.0)
 
 
-def _sinc_taps(x: np.ndarray, sin: Callable[[np.ndarray], np.ndarray] = _libm_sin) -> np.ndarray:
+def _sinc_taps(x: np.ndarray, sin: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     px = x * math.pi
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x == 0.0, 1.0, sin(px) / px)
