@@ -174,6 +174,7 @@ def test_unknown_key_in_pyproject_table(tmp_path: Path) -> None:
     ("[tags]\nkeeper = 5\n", "tags.keeper"),
     ("[keeper]\nformat_rank = 3\n", "keeper.format_rank"),
     ("thresholds = 8\n", "thresholds"),
+    ("[hashing]\nprefetch_ahead = true\n", "hashing.prefetch_ahead"),
 ])
 def test_wrong_type_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     path = write(tmp_path / "c.toml", text)
@@ -187,12 +188,17 @@ def test_wrong_type_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     ("[thresholds]\nburst_seconds = -0.5\n", "thresholds.burst_seconds"),
     ("max_pixels = -1\n", "max_pixels"),
     ("batch_size = -10\n", "batch_size"),
+    ("[hashing]\nprefetch_ahead = -1\n", "hashing.prefetch_ahead"),
 ])
 def test_negative_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     path = write(tmp_path / "c.toml", text)
     with pytest.raises(ConfigError, match="negative") as err:
         Config.load(path)
     assert key in str(err.value)
+
+
+def test_prefetch_ahead_is_read_from_the_file(tmp_path: Path) -> None:
+    assert Config.load(write(tmp_path / "c.toml", "[hashing]\nprefetch_ahead = 2\n")).hashing.prefetch_ahead == 2
 
 
 def test_broken_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
