@@ -170,6 +170,29 @@ def test_five_column_pairs_round_trip(opener, records: list[ImageRecord]) -> Non
             cat.replace_pairs(None, a, b, np.zeros((3, 3), np.int32), None)
 
 
+
+def test_storing_pairs_leaves_the_sqlite_catalogs_references_checked(
+        tmp_path: Path, records: list[ImageRecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pairs are stored with the foreign-key checks off (their ids come from the images
+    table), and the checks are back on after, also when the store failed: a forgotten image
+    still takes its pairs with it, and a pair naming no image is refused."""
+    from lumina_plugin.catalog.sqlite import SqliteCatalog
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with SqliteCatalog(tmp_path / "cat.db") as cat:
+        ids = np.array([r.index_id for r in cat.upsert_images(records)], dtype=np.int64)
+        with pytest.raises(CatalogError):
+            cat.replace_pairs(None, ids[[0]], ids[[1]], np.zeros((1, 3), np.int32), None)
+        assert cat.conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        cat.replace_pairs(None, ids[[0, 1]], ids[[1, 2]], np.ones((2, PAIR_COLUMNS), np.int32), None)
+        assert cat.conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert len(cat.pairs()[0]) == 2
+        gone = cat.conn.execute("SELECT id FROM images WHERE index_id=?", (int(ids[0]),)).fetchone()[0]
+        cat.conn.execute("DELETE FROM images WHERE id=?", (gone,))
+        assert cat.pairs()[0].tolist() == [int(ids[1])]
+        with pytest.raises(sqlite3.IntegrityError):
+            cat.conn.execute("INSERT INTO duplicate_pairs (catalog_id, image_1, image_2, hash_type, distance)"
+                             " VALUES (?, 'nobody-a', 'nobody-b', 'ahash', 0)", (cat.catalog_id,))
+
 def test_pair_rows() -> None:
     assert pair_rows(np.array([[1, 2, 3, 4]], np.uint8)).tolist() == [[1, 2, 3, 4, 0]]
     assert pair_rows(np.array([[1, 2, 3, 4, 2**24]])).dtype == np.int32

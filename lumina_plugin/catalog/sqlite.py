@@ -23,7 +23,7 @@ from ..config import TagNames
 from ..hashing.codes import code_to_hex
 from ..model import ALGORITHMS, CLASSIC_WORDS, PAIR_COLUMNS, ImageInfo, ImageRecord, StoredFile, taken_timestamp
 from .interface import PAIR_DTYPE, CatalogError, CatalogLockedError, check_decision, image_id_for, pair_rows
-from .sqlite_open import READING, connect, prepare, read_only_error, take_lock
+from .sqlite_open import READING, connect, foreign_keys_off, prepare, read_only_error, take_lock
 from .sqlite_paths import from_db, to_db
 from .sqlite_tags import SqliteTags
 from .tag_store import stamp
@@ -283,7 +283,9 @@ class SqliteCatalog(SqliteTags):
     def replace_pairs(self, index_ids: np.ndarray | None, a: np.ndarray, b: np.ndarray,
                       dist: np.ndarray, run_id: int | None) -> None:
         """Replace the stored pairs that involve ``index_ids`` (all pairs if None)."""
-        with self._transaction():
+        # (every image id comes from the images table in this transaction, and no table
+        # refers to the pairs: the foreign-key checks of each row would find nothing)
+        with foreign_keys_off(self.conn), self._transaction():
             wanted = [np.asarray(a), np.asarray(b)]
             if index_ids is not None:
                 wanted.append(np.asarray(index_ids))
