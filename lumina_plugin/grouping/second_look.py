@@ -99,8 +99,9 @@ def photo_order(pairs: Sequence[tuple[int, int, int]]) -> list[int]:
 
 
 def looks_in_order(photo_of: PhotoOf, max_pixels: int, pairs: Sequence[tuple[int, int, int]]) -> list[int]:
-    """The verdicts of ``pairs``, in their order: each the verdict of the pair's two photos
-    prepared afresh (:func:`_prepare`, :func:`_verdict`), for less work. The looks run in :func:`photo_order`, and knowing the pairs to come, a
+    """The verdicts of ``pairs``, in their order: each the one that its two photos, prepared
+    afresh, would give (:func:`_prepare`, :func:`_verdict`), for less work. The looks run in
+    :func:`photo_order`, and knowing the pairs to come, a
     prepared photo (with its rotations) is dropped once no later pair needs it, and when
     ``CACHE`` are kept the one needed last makes room (the peer library: each of its 312
     photos prepared once; the accuracy corpus, cliques of an original and its 36 copies:
