@@ -49,6 +49,22 @@ def test_thumbnails_equal_pillow_on_camera_sized_photo(big_photo: Path) -> None:
     np.testing.assert_array_equal(resize.thumbnails(np.asarray(gray)), want)
 
 
+def test_thumbnails_equal_pillow_at_tile_sizes() -> None:
+    """The banded row and column products (resize._row_plan, _column_plan) against Pillow's
+    own four resizes, on noise and on hard black/white edges, at the sizes of small tiles
+    and where a pass is skipped (a side of 8, 9, 32 or 64)."""
+    rng = np.random.default_rng(11)
+    sides = [1, 2, 5, 8, 9, 17, 32, 33, 63, 64, 65, 100, 160, 177, 211, 242, 300, 441, 512, 700]
+    for height in sides:
+        for width in sides[::-1][height % 3::3]:
+            gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+            if (height + width) % 2:
+                gray = np.where(gray > 127, 255, 0).astype(np.uint8)  # clamps at both ends
+            image = Image.fromarray(gray)
+            want = np.concatenate([np.asarray(image.resize(s, LANCZOS)).ravel() for s in resize.THUMB_SIZES])
+            np.testing.assert_array_equal(resize.thumbnails(gray), want, err_msg=f"{width}x{height}")
+
+
 @pytest.mark.parametrize("size", [(641, 3), (100, 800), (7, 5), (640, 17), (33, 400), (1, 1)])
 def test_any_size_equals_pillow_upscaling_and_mixed(size: tuple[int, int]) -> None:
     """Up in one axis and down in the other: the pass order matters there."""

@@ -194,7 +194,7 @@ def basis(xp: Any, n_px: int, a: float, b: float, nf: int) -> Any:
     return xp.cos(np.pi * u * t[None, :]) * (overlap / (b - a))[None, :]
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)  # 16 x 511 float64 at most (64 KB) an entry; tiles of many sizes
 def _host_basis(n_px: int, a: float, b: float, nf: int) -> np.ndarray:
     out = basis(np, n_px, a, b, nf)
     out.flags.writeable = False

@@ -73,7 +73,7 @@ def _meta(box: tuple[int, int, int, int], h: int, w: int) -> int:
     t, b, lf, r = box
     sides = (t / h, (h - b) / h, lf / w, (w - r) / w)
     q = [min(255, round(s * 256)) for s in sides]
-    aspect = int(np.clip(round(np.log2((r - lf) / (b - t)) * 4096) + 32768, 0, 65535))
+    aspect = min(max(round(np.log2((r - lf) / (b - t)) * 4096) + 32768, 0), 65535)  # (np.clip: 5 us)
     return q[0] << 24 | q[1] << 16 | q[2] << 8 | q[3] | aspect << 32 | GEO_VERSION << 48
 
 

@@ -76,6 +76,8 @@ def codes_from_thumbnails(xp: Any, thumbs: Any) -> tuple[Any, Any]:
 
 def resolve_ambiguous(codes: np.ndarray, ambiguous: np.ndarray, thumbs: np.ndarray) -> np.ndarray:
     """Recompute the flagged pHash/wHash codes on the host with hashing/cpu.py (in place)."""
+    if not ambiguous.any():  # almost always: nothing to redo
+        return codes
     _, _, p, w = THUMB_OFFSETS
     for i in np.flatnonzero(ambiguous[:, 0]):
         codes[i, 2] = phash_pixels(thumbs[i, p:w].reshape(32, 32))
