@@ -49,6 +49,21 @@ def words(img: Image.Image, quality: int | None = 90) -> np.ndarray:
     return G.geometry_codes(gray(img, quality))
 
 
+@pytest.mark.parametrize("rel", PHOTOS)
+def test_geometry_codes_pack_the_bits_of_codes_from_coefficients(rel: str) -> None:
+    """geometry_codes packs its words itself (one call); they are those of the batch packer
+    the GPU path runs, codes_from_coefficients, for the same coefficients: on a photo, a
+    letterboxed copy (a content box inside the canvas) and a flat image (zero coefficients)."""
+    from lumina_plugin.hashing.borders import coefficients, regions, working_image
+    img = photo(rel)
+    for pixels in (gray(img), gray(pad(img, 0, 60, 0, 60, (0, 0, 0))), np.full((300, 200), 77, np.uint8)):
+        work = working_image(pixels)
+        box = content_box(np, work)
+        coeffs = coefficients(np, work, regions(tuple(float(x) for x in box)))
+        want = G.codes_from_coefficients(np, coeffs[None])[0]
+        np.testing.assert_array_equal(G.geometry_codes(pixels)[:G.GEO_WORDS - 1], want)
+
+
 def verdict(a: Image.Image, b: Image.Image) -> G.Verdicts:
     return G.verify_pairs(words(a)[None], words(b)[None])
 

@@ -22,7 +22,7 @@ from lumina_plugin.engine import record_for
 from lumina_plugin.hashing.codes import bits_to_code, code_to_hex, codes_to_bytes, hamming, hex_to_code
 from lumina_plugin.hashing.cpu import HASHERS, WHASH_IMAGE_SCALE, hash_gray
 from lumina_plugin.hashing.resize import thumbnails
-from lumina_plugin.hashing.thumb_codes import codes_from_thumbnails, hash_pixels
+from lumina_plugin.hashing.thumb_codes import codes_from_thumbnails, codes_of_one, hash_pixels, hash_thumbnails
 from lumina_plugin.model import ALGORITHMS, CODE_WORDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_catalog"
@@ -137,6 +137,22 @@ def test_the_fast_codes_are_the_reference_codes_even_on_ties(kind: str) -> None:
         with Image.open(path) as im:
             gray = im.convert("L")
         assert list(hash_pixels(np.asarray(gray))) == list(hash_gray(gray))
+
+
+@pytest.mark.parametrize("kind", ["flat", "halves", "blocks", "ramp", "noise"])
+def test_one_photos_codes_equal_the_batch_codes(kind: str) -> None:
+    """codes_of_one, the single-photo path records take, gives the bits of hash_thumbnails
+    (the batch math the GPU runs, itself checked against hashing/cpu.py), ties included."""
+    rng = np.random.default_rng(8)
+    pixels = rng.integers(0, 256, (177, 243), dtype=np.uint8) if kind == "noise" else _tie_prone(kind)
+    grays = [pixels, pixels[:9, :40], pixels[:, :8].copy()]
+    for path in UPRIGHT[:6]:
+        with Image.open(path) as im:
+            grays.append(np.asarray(im.convert("L")))
+    for g in grays:
+        thumbs = thumbnails(g)
+        got = codes_of_one(thumbs)
+        assert got.dtype == np.uint64 and list(got) == list(hash_thumbnails(thumbs[None])[0])
 
 
 # -- record_for (decode + orientation + hashes) -------------------------------------------

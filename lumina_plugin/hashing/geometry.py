@@ -92,7 +92,8 @@ def geometry_codes(gray: np.ndarray) -> np.ndarray:
     box = content_box(np, img)
     coeffs = coefficients(np, img, regions(tuple(float(x) for x in box)))  # type: ignore[arg-type]
     words = np.empty(GEO_WORDS, np.uint64)
-    words[:META] = codes_from_coefficients(np, coeffs[None])[0]
+    # codes_from_coefficients' bits, packed in one call (its stack of one: 30 us of calls)
+    words[:META] = pack_bits(np, np.concatenate([(coeffs[0] > 0).reshape(256), (coeffs[1:, :8, :8] > 0).reshape(192)]))
     words[META] = np.uint64(_meta(box, h, w))
     return words
 
