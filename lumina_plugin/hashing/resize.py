@@ -206,35 +206,32 @@ _ROW_BLOCK: Final[int] = 256
 _UNIT: Final[float] = 1.0 / _ONE
 
 
-#: How many groups of adjacent outputs each thumbnail's row pass is split into (8, 9, 32, 64
-#: wide): a group reads only the input columns its windows cover, so the 32 and 64 wide
-#: passes, whose windows are narrow, cost a third of the dense product (measured on one
-#: core: 221 -> 96 us for a 244 px wide tile, 3.0 -> 2.8 ms for 1000 px).
-_ROW_GROUPS: Final[tuple[int, ...]] = (1, 1, 4, 8)
+#: The row passes' outputs (of the COLUMNS) in groups of adjacent outputs [c0, c1): each group
+#: reads only the input columns its windows cover, so the 32 and 64 wide passes (in 4 and 8
+#: groups), whose windows are narrow, cost a third of the dense product; the 8 and 9 wide ones,
+#: whose windows span most of the row, are one product (measured on one core: 221 -> 96 us
+#: for a 244 px wide tile, 3.0 -> 2.8 ms for 1000 px).
+_ROW_SPLITS: Final[tuple[tuple[int, int], ...]] = (
+    ((0, 17),) + tuple((c, c + 8) for c in range(17, 49, 8)) + tuple((c, c + 8) for c in range(49, 113, 8)))
 
 
 @functools.lru_cache(maxsize=64)
 def _row_plan(width: int) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
     """The row passes of an image ``width`` wide as products of input columns [lo, hi) by
     their weights (times 2**-22) into output columns [c0, c1) of the COLUMNS."""
+    weights = np.concatenate([dense_weights(width, w) for w, _ in THUMB_SIZES], axis=1) * _UNIT
     plan = []
-    first = 0
-    for (w, _), groups in zip(THUMB_SIZES, _ROW_GROUPS):
-        weights = dense_weights(width, w) * _UNIT
-        step = -(-w // groups)
-        for c0 in range(0, w, step):
-            c1 = min(c0 + step, w)
-            used = np.flatnonzero(weights[:, c0:c1].any(axis=1))
-            lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
-            part = np.ascontiguousarray(weights[lo:hi, c0:c1])
-            part.flags.writeable = False
-            plan.append((lo, hi, first + c0, first + c1, part))
-        first += w
+    for c0, c1 in _ROW_SPLITS:
+        used = np.flatnonzero(weights[:, c0:c1].any(axis=1))
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        part = np.ascontiguousarray(weights[lo:hi, c0:c1])
+        part.flags.writeable = False
+        plan.append((lo, hi, c0, c1, part))
     return tuple(plan)
 
 
 #: Groups of adjacent output rows of the column passes of heights 8, 32 and 64, as
-#: :data:`_ROW_GROUPS` for the rows (the 64-row pass: 30 -> 15 us for a 242 px tall tile).
+#: :data:`_ROW_SPLITS` for the rows (the 64-row pass: 30 -> 15 us for a 242 px tall tile).
 _COLUMN_GROUPS: Final[tuple[int, ...]] = (1, 2, 4)
 
 
@@ -280,8 +277,9 @@ def thumbnails(gray: np.ndarray) -> np.ndarray:
     each equal to ``Image.fromarray(gray).resize(size, LANCZOS)``.
 
     The four row passes run as a few matrix products over all COLUMNS outputs
-    (:data:`_ROW_GROUPS`), a block of rows at a time, as the GPU's row kernel does: on one core about twice as fast as
-    Pillow's four resizes at 2 MP (the pixels are read once, not four times). A pass
+    (:data:`_ROW_SPLITS`), a block of rows at a time, as the GPU's row kernel does: on one
+    core about twice as fast as Pillow's four resizes at 2 MP (the pixels are read once,
+    not four times). A pass
     whose size does not change is the identity here (Pillow skips it: same bytes).
 
     Every value stays in float64 (exact integers times 2**-22, see _UNIT) from the row
