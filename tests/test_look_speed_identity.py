@@ -209,3 +209,22 @@ def test_looks_in_photo_order_give_the_one_at_a_time_verdicts(tmp_path: Path, mo
     assert verdicts == [second_look._verdict(alone(a), alone(b), r) for a, b, r in pairs]
     assert [bool(v) for v in verdicts] == [True, False, False, True, False, True, False,
                                            False, False, True, False, True]
+
+
+def test_content_at_the_looks_scale_is_the_block_mean(photos: list[np.ndarray]) -> None:
+    """A photo's content, reduced by sums of whole grey levels, is the plain block mean."""
+    from lumina_plugin.hashing.borders import content_box, working_image
+
+    reduced = 0
+    for g in photos + [np.ascontiguousarray(np.pad(p, 40, constant_values=0).T) for p in photos[:4]]:
+        img = working_image(g)
+        t, b, lf, r = content_box(np, img)
+        plain = img[t:b, lf:r].astype(np.float64)
+        factor = max(plain.shape) // look._LOOK_LONG
+        if factor > 1:
+            reduced += 1
+            h, w = plain.shape[0] // factor * factor, plain.shape[1] // factor * factor
+            plain = plain[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+        got = look._content(g)
+        assert got.dtype == np.float64 and got.tobytes() == plain.tobytes()
+    assert reduced >= 4
