@@ -147,7 +147,8 @@ class LookPhoto:
     """One photo as the looks read it: its content (inside the margins, at the look's scale),
     its quarter turns and its straightened versions, each made once and kept with the photo
     (a few MB at most: the content is at most 383 pixels a side, 1.2 MB; a straightened copy
-    needs up to ten rotations of 0.6 MB, a negative none)."""
+    needs up to ten rotations of 0.6 MB and the float32 image they are turned from, a
+    negative none)."""
 
     def __init__(self, gray: np.ndarray) -> None:
         self.content = _content(gray)
@@ -155,6 +156,7 @@ class LookPhoto:
         self._turned: dict[int, np.ndarray] = {0: self.content}
         self._rotated: dict[tuple[int, float], np.ndarray] = {}
         self._codes: dict[int, np.ndarray] = {}
+        self._images: dict[int, Image.Image] = {}
 
     def _key(self, quarter_turns: int, angle: float | None = None) -> tuple[int, int, float | None]:
         """What names the pixels of :meth:`turned` (``angle`` None) or :meth:`rotated` for
@@ -184,7 +186,10 @@ class LookPhoto:
         float64, the same values)."""
         key = (quarter_turns % 4, float(angle))
         if key not in self._rotated:
-            img = Image.fromarray(self.turned(quarter_turns).astype(np.float32))
+            # The float32 image that Pillow turns, made once for the up to ten angles tried.
+            img = self._images.get(key[0])
+            if img is None:
+                img = self._images[key[0]] = Image.fromarray(self.turned(quarter_turns).astype(np.float32))
             self._rotated[key] = np.asarray(img.rotate(angle, resample=Image.Resampling.BICUBIC))
         return self._rotated[key]
 
