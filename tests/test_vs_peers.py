@@ -110,3 +110,18 @@ def test_one_run_scores_ours_and_notes_a_missing_peer(library: tuple[Path, dict]
     assert result["ours"]["score"]["recall"] >= 0.9 and result["ours"]["score"]["precision"] == 1.0
     text = md.read_text()
     assert "| ours |" in text and "imagededup PHash: not run (not importable" in text
+
+
+def test_ours_runs_byte_compiled_as_an_installed_wheel_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every module of the package has its bytecode before ours is timed (an editable install
+    under PYTHONDONTWRITEBYTECODE=1 would compile the whole package in each timed run)."""
+    import lumina_plugin
+
+    folder = vs_peers.byte_compile_ours()
+    assert folder == Path(lumina_plugin.__file__).parent
+    import importlib.util
+
+    sources = sorted(folder.rglob("*.py"))
+    assert sources
+    missing = [s for s in sources if not Path(importlib.util.cache_from_source(str(s))).exists()]
+    assert not missing
