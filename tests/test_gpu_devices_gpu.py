@@ -75,8 +75,11 @@ def test_two_process_groups_on_the_device_give_the_cpus_records(library: list[st
     exact mode every record is the CPU's, RAWs (hashed from their preview on the engines)
     included; in reduced mode the facts are and the codes are within a few bits."""
     def run(gpu: str, devices: str = "") -> list:
+        # (two processes a group, named: the default, four since 684d80c, would test the same
+        # sharing with twice the start-up time)
         cfg = Config(batch_size=16, gpu=GpuSettings(devices=devices),
-                     hashing=HashingSettings(gpu=gpu, gpu_batch_size=8, workers=2, parallel_min_mb=0, decode=mode))
+                     hashing=HashingSettings(gpu=gpu, gpu_batch_size=8, gpu_processes=2, workers=2,
+                                             parallel_min_mb=0, decode=mode))
         return [r for records, _ in hash_paths(library, cfg) for r in records]
 
     got = run("on", "0,0")
