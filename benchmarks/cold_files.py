@@ -178,14 +178,10 @@ def main() -> None:
                         help="[hashing] prefetch = false: no read-ahead advice for the GPU's batches")
     parser.add_argument("--prefetch-ahead", type=int, default=HashingSettings().prefetch_ahead,
                         help="[hashing] prefetch_ahead: batches past each claimed GPU batch read ahead too")
-    parser.add_argument("--facts", choices=("claim", "late"), default="claim",
-                        help="when the CPU pool reads a GPU batch's facts (EXIF, size): when the batch is "
-                             "claimed (the default) or when its codes come back, from the page cache")
     parser.add_argument("--library", type=Path, default=None,
                         help="keep the library in this folder and use it again when it is there (several "
                              "runs over the same files; made when missing, never removed)")
     args = parser.parse_args()
-    os.environ["LUMINA_GPU_FACTS"] = args.facts  # read by each run's GPU feeders (main process)
     mix = {k: int(v) for k, v in (part.split(":") for part in args.mix.split(","))}
     heif = _heif()
     if not heif and mix.get("heic"):

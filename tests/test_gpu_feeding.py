@@ -89,11 +89,8 @@ def cpu_only(library: list[str]) -> list:
                                                                                  parallel_min_mb=0))))
 
 
-@pytest.mark.parametrize("facts", ["claim", "late"])
 def test_two_gpu_processes_share_a_run_and_give_the_cpus_records(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, facts: str) -> None:
-    # (late: the pool's facts asked for when a batch's codes come back, cold_files.py --facts)
-    monkeypatch.setenv("LUMINA_GPU_FACTS", facts)
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
     procs = _standins(monkeypatch, None, None)
     try:
         got = _run(library, processes=2)
@@ -107,11 +104,8 @@ def test_two_gpu_processes_share_a_run_and_give_the_cpus_records(
     assert [len(r) + len(e) for r, e in got] == [len(r) + len(e) for r, e in cpu_only]
 
 
-@pytest.mark.parametrize("facts", ["claim", "late"])
 def test_a_gpu_process_dying_mid_run_loses_no_photo(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        facts: str) -> None:
-    monkeypatch.setenv("LUMINA_GPU_FACTS", facts)
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     procs = _standins(monkeypatch, 1, None)  # the first dies holding its second batch
     with caplog.at_level(logging.WARNING):
         got = _run(library, processes=2)

@@ -235,17 +235,13 @@ class GpuFeeder:
         self.batch = max(1, batch_size or DEFAULT_BATCH)
         self.slots = threading.Semaphore(_IN_FLIGHT)
         self.lock = threading.Lock()
-        self.out: dict[int, dict[int, tuple[Future, int] | None]] = {}  # batch id -> index -> facts
+        self.out: dict[int, dict[int, tuple[Future, int]]] = {}  # batch id -> index -> facts
         self.sent_all = threading.Event()
         self.failed = threading.Event()
         self.hashed = 0  # files decoded and hashed on the GPU
         self.version = algorithm_version(scheduler.config.hashing.decode)  # stamped on its records
         self.window_wait = 0.0  # seconds the GPU had a free slot but no file it could claim
         self.facts_wait = 0.0  # seconds the GPU's codes waited for the CPU pool's facts
-        # Benchmarks only (cold_files.py --facts): "late" asks the pool for a batch's facts
-        # when its codes come back, from the page cache, instead of when it is claimed, when
-        # the pool's head reads compete with the GPU process's readers for a cold disk.
-        self.late_facts = os.environ.get("LUMINA_GPU_FACTS") == "late"
         self.threads = [threading.Thread(target=self._feed, name="lumina-gpu-feed", daemon=True),
                         threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
 
@@ -306,8 +302,7 @@ class GpuFeeder:
                     # decode this one (the prefetcher advises each file once).
                     ahead = self.sched.upcoming(self.batch * self.sched.config.hashing.prefetch_ahead)
                     self.prefetcher.want([self.sched.paths[i] for i in claimed] + ahead)
-                facts: dict[int, tuple[Future, int] | None] = (
-                    dict.fromkeys(gpu) if self.late_facts else dict(self._facts_for(gpu)))
+                facts = self._facts_for(gpu)
                 self.sched.submit_full(cpu)  # (after the facts, which the GPU's answers wait for)
                 claimed = gpu
                 if not claimed:
@@ -356,7 +351,7 @@ class GpuFeeder:
                     waiting = self.out.pop(batch_id, None)
                 if waiting is None:  # an answer for a run that was closed: nobody waits for it
                     continue
-                facts = self._facts_for(sorted(waiting)) if self.late_facts else waiting  # type: ignore[assignment]
+                facts = waiting
                 # The GPU is free for the next batch now; this one still waits for its facts
                 # (the CPU pool may lag behind the GPU at a few thousand photos a second).
                 self.slots.release()

@@ -55,8 +55,9 @@ class HashingSettings:
     prefetch: bool = True
     #: With ``prefetch``: how many batches past each claimed GPU batch are advised too, so the
     #: disk works on the next claims' files while the engines decode this one's (0: only
-    #: the claimed batch).
-    prefetch_ahead: int = 1
+    #: the claimed batch). 0 by default: on the H100 host, cold files came in at 530 photos/s
+    #: with 0 (8 runs) and 514 with 1 (9 runs, docs/benchmarks.md, 2026-12-07).
+    prefetch_ahead: int = 0
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
