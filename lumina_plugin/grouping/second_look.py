@@ -12,7 +12,6 @@ pairs whose keys met and whose low codes are close are looked at.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -116,37 +115,20 @@ def looks_in_order(photo_of: PhotoOf, max_pixels: int, pairs: Sequence[tuple[int
             steps.setdefault(i, []).append(step)
     kept: dict[int, LookPhoto | None] = {}
     out = [0] * len(pairs)
-    with _one_blas_thread():
-        for k in order:
-            a, b, rotation = pairs[k]
-            for i in (a, b):
-                if i not in kept:
-                    others = [j for j in kept if j not in (a, b)]
-                    if len(kept) >= CACHE and others:  # the one needed last goes (each kept one comes again)
-                        del kept[max(others, key=lambda j: steps[j][-1])]
-                    kept[i] = _prepare(photo_of, max_pixels, i)
-            out[k] = _verdict(kept[a], kept[b], rotation)
-            for i in {a, b}:
-                steps[i].pop()
-                if not steps[i]:
-                    del kept[i]
+    for k in order:
+        a, b, rotation = pairs[k]
+        for i in (a, b):
+            if i not in kept:
+                others = [j for j in kept if j not in (a, b)]
+                if len(kept) >= CACHE and others:  # the one needed last goes (each kept one comes again)
+                    del kept[max(others, key=lambda j: steps[j][-1])]
+                kept[i] = _prepare(photo_of, max_pixels, i)
+        out[k] = _verdict(kept[a], kept[b], rotation)
+        for i in {a, b}:
+            steps[i].pop()
+            if not steps[i]:
+                del kept[i]
     return out
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
-    """The looks' matrix products on one BLAS thread, as in the pool's workers: they are
-    small (16 rows or columns), and in the calling process OpenBLAS's thread per core
-    only spins beside the caller (measured on the 2-core machine, the peer library's 399
-    looks in one process, their photos' preparation included: 4.9 s of CPU with OpenBLAS's
-    two threads, 2.4 s with one, in the same wall time, 2.6 s). Each product is the same sum
-    either way (the threads share out the rows and columns, not the sums): the 13,500 looks
-    recorded on the peer library and the accuracy corpus, replayed either way, are equal in
-    every field."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a declared dependency; a bare environment may still lack it
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def looks_task(photos: dict[int, tuple[str, int, int]], pairs: list[tuple[int, int, int]],
