@@ -20,15 +20,18 @@ from .service import WatchService
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.02,
-             what: str = "condition") -> object:
-    """Poll ``condition`` until it returns something true; AssertionError after ``timeout``."""
+             what: str | Callable[[], str] = "condition") -> object:
+    """Poll ``condition`` until it returns something true; AssertionError after ``timeout``.
+    ``what`` names what was awaited; a callable is asked at the timeout, so the message
+    tells how far it got then, not at the start."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            told = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {told}")
         time.sleep(interval)
 
 
@@ -106,7 +109,7 @@ class WatcherThread:
     def wait_hashed(self, count: int, timeout: float = 30.0) -> None:
         """Wait until batches report ``count`` files hashed in all."""
         wait_for(lambda: self.hashed() >= count or self.error is not None, timeout,
-                 what=f"{count} files hashed (have {self.hashed()})")
+                 what=lambda: f"{count} files hashed (have {self.hashed()} in {len(self.batches)} batches)")
         if self.error is not None:
             raise self.error
 
