@@ -17,6 +17,7 @@ import pytest
 
 from lumina_plugin.config import Config
 from lumina_plugin.settings.watch import WatchSettings
+from lumina_plugin.watch import compat
 from lumina_plugin.watch import service as service_module
 from lumina_plugin.watch.service import WatchService
 from lumina_plugin.watch.testing import WatcherThread, distinct_photos, photo_sources
@@ -36,11 +37,16 @@ def test_ten_thousand_files_dropped_at_once_are_imported_exactly_once_in_full_ba
     distinct_photos(staging, COUNT, photo_sources(sample_dir), size=(48, 36), tiles=3)
     watched, catalog = tmp_path / "in", tmp_path / "catalog.db"
     watched.mkdir()
-    # A lost close event would leave its photo waiting write_timeout: longer than this test waits.
+    # A lost close event would leave its photo waiting write_timeout: longer than this test waits,
+    # where watchdog reports a queue overflow (7.1 and later: the watcher rescans). Older ones
+    # (Lumina's pins: 4.0.2) drop the overflow silently, so a close lost in it holds its photo
+    # for write_timeout by design (docs/watch.md); there the test allows a short one. Seen under
+    # those pins after the Lumina tests in the same process: 29 to about 950 of 10,000 waiting.
     # Batches close on size here, not on time: on a loaded 2-core machine the copy once
     # stalled past the default max_wait (0.25 s) three times and cut three batches short.
-    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3, write_timeout=3600,
-                                   max_wait=2.0, max_age=5.0)
+    write_timeout = 3600 if compat.REPORTS_OVERFLOW else 20
+    settings = dataclasses.replace(WatchSettings(), batch_size=BATCH, stable_seconds=0.3,
+                                   write_timeout=write_timeout, max_wait=2.0, max_age=5.0)
     service = WatchService([watched], catalog, Config(), settings)
     with WatcherThread(service) as w:
         subprocess.run(["cp", "-r", str(staging), str(watched / "card")], check=True)

@@ -115,5 +115,5 @@ def describe() -> str:
     if not ATTRIB_EVENTS:
         missing.append("no attrib events (told from writes by ctime)")
     if not REPORTS_OVERFLOW:
-        missing.append("inotify overflow not reported (periodic rescans catch up)")
+        missing.append("inotify overflow not reported (rescans find unseen files; a lost close waits write_timeout)")
     return f"watchdog {version()}" + (": " + "; ".join(missing) if missing else "")
