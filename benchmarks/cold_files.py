@@ -231,6 +231,9 @@ def main() -> None:
             split = f"GPU {stats['gpu_hashed']}/{len(paths)} in {stats.get('gpu_processes')} processes, batches of {stats.get('gpu_batch')}, {stats['workers']} workers" if stats.get("gpu") else \
                 (f"{stats['workers']} workers, CPU only" if stats else "")
             print(f"{name:48} {len(paths) / seconds:8.1f} {size / seconds / 1e6:8.1f}  {split}")
+            if stats.get("gpu_last_answers_s"):  # far apart: some GPU processes idled at the end
+                print(f"{'':48} {seconds:8.2f} s; the GPU processes' last answers at "
+                      f"{', '.join(f'{t:.2f}' for t in stats['gpu_last_answers_s'])} s")
         disk = max(len(paths) / s for n, s, _ in rows if n.startswith("disk"))
         ceiling = max(len(paths) / s for n, s, _ in rows if "page cache" in n)
         cold = max(len(paths) / s for n, s, _ in rows if "cold" in n)

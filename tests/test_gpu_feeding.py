@@ -313,3 +313,50 @@ def test_the_batches_after_a_claimed_one_are_read_ahead(
     assert sum(len(r) for r, _ in got) == len(paths)
     assert LAST_RUN["gpu_hashed"] == 8
     assert LAST_RUN["prefetched"] == advised
+
+
+def test_batches_shrink_as_the_run_runs_out_so_the_processes_end_together(
+        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With full batches to the end, one GPU process may still hold a batch or two while the
+    # other has nothing left; claimed as a share of what is left, the last batches are small.
+    procs = _standins(monkeypatch, None)
+    sent: list[int] = []
+    send = procs[0].send
+
+    def counting(message: tuple | None) -> None:
+        if message is not None and message[0] == "batch":
+            sent.append(len(message[2]))
+        send(message)
+
+    monkeypatch.setattr(procs[0], "send", counting)
+    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=16, gpu_processes=1, workers=2,
+                                                       parallel_min_mb=0, cpu_files_beside_gpu=0))
+    try:
+        got = list(hash_paths(library, cfg))
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert _records(got) == _records(cpu_only)
+    assert len(LAST_RUN["gpu_last_answers_s"]) == 1
+    assert sent[0] == 16 and max(sent) == 16
+    assert sent == sorted(sent, reverse=True), sent  # smaller toward the end,
+    assert sum(size < 16 for size in sent) >= 2 and sent[-1] <= gpu_processes.TAIL_BATCH, sent  # not one remainder
+
+
+@pytest.mark.parametrize("feeders", [1, 2, 4, 7])
+@pytest.mark.parametrize("batch", [3, 8, 75, 256])
+def test_tail_batches_claim_every_file_and_shrink_only_near_the_end(feeders: int, batch: int) -> None:
+    left, sizes = 5000, []
+    while left:
+        size = gpu_processes.tail_batch(batch, left, feeders)
+        assert 1 <= size <= batch
+        taken = min(size, left)
+        sizes.append(taken)
+        left -= taken
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == batch  # plenty left: full batches
+    assert len(sizes) < 5000 // batch + 4 * feeders + 40  # the tail adds a few small claims, not a file each
+    floor = min(batch, max(gpu_processes.TAIL_BATCH, batch // 4))
+    assert all(s >= floor for s in sizes[:-1])
+    if batch >= 2 * floor:  # more than one remainder: the last claims shrink to the floor
+        assert sum(s < batch for s in sizes) >= 2 and max(sizes[-2:]) <= floor, sizes

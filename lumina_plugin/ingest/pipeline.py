@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 _WARNED: set[str] = set()
 #: How the last run in this process was split: {"files", "workers", "gpu", "gpu_hashed"}
 #: (for benchmarks and logs; "gpu_hashed" counts the files the GPU decoded and hashed).
-LAST_RUN: dict[str, int | float | bool | dict[str, int]] = {}
+LAST_RUN: dict[str, int | float | bool | dict[str, int] | list[float]] = {}
 
 
 def _default_gpu_batch() -> int:
@@ -175,7 +175,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0,
                     gpu_batch=batch, gpu_groups=len({p.slot for p in gpus}))
     prefetcher = Prefetcher() if gpus and settings.prefetch and prefetch_available() else None
-    feeders = [GpuFeeder(scheduler, proc, batch, prefetcher) for proc in gpus]
+    feeders = [GpuFeeder(scheduler, proc, batch, prefetcher, feeders=len(gpus)) for proc in gpus]
     for feeder in feeders:
         feeder.start()
     try:
@@ -196,6 +196,9 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
                 by_slot[key] = by_slot.get(key, 0) + f.hashed
             LAST_RUN["gpu_hashed_by_group"] = by_slot
             LAST_RUN["gpu_window_wait_s"] = round(max(f.window_wait for f in feeders), 3)
+            # When each GPU process delivered its last batch: far apart, some of them idled
+            # while one finished the run.
+            LAST_RUN["gpu_last_answers_s"] = sorted(round(f.last_answer, 3) for f in feeders)
             log.info("hashed %d files, %d of them on the GPU", len(paths), hashed)
 
 

@@ -232,6 +232,11 @@ class Scheduler:
             self.cursor = max(self.cursor, end)
             return claimed
 
+    def unclaimed(self) -> int:
+        """Files nobody has claimed yet."""
+        with self.cond:
+            return max(0, len(self.paths) - self.cursor)
+
     def upcoming(self, count: int) -> list[str]:
         """The paths of the next ``count`` unclaimed files, left unclaimed (to read ahead)."""
         with self.cond:
