@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from ..progress import terminal_progress
 from ._gpu_flags import add_gpu_flags
 from ._output import plural, print_report, shown_catalog
-from ._shared import nothing_exists, open_engine
+from ._shared import load_config, nothing_exists, open_engine
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -36,7 +40,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_import(args: argparse.Namespace) -> int:
     if nothing_exists("import", args.paths):
         return 1
-    with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
+    config = _start_early(args)
+    with terminal_progress(not args.json) as progress, open_engine(args, progress, config) as engine:
         report = engine.import_paths(args.paths)
     print_report(report, args.json, shown_catalog(args), args.verbose)
     return 0
@@ -45,10 +50,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_find(args: argparse.Namespace) -> int:
     if args.paths and nothing_exists("find-duplicates", args.paths):
         return 1
-    with terminal_progress(not args.json) as progress, open_engine(args, progress) as engine:
+    config = _start_early(args)
+    with terminal_progress(not args.json) as progress, open_engine(args, progress, config) as engine:
         report = engine.find_duplicates(args.paths, dry_run=args.dry_run)
     print_report(report, args.json, shown_catalog(args), args.verbose)
     return 0
+
+
+def _start_early(args: argparse.Namespace) -> Config:
+    """The command's configuration; the worker processes' fork server started meanwhile when
+    the PATHs are a library to hash (ingest/early_start.py says why)."""
+    from ..ingest.early_start import start_fork_server
+    config = load_config(args)
+    if args.paths:
+        start_fork_server(args.paths, config.extensions, config.hashing.parallel_min_files,
+                          config.hashing.parallel_min_mb << 20)
+    return config
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
