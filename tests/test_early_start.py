@@ -60,7 +60,7 @@ def test_enough_counts_photo_files_and_their_bytes(tmp_path: Path, layout: str) 
     (tmp_path / "a" / "big.bin").write_bytes(b"\0" * 50_000)
     weight = sum(p.stat().st_size for p in paths)
     given = {"files": [str(p) for p in paths], "folders": [str(tmp_path)],
-             "missing": [str(tmp_path / "gone"), str(paths[0])]}[layout]
+             "missing": [str(tmp_path / "gone.jpg"), str(paths[0])]}[layout]
     ext = tuple(DEFAULT_EXTENSIONS)
     if layout == "missing":  # a vanished path counts nothing and breaks nothing
         assert not early_start._enough(given, ext, 2, 1)
@@ -69,6 +69,23 @@ def test_enough_counts_photo_files_and_their_bytes(tmp_path: Path, layout: str) 
     assert early_start._enough(given, ext, 3, weight)
     assert not early_start._enough(given, ext, 4, 1)  # only three photos
     assert not early_start._enough(given, ext, 3, weight + 1)  # big.bin is no photo
+
+
+def test_hidden_files_count_for_nothing_and_a_huge_folder_is_not_read_to_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ext = tuple(DEFAULT_EXTENSIONS)
+    write_photo(tmp_path / "._p0.jpg", size=(200, 150))  # AppleDouble and thumbnail caches,
+    write_photo(tmp_path / ".thumbnails" / "p1.jpg", size=(200, 150))  # which discover skips
+    assert not early_start._enough([str(tmp_path)], ext, 1, 1)
+    # A folder of many entries: the look stops at _LOOK_AT, and says whether photos were found.
+    monkeypatch.setattr(early_start, "_LOOK_AT", 50)
+    for n in range(200):
+        (tmp_path / f"notes{n:03d}.txt").write_bytes(b"x")
+    assert not early_start._enough([str(tmp_path)], ext, 1, 1)
+    write_photo(tmp_path / "a.jpg", size=(200, 150))
+    write_photo(tmp_path / "b.jpg", size=(200, 150))
+    # (the paths are walked last first: the two files, then the folder, cut short)
+    assert early_start._enough([str(tmp_path), str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")], ext, 2, 1 << 40)
 
 
 def test_the_server_preloads_the_pools_module() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
 from collections.abc import Sequence
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 #: The module the fork server imports before it forks anything: the pool's own
 #: (:func:`.pool.process_context` names the same one).
 PRELOAD = "lumina_plugin.ingest.pool"
-#: Most directory entries looked at to tell whether a run is worth the server: past this,
-#: it is a library, and the pool will be used.
+#: Most directory entries looked at to tell whether a run is worth the server (a folder of
+#: that many entries holding a few photos is a library too).
 _LOOK_AT = 5000
 
 
@@ -37,9 +38,10 @@ def start_fork_server(paths: Sequence[str], extensions: Sequence[str], min_files
 
     Only an early start: a run whose files turn out to be catalogued already forks nothing
     from it, and the server exits with this process. Nothing here can fail a run: the pool
-    starts the server itself if this did not.
+    starts the server itself if this did not. On one core there is no other core to import
+    on, and nothing is started.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if "forkserver" not in multiprocessing.get_all_start_methods() or _cores() < 2:
         return False
     if not _enough(paths, tuple(e.lower() for e in extensions), max(2, min_files), min_bytes):
         return False
@@ -49,16 +51,23 @@ def start_fork_server(paths: Sequence[str], extensions: Sequence[str], min_files
 
 
 def _ensure_running() -> None:
-    from multiprocessing import forkserver
     try:
-        forkserver.ensure_running()
-    except (OSError, ValueError, RuntimeError) as exc:  # the pool tries again, and says why
+        multiprocessing.forkserver.ensure_running()
+    except Exception as exc:  # an early start only: the pool tries again, and says why
         log.debug("early start of the fork server failed: %s", exc)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _enough(paths: Sequence[str], extensions: tuple[str, ...], min_files: int, min_bytes: int) -> bool:
-    """Whether ``paths`` (files or folders, walked) hold ``min_files`` photo files of
-    ``min_bytes`` in all, looking at no more than ``_LOOK_AT`` entries."""
+    """Whether ``paths`` (files or folders, walked as files.discover walks them: no hidden
+    names, no symlinked folders) hold ``min_files`` photo files of ``min_bytes`` in all,
+    looking at no more than ``_LOOK_AT`` entries: past that, whether ``min_files`` were found."""
     files = weight = looked = 0
     stack = list(paths)
     while stack and looked < _LOOK_AT:
@@ -69,6 +78,10 @@ def _enough(paths: Sequence[str], extensions: tuple[str, ...], min_files: int, m
                 with os.scandir(path) as entries:
                     for entry in entries:
                         looked += 1
+                        if looked >= _LOOK_AT:
+                            break
+                        if entry.name.startswith("."):
+                            continue
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
                         elif entry.name.lower().endswith(extensions) and entry.is_file():
@@ -83,4 +96,4 @@ def _enough(paths: Sequence[str], extensions: tuple[str, ...], min_files: int, m
             continue
         if files >= min_files and weight >= min_bytes:
             return True
-    return looked >= _LOOK_AT
+    return looked >= _LOOK_AT and files >= min_files

@@ -412,9 +412,10 @@ def tail_batch(batch: int, unclaimed: int, feeders: int) -> int:
     (once fewer than two batches a feeder remain: half of what is left per feeder, down to a
     quarter batch or ``TAIL_BATCH``) makes the last batches small, and the processes run out
     together (guided self-scheduling, as OpenMP's ``schedule(guided)``). Measured on the H100
-    (docs/benchmarks.md): files in the page cache, the four processes' last answers 0.3-0.45 s
-    apart before and 0.05-0.1 s after; with a floor of 8 photos the many small batches cost
-    2 MP runs about 2%, with a quarter batch they gained about as much.
+    (docs/benchmarks.md): files in the page cache, the four processes' last answers 0.29-0.35 s
+    apart before and 0.03-0.09 s after. The floor is a quarter batch because a floor of 8
+    photos sent 2 MP runs' last 2,048 files in some thirty small batches, and lost to full
+    batches in each of four pairs (about 2%); the quarter batch did not lose in three.
     """
     share = -(-unclaimed // (2 * max(1, feeders)))  # rounded up: the last files are claimed
     return max(1, min(batch, max(TAIL_BATCH, batch // 4, share)))

@@ -198,7 +198,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
             LAST_RUN["gpu_window_wait_s"] = round(max(f.window_wait for f in feeders), 3)
             # When each GPU process delivered its last batch: far apart, some of them idled
             # while one finished the run.
-            LAST_RUN["gpu_last_answers_s"] = sorted(round(f.last_answer, 3) for f in feeders)
+            LAST_RUN["gpu_last_answers_s"] = sorted(round(f.last_answer, 3) for f in feeders if f.hashed)
             log.info("hashed %d files, %d of them on the GPU", len(paths), hashed)
 
 
