@@ -24,7 +24,7 @@ from collections.abc import Sequence
 log = logging.getLogger(__name__)
 
 #: The module the fork server imports before it forks anything: the pool's own
-#: (:func:`.pool.process_context` names the same one).
+#: (:func:`.pool.process_context` sets it too: whichever starts the server first).
 PRELOAD = "lumina_plugin.ingest.pool"
 #: Most directory entries looked at to tell whether a run is worth the server (a folder of
 #: that many entries holding a few photos is a library too).
@@ -41,7 +41,7 @@ def start_fork_server(paths: Sequence[str], extensions: Sequence[str], min_files
     starts the server itself if this did not. On one core there is no other core to import
     on, and nothing is started.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods() or _cores() < 2:
+    if "forkserver" not in multiprocessing.get_all_start_methods() or cpu_count() < 2:
         return False
     if not _enough(paths, tuple(e.lower() for e in extensions), max(2, min_files), min_bytes):
         return False
@@ -57,7 +57,8 @@ def _ensure_running() -> None:
         log.debug("early start of the fork server failed: %s", exc)
 
 
-def _cores() -> int:
+def cpu_count() -> int:
+    """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -251,7 +251,6 @@ class GpuFeeder:
                         threading.Thread(target=self._collect, name="lumina-gpu-collect", daemon=True)]
 
     def start(self) -> None:
-        self.started = time.perf_counter()
         for t in self.threads:
             t.start()
 

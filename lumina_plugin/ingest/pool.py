@@ -37,6 +37,8 @@ from ..decode.head import probe_head
 from ..decode.photo import PhotoError, PhotoFacts
 from ..files import FileError
 from ..model import ImageRecord
+from .early_start import PRELOAD
+from .early_start import cpu_count as cpu_count  # (re-exported: the pipeline and engine ask here)
 from .records import record_for
 
 Outcome = ImageRecord | FileError
@@ -130,14 +132,6 @@ _POOL_ALIVE: Connection | None = None  # write end of the workers' parent-alive 
 _POOL_LOCK = threading.Lock()
 
 
-def cpu_count() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def process_context() -> ForkServerContext | SpawnContext:
     """How this package starts every process of its own (pool workers, GPU processes):
     ``forkserver``, never a plain fork (a process may hold threads and a CUDA context).
@@ -148,7 +142,7 @@ def process_context() -> ForkServerContext | SpawnContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])  # (early_start.PRELOAD names this module too)
+    ctx.set_forkserver_preload([PRELOAD])  # this module
     return ctx
 
 
