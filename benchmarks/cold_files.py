@@ -178,9 +178,6 @@ def main() -> None:
                         help="[hashing] prefetch = false: no read-ahead advice for the GPU's batches")
     parser.add_argument("--prefetch-ahead", type=int, default=HashingSettings().prefetch_ahead,
                         help="[hashing] prefetch_ahead: batches past each claimed GPU batch read ahead too")
-    parser.add_argument("--prefetch-readers", type=int, default=HashingSettings().prefetch_readers,
-                        help="[hashing] prefetch_readers: threads that read each claimed GPU file whole "
-                             "(0: only advise the kernel)")
     parser.add_argument("--no-one-thread", action="store_true",
                         help="skip the disk's one-thread read (the bound uses the many-thread read; saves a "
                              "slow pass on a large library)")
@@ -205,8 +202,7 @@ def main() -> None:
     config = Config(batch_size=256, hashing=HashingSettings(decode=args.decode, gpu_processes=args.gpu_processes,
                                                             gpu_batch_size=args.gpu_batch_size,
                                                             prefetch=not args.no_prefetch,
-                                                            prefetch_ahead=args.prefetch_ahead,
-                                                            prefetch_readers=args.prefetch_readers))
+                                                            prefetch_ahead=args.prefetch_ahead))
     try:
         with ProcessPoolExecutor(parallel.cpu_count()) as makers:
             t0 = time.perf_counter()

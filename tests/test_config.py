@@ -175,7 +175,6 @@ def test_unknown_key_in_pyproject_table(tmp_path: Path) -> None:
     ("[keeper]\nformat_rank = 3\n", "keeper.format_rank"),
     ("thresholds = 8\n", "thresholds"),
     ("[hashing]\nprefetch_ahead = true\n", "hashing.prefetch_ahead"),
-    ("[hashing]\nprefetch_readers = true\n", "hashing.prefetch_readers"),
 ])
 def test_wrong_type_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     path = write(tmp_path / "c.toml", text)
@@ -190,7 +189,6 @@ def test_wrong_type_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     ("max_pixels = -1\n", "max_pixels"),
     ("batch_size = -10\n", "batch_size"),
     ("[hashing]\nprefetch_ahead = -1\n", "hashing.prefetch_ahead"),
-    ("[hashing]\nprefetch_readers = -1\n", "hashing.prefetch_readers"),
 ])
 def test_negative_is_an_error(tmp_path: Path, text: str, key: str) -> None:
     path = write(tmp_path / "c.toml", text)
@@ -201,11 +199,6 @@ def test_negative_is_an_error(tmp_path: Path, text: str, key: str) -> None:
 
 def test_prefetch_ahead_is_read_from_the_file(tmp_path: Path) -> None:
     assert Config.load(write(tmp_path / "c.toml", "[hashing]\nprefetch_ahead = 2\n")).hashing.prefetch_ahead == 2
-
-
-def test_prefetch_readers_is_read_from_the_file(tmp_path: Path) -> None:
-    hashing = Config.load(write(tmp_path / "c.toml", "[hashing]\nprefetch_readers = 16\n")).hashing
-    assert hashing.prefetch_readers == 16
 
 
 def test_broken_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:

@@ -360,21 +360,3 @@ def test_tail_batches_claim_every_file_and_shrink_only_near_the_end(feeders: int
     assert all(s >= floor for s in sizes[:-1])
     if batch >= 2 * floor:  # more than one remainder: the last claims shrink to the floor
         assert sum(s < batch for s in sizes) >= 2 and max(sizes[-2:]) <= floor, sizes
-
-
-def test_prefetch_readers_give_the_same_records(
-        library: list[str], cpu_only: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    # [hashing] prefetch_readers = 2: threads of the main process read the claimed files
-    # whole instead of advising the kernel; the GPU's records are the CPU's all the same.
-    procs = _standins(monkeypatch, None)
-    cfg = Config(batch_size=8, hashing=HashingSettings(gpu="on", gpu_batch_size=4, gpu_processes=1, workers=2,
-                                                       parallel_min_mb=0, cpu_files_beside_gpu=0,
-                                                       prefetch_readers=2))
-    try:
-        got = list(hash_paths(library, cfg))
-    finally:
-        for proc in procs:
-            proc.stop()
-    assert LAST_RUN["gpu_hashed"] > 0
-    assert "prefetched" in LAST_RUN  # (files this test just wrote are cached: read_through skips them)
-    assert _records(got) == _records(cpu_only)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lumina_plugin.decode.photo import MAX_FILE_BYTES
-from lumina_plugin.ingest.prefetch import Prefetcher, advise, available, read_through
+from lumina_plugin.ingest.prefetch import Prefetcher, advise, available
 
 pytestmark = pytest.mark.skipif(not available() or not hasattr(os, "mkfifo"),
                                 reason="no posix_fadvise on this platform")
@@ -90,8 +90,7 @@ def test_the_prefetcher_advises_claimed_files_in_its_own_thread(cold_file: Path,
     assert not prefetcher._thread.is_alive()
 
 
-@pytest.mark.parametrize("how", [advise, read_through])
-def test_what_is_not_a_regular_file_is_skipped_without_blocking(tmp_path: Path, how) -> None:
+def test_what_is_not_a_regular_file_is_skipped_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
     unreadable = tmp_path / "locked.jpg"
@@ -104,16 +103,13 @@ def test_what_is_not_a_regular_file_is_skipped_without_blocking(tmp_path: Path, 
     empty.write_bytes(b"")
     results: list[bool] = []
     t = threading.Thread(target=lambda: results.extend(
-        how(str(p)) for p in (fifo, tmp_path, tmp_path / "gone.jpg", huge, empty, unreadable)), daemon=True)
+        advise(str(p)) for p in (fifo, tmp_path, tmp_path / "gone.jpg", huge, empty, unreadable)), daemon=True)
     t.start()
     t.join(30)
     assert not t.is_alive(), "advising a FIFO waited for a writer"
     # (root may open a file whose mode forbids it: then it is a regular file and advised)
     assert results[:5] == [False] * 5
-    if os.geteuid() != 0:
-        assert results[5] is False
-    elif how is advise:  # (read_through skips it as cached: it was just written)
-        assert results[5] is True
+    assert results[5] is (os.geteuid() == 0)
 
 
 def test_a_closed_prefetcher_takes_no_more_work(tmp_path: Path) -> None:
@@ -124,28 +120,3 @@ def test_a_closed_prefetcher_takes_no_more_work(tmp_path: Path) -> None:
     prefetcher.want([str(path)])
     time.sleep(0.05)
     assert prefetcher.advised == 0
-
-
-def test_read_through_reads_a_cold_file_into_the_page_cache_and_skips_a_cached_one(cold_file: Path) -> None:
-    assert read_through(str(cold_file))
-    assert _resident(cold_file) == 1.0
-    if hasattr(os, "RWF_NOWAIT"):  # the cached file is not copied again
-        assert not read_through(str(cold_file))
-
-
-def test_the_prefetcher_with_readers_reads_claimed_files(cold_file: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other.jpg"
-    other.write_bytes(os.urandom(3 << 20))
-    _drop(other)
-    prefetcher = Prefetcher(readers=2)
-    try:
-        prefetcher.want([str(cold_file), str(tmp_path / "vanished.jpg"), str(other)])
-        prefetcher.want([str(other)])  # claimed again: read once
-        deadline = time.monotonic() + 30
-        while prefetcher.advised < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        prefetcher.close()
-    assert prefetcher.advised == 2
-    assert _resident(cold_file) == 1.0 and _resident(other) == 1.0
-    assert cold_file.stat().st_size == 4 << 20  # read, never written

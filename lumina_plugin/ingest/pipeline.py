@@ -174,8 +174,7 @@ def _parallel(paths: list[str], config: Config, progress: Progress | None,
     LAST_RUN.clear()
     LAST_RUN.update(files=len(paths), workers=workers, gpu=gpu, gpu_processes=len(gpus), gpu_hashed=0,
                     gpu_batch=batch, gpu_groups=len({p.slot for p in gpus}))
-    prefetcher = (Prefetcher(settings.prefetch_readers)
-                  if gpus and settings.prefetch and (prefetch_available() or settings.prefetch_readers) else None)
+    prefetcher = Prefetcher() if gpus and settings.prefetch and prefetch_available() else None
     feeders = [GpuFeeder(scheduler, proc, batch, prefetcher, feeders=len(gpus)) for proc in gpus]
     for feeder in feeders:
         feeder.start()

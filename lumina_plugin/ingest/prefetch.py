@@ -13,9 +13,7 @@ nothing happens.
 
 One :class:`Prefetcher` per run, on one daemon thread, so that a claim never waits
 for the kernel: advising a file whose pages are not cached can block while the disk's
-request queue is full. With ``readers`` (``[hashing] prefetch_readers``) the files are
-read whole by that many threads instead (:func:`read_through`), the way the disk's own
-throughput is measured (benchmarks/cold_files.py); each file in claim order either way.
+request queue is full.
 """
 
 from __future__ import annotations
@@ -25,11 +23,10 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from ..decode.head import open_regular
 
-__all__ = ["Prefetcher", "advise", "available", "read_through"]
+__all__ = ["Prefetcher", "advise", "available"]
 
 #: Files a Prefetcher remembers having advised (far more than a few batches of any size).
 _SEEN = 8192
@@ -62,62 +59,16 @@ def advise(path: str) -> bool:
     return True
 
 
-#: Bytes one read of :func:`read_through` asks for (each thread reuses its buffer).
-_CHUNK = 8 << 20
-_buffers = threading.local()
-
-
-def read_through(path: str) -> bool:
-    """Read the whole of ``path`` into the page cache, throwing the bytes away; False when
-    it is not a regular file of a size the readers take, cannot be read, or is cached
-    already (its last page is: files are read front to back, so that is a whole read)."""
-    try:
-        opened = open_regular(path)
-    except OSError:
-        return False
-    if opened is None:
-        return False
-    fh, st = opened
-    buf = getattr(_buffers, "buf", None)
-    if buf is None:
-        buf = _buffers.buf = memoryview(bytearray(_CHUNK))
-    with fh:
-        try:
-            if _cached_tail(fh.fileno(), st.st_size, buf):
-                return False
-            while os.readv(fh.fileno(), [buf]):  # (unbuffered, into the one buffer)
-                pass
-        except OSError:
-            return False
-    return True
-
-
-def _cached_tail(fd: int, size: int, buf: memoryview) -> bool:
-    """Whether the file's last byte is in the page cache (``preadv`` with RWF_NOWAIT reads
-    only from the cache); False where the call or the flag does not exist."""
-    nowait = getattr(os, "RWF_NOWAIT", None)
-    if nowait is None or not hasattr(os, "preadv"):
-        return False
-    try:
-        return os.preadv(fd, [buf[:1]], size - 1, nowait) == 1
-    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: this filesystem cannot say
-        return False
-
-
 class Prefetcher:
     """Advises files in the order they are handed over, each once, on a thread of its own."""
 
-    def __init__(self, readers: int = 0) -> None:
-        """``readers``: threads that read each file whole (:func:`read_through`); 0: each
-        file is only advised (:func:`advise`)."""
+    def __init__(self) -> None:
         self._todo: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         # A file read ahead of its claim is handed over again at its claim, a batch or two
         # later: the last _SEEN files advised are remembered (not all: a run may hold millions).
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self.advised = 0  # files the kernel was asked to read, or read (for tests and profiles)
-        self._count = threading.Lock()  # (reader threads add to ``advised``)
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="lumina-prefetch-read") if readers > 0 else None
+        self.advised = 0  # files the kernel was asked to read (for tests and profiles)
         self._thread = threading.Thread(target=self._run, name="lumina-prefetch", daemon=True)
         self._thread.start()
 
@@ -131,8 +82,6 @@ class Prefetcher:
         self._stop.set()
         self._todo.put(None)
         self._thread.join(timeout)
-        if self._readers is not None:  # reads under way finish on their own; none new start
-            self._readers.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while True:
@@ -146,12 +95,4 @@ class Prefetcher:
                     self._seen[path] = None
                     if len(self._seen) > _SEEN:
                         self._seen.popitem(last=False)
-                    if self._readers is None:
-                        self.advised += advise(path)
-                    else:
-                        self._readers.submit(self._read, path)
-
-    def _read(self, path: str) -> None:
-        if not self._stop.is_set() and read_through(path):
-            with self._count:
-                self.advised += 1
+                    self.advised += advise(path)

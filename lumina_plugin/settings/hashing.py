@@ -58,11 +58,6 @@ class HashingSettings:
     #: the claimed batch). 0 by default: on the H100 host, cold files came in at 530 photos/s
     #: with 0 (8 runs) and 514 with 1 (9 runs, docs/benchmarks.md, 2026-12-07).
     prefetch_ahead: int = 0
-    #: With ``prefetch``: threads of the main process that read each claimed GPU file whole
-    #: (into the page cache, the bytes thrown away) instead of only advising the kernel; 0:
-    #: advise only. Reading with many threads is how benchmarks/cold_files.py measures the
-    #: disk itself; a file whose last page is cached already is skipped without a copy.
-    prefetch_readers: int = 0
     #: JPEG draft decoding on the CPU: 0 = off (full decode: the codes are imagehash's,
     #: bit for bit); 1 = luma only at full size (about 20-40% faster); 2, 4, 8 = luma only
     #: at 1/2, 1/4, 1/8 size in the DCT domain (2-3x faster). Measured on 114 real 12 MP
@@ -88,7 +83,7 @@ class HashingSettings:
             raise ConfigError(f"hashing.draft must be one of {', '.join(map(str, DRAFT_SCALES))}, "
                               f"got {self.draft!r}")
         for name in ("gpu_batch_size", "gpu_processes", "workers", "parallel_min_files", "parallel_min_mb",
-                     "prefetch_ahead", "prefetch_readers"):
+                     "prefetch_ahead"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"hashing.{name} must be a whole number >= 0, got {value!r}")
