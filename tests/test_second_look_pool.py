@@ -85,3 +85,19 @@ def test_a_worker_killed_before_the_looks_leaves_the_verdicts_to_this_process(tm
     assert not pool.pool_running()  # the next run starts a fresh pool
     copies, others = serial[:len(SOURCES)], serial[len(SOURCES):]
     assert copies.count(0) <= 1 and not any(others)
+
+
+def test_the_looks_are_cut_into_runs_that_shrink_toward_the_end() -> None:
+    """Every look goes to exactly one run, in order; the runs shrink (large ones keep a
+    photo's pairs together, small ones last let the workers end together) and never below
+    the smallest run, except the remainder."""
+    order = [7 * k % 399 for k in range(399)]  # any order: the runs keep it
+    for workers in (1, 2, 3, 8):
+        parts = second_look.guided_parts(order, workers)
+        assert [k for part in parts for k in part] == order
+        sizes = [len(p) for p in parts]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(n >= 8 for n in sizes[:-1]) and sizes[-1] >= 1
+        assert sizes[0] == -(-len(order) // (2 * workers))  # half a worker's even share first
+    assert second_look.guided_parts([], 2) == []
+    assert [len(p) for p in second_look.guided_parts(list(range(5)), 2)] == [5]

@@ -131,6 +131,23 @@ def looks_in_order(photo_of: PhotoOf, max_pixels: int, pairs: Sequence[tuple[int
     return out
 
 
+def guided_parts(order: Sequence[int], workers: int, smallest: int = 8) -> list[list[int]]:
+    """``order`` cut into contiguous runs for ``workers`` processes, each run half of what is
+    left per worker (at least ``smallest``): large runs first keep a photo's pairs together,
+    small ones last let the workers end together. The cost of a look varies twentyfold (a
+    negative gives up after the coarse stage, a straightened crop turns up to ten times), so
+    equal runs left one worker alone on the last one: the peer library's 399 looks in eight
+    runs of 50 took 0.11-0.61 s of CPU each. Guided self-scheduling, as OpenMP's
+    ``schedule(guided)``."""
+    parts: list[list[int]] = []
+    i = 0
+    while i < len(order):
+        n = max(smallest, -(-(len(order) - i) // (2 * workers)))
+        parts.append(list(order[i:i + n]))
+        i += n
+    return parts
+
+
 def looks_task(photos: dict[int, tuple[str, int, int]], pairs: list[tuple[int, int, int]],
                max_pixels: int) -> list[int]:
     """A pool worker's share of the looks: ``pairs`` in order, their photos in ``photos``."""
@@ -150,9 +167,7 @@ def pixel_look(photo_of: PhotoOf, max_pixels: int, workers: int = 1) -> SecondLo
             return looks_in_order(photo_of, max_pixels, pairs)
         from ..ingest.pool import get_pool, shutdown_pool
 
-        order = photo_order(pairs)
-        per = -(-len(order) // (workers * 4))  # a few tasks per worker: a slow one is not the tail
-        parts = [order[i:i + per] for i in range(0, len(order), per)]
+        parts = guided_parts(photo_order(pairs), workers)
         out = [0] * len(pairs)
         done = [False] * len(parts)
         try:
