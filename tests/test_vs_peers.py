@@ -102,11 +102,16 @@ def test_one_run_scores_ours_and_notes_a_missing_peer(library: tuple[Path, dict]
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out, truth = library
     md, js = tmp_path / "r.md", tmp_path / "r.json"
+    # This interpreter without its site-packages: imagededup is missing there even where a
+    # developer installed it beside the project.
+    bare = tmp_path / "python-without-site-packages"
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    bare.chmod(0o755)
     code = vs_peers.main(["--library", str(out), "--no-corpus", "--tools", "ours,imagededup",
-                          "--imagededup-python", sys.executable, "--out", str(md), "--json", str(js)])
+                          "--imagededup-python", str(bare), "--out", str(md), "--json", str(js)])
     assert code == 0
     result = json.loads(js.read_text())["library"]
-    assert list(result) == ["ours"]  # imagededup is not in this venv: skipped, with a note
+    assert list(result) == ["ours"]  # imagededup is not importable there: skipped, with a note
     assert result["ours"]["score"]["recall"] >= 0.9 and result["ours"]["score"]["precision"] == 1.0
     text = md.read_text()
     assert "| ours |" in text and "imagededup PHash: not run (not importable" in text
