@@ -164,12 +164,23 @@ def hash_run(paths: list[str], config: Config, cold: bool) -> tuple[float, dict]
     return seconds, dict(pipeline.LAST_RUN)
 
 
+def thread_counts(text: str) -> list[int]:
+    """``--threads``: one count or several, comma-separated ("16,32"), each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of thread counts: {text!r} (for example 16 or 16,32)") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be at least 1: {text!r}")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1200)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the library (a real disk, not tmpfs)")
     parser.add_argument("--mix", default="jpeg:70,raw:15,heic:5,png:10")
-    parser.add_argument("--threads", default="16",
+    parser.add_argument("--threads", type=thread_counts, default=[16],
                         help="reading threads of the disk's own pass; several, comma-separated, each read in turn "
                              "(the bound is the fastest)")
     parser.add_argument("--decode", default=HashingSettings().decode)
@@ -225,7 +236,7 @@ def main() -> None:
         ht._start_every_worker()
         rows: list[tuple[str, float, dict]] = []
         for r in range(args.rounds):
-            for threads in ([] if args.no_one_thread else [1]) + [int(t) for t in str(args.threads).split(",")]:
+            for threads in ([] if args.no_one_thread else [1]) + args.threads:
                 rows.append((f"disk alone, raw reads, {threads} thread{'s' if threads > 1 else ''} (round {r + 1})",
                              read_raw(paths, threads), {}))
             seconds, stats = hash_run(paths, config, cold=True)
