@@ -42,8 +42,9 @@ def plain_basis(n_px: int, a: float, b: float) -> np.ndarray:
     return out * overlap
 
 
-def plain_register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
-                   give_up: int | None = None, key: object = None) -> tuple[int, tuple[float, float, float, float]]:
+def plain_register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float, give_up: int | None = None,
+                   key: object = None, steps: tuple[float, ...] = (0.02, 0.01, 0.005)
+                   ) -> tuple[int, tuple[float, float, float, float]]:
     """The coordinate ascent as it was before its work was kept: every basis and product
     computed where it is needed, the rows and columns recomputed at every accepted move."""
     big = np.asarray(big, dtype=np.float64)
@@ -64,7 +65,7 @@ def plain_register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: floa
     by, bx = base(True, p), base(False, p)
     rows, cols = by @ big, big @ bx.T
     best = score(by @ cols)
-    for step in (0.02, 0.01, 0.005):
+    for step in steps:
         moved = True
         while moved:
             moved = False
@@ -129,9 +130,9 @@ def test_kept_work_gives_the_plain_registrations_verdicts(photos: list[np.ndarra
     kept_register = look._register
 
     def both(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float, give_up: int | None = None,
-             key: object = None) -> tuple[int, tuple[float, float, float, float]]:
-        found = kept_register(big, small_c, margin, lo, give_up, key)
-        registrations.append((found, plain_register(big, small_c, margin, lo, give_up)))
+             key: object = None, steps: tuple[float, ...] = look._STEPS) -> tuple[int, tuple[float, float, float, float]]:
+        found = kept_register(big, small_c, margin, lo, give_up, key, steps)
+        registrations.append((found, plain_register(big, small_c, margin, lo, give_up, steps=steps)))
         return found
 
     # Caches far smaller than one registration's work: kept numbers and recomputed ones meet.
