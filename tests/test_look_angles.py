@@ -77,3 +77,23 @@ def test_the_angles_are_ranked_on_the_block_means_of_the_content(originals: list
     assert turned.shape == half.shape
     # the half-scale and the look-scale rotations are kept apart
     assert photo.rotated(0, 2.0).shape == content.shape
+
+
+def test_a_sliver_of_a_photo_is_ranked_at_its_own_scale(originals: list[Image.Image]) -> None:
+    """A strip a few pixels high at the look's scale (a panorama's band, say) has no half-scale
+    image worth ranking angles on (fewer pixels a side than the code has coefficients): its
+    angles are ranked and registered on the strip itself. A photo of ordinary shape is
+    ranked at half scale."""
+    strip = originals[0].convert("L").crop((0, 150, 640, 180)).resize((1280, 60))
+    copy = strip.crop((20, 2, 1250, 58))
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=60)
+    a, b = look.LookPhoto(np.asarray(strip)), look.LookPhoto(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+    assert min(a.content.shape) < 32 and min(b.content.shape) < 32
+    look.look_at(a, b)
+    turned = [key for photo in (a, b) for key in photo._rotated]
+    assert turned and not any(half for _, _, half in turned), turned  # the angles were searched, at full scale
+
+    original = look.LookPhoto(gray(originals[1]))
+    look.look_at(original, look.LookPhoto(gray(straighten(originals[1], 3.0))))
+    assert any(half for _, _, half in original._rotated)

@@ -256,10 +256,13 @@ def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: 
     for big_photo, turn, small_c, inside, straight in unturned:
         if straight > _LOOK_TURN:
             continue
+        # (a sliver of a photo, under 32 pixels across, is ranked at its own scale: halved, it
+        # would hold fewer pixels a side than the code has coefficients)
+        half = min(big_photo.content.shape) >= 2 * _NF
         for angle in LOOK_ANGLES:
-            turned, lo = _turned_window(big_photo, turn, angle, half=True)
+            turned, lo = _turned_window(big_photo, turn, angle, half=half)
             d, _ = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, None,
-                             big_photo._key(turn, angle, half=True), steps=_COARSE)
+                             big_photo._key(turn, angle, half=half), steps=_COARSE)
             if d <= _GIVE_UP + _HALF_SLACK:
                 coarse.append((d, len(coarse), big_photo, turn, angle, small_c, inside))
     for _, _, big_photo, turn, angle, small_c, inside in sorted(coarse, key=lambda c: c[:2])[:_FINISHED]:
