@@ -196,7 +196,7 @@ class LookPhoto:
         (a registration reads it as float64, the same values)."""
         key = (quarter_turns % 4, float(angle), half)
         if key not in self._rotated:
-            # The float32 image that Pillow turns, made once for the up to ten angles tried.
+            # The float32 image that Pillow turns, made once for all the angles tried at its scale.
             img = self._images.get(key[0] + 4 * half)
             if img is None:
                 source = self.turned(quarter_turns)
