@@ -14,7 +14,7 @@ temporary folder. Nothing here is mocked.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -180,6 +180,16 @@ def big_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("big") / "DSC_big.jpg"
     noisy.save(dest, "JPEG", quality=90)
     return dest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every test, and the servers and workers the session starts, out of the developer's
+    own ~/.local/share/lumina-dedup: the default catalog and the index folders of Lumina's
+    PostgreSQL catalogs live there. Session-wide, so it holds before any session fixture."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        yield
 
 
 @pytest.fixture(autouse=True)
