@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from conftest import jpeg_gray, upright_source
+from PIL import Image
 
 from lumina_plugin.hashing import look
 
@@ -27,20 +28,11 @@ ORIGINALS = ["2015/2015-10-29/IMG_8812.jpg", "2018/2018-10-14/DSC00401.jpg", "20
 ANGLES = (-4.0, -3.5, -2.5, -1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def gray(img: Image.Image, side: int = 420) -> np.ndarray:
-    img = img.convert("RGB")
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-
-
 @pytest.fixture(scope="module")
 def originals() -> list[Image.Image]:
     out = []
     for rel in ORIGINALS:
-        with Image.open(SAMPLE / rel) as im:
-            img = ImageOps.exif_transpose(im).convert("RGB")
+        img = upright_source(rel).convert("RGB")
         img.thumbnail((900, 900))
         out.append(img)
     return out
@@ -49,7 +41,7 @@ def originals() -> list[Image.Image]:
 @pytest.mark.parametrize("degrees", ANGLES)
 def test_a_straightened_copy_is_found_at_about_its_angle(originals: list[Image.Image], degrees: float) -> None:
     for img in originals:
-        original, copy = look.LookPhoto(gray(img)), look.LookPhoto(gray(straighten(img, degrees)))
+        original, copy = look.LookPhoto(jpeg_gray(img)), look.LookPhoto(jpeg_gray(straighten(img, degrees)))
         for seen, inside in ((look.look_at(original, copy), True), (look.look_at(copy, original), False)):
             assert seen.ok, (degrees, seen)
             assert seen.b_inside_a is inside, (degrees, seen)
@@ -63,13 +55,13 @@ def test_different_pictures_are_no_match_at_any_angle(originals: list[Image.Imag
         other = originals[(i + 1) % len(originals)]
         for degrees in (0.0, 2.0, -3.0):
             twisted = straighten(other, degrees) if degrees else other
-            assert not look.second_look(gray(img), gray(twisted)).ok, (i, degrees)
+            assert not look.second_look(jpeg_gray(img), jpeg_gray(twisted)).ok, (i, degrees)
 
 
 def test_the_angles_are_ranked_on_the_block_means_of_the_content(originals: list[Image.Image]) -> None:
-    photo = look.LookPhoto(gray(originals[0]))
+    photo = look.LookPhoto(jpeg_gray(originals[0]))
     content = photo.content
-    half = look._halved(content)
+    half = look._block_means(content, 2)
     h, w = content.shape[0] // 2, content.shape[1] // 2
     assert half.shape == (h, w)
     assert np.allclose(half, content[:2 * h, :2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3)))
@@ -94,6 +86,6 @@ def test_a_sliver_of_a_photo_is_ranked_at_its_own_scale(originals: list[Image.Im
     turned = [key for photo in (a, b) for key in photo._rotated]
     assert turned and not any(half for _, _, half in turned), turned  # the angles were searched, at full scale
 
-    original = look.LookPhoto(gray(originals[1]))
-    look.look_at(original, look.LookPhoto(gray(straighten(originals[1], 3.0))))
+    original = look.LookPhoto(jpeg_gray(originals[1]))
+    look.look_at(original, look.LookPhoto(jpeg_gray(straighten(originals[1], 3.0))))
     assert any(half for _, _, half in original._rotated)
