@@ -13,6 +13,7 @@ temporary folder. Nothing here is mocked.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -64,6 +65,16 @@ def upright_source(source: str | Path | Image.Image = DEFAULT_SOURCE) -> Image.I
     with Image.open(path) as im:
         im.load()
         return ImageOps.exif_transpose(im)
+
+
+def jpeg_gray(img: Image.Image, side: int = 420) -> np.ndarray:
+    """``img`` shrunk to ``side`` pixels at most, saved as a JPEG (quality 90) and decoded
+    back as gray: a photo as the second look reads one, with a codec's round trip."""
+    img = img.convert("RGB")
+    img.thumbnail((side, side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
 
 
 def _exif_bytes(orientation: int, make: str | None, model: str | None,

@@ -8,14 +8,13 @@ numbers meet)."""
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from conftest import jpeg_gray, upright_source
 
 from lumina_plugin.grouping import second_look
 from lumina_plugin.hashing import look
@@ -89,30 +88,21 @@ def plain_register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: floa
     return int(((by @ cols).ravel()[1:] > 0).__ne__(signs).sum()), (p[0], p[1], p[2], p[3])
 
 
-def gray(img: Image.Image, side: int = 420) -> np.ndarray:
-    img = img.convert("RGB")
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-
-
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
     """Per original: itself, straightened by 2 and -3 degrees, an uneven crop, turned a quarter;
     then a square photo (its two sides' windows alike) and a crop of it."""
     grays: list[np.ndarray] = []
     for rel in ORIGINALS:
-        with Image.open(SAMPLE / rel) as im:
-            img = ImageOps.exif_transpose(im).convert("RGB")
+        img = upright_source(rel).convert("RGB")
         img.thumbnail((900, 900))
         w, h = img.size
-        grays += [gray(img), gray(straighten(img, 2.0)), gray(straighten(img, -3.0)),
-                  gray(img.crop((int(0.06 * w), int(0.02 * h), w - int(0.03 * w), h - int(0.08 * h)))),
-                  gray(img.rotate(90, expand=True))]
+        grays += [jpeg_gray(img), jpeg_gray(straighten(img, 2.0)), jpeg_gray(straighten(img, -3.0)),
+                  jpeg_gray(img.crop((int(0.06 * w), int(0.02 * h), w - int(0.03 * w), h - int(0.08 * h)))),
+                  jpeg_gray(img.rotate(90, expand=True))]
     square = img.crop(((w - h) // 2, 0, (w - h) // 2 + h, h)) if w > h else img.crop((0, 0, w, w))
     side = square.width
-    grays += [gray(square), gray(square.crop((int(0.03 * side), int(0.05 * side), side - int(0.04 * side), side)))]
+    grays += [jpeg_gray(square), jpeg_gray(square.crop((int(0.03 * side), int(0.05 * side), side - int(0.04 * side), side)))]
     return grays
 
 
@@ -186,8 +176,7 @@ def test_looks_in_photo_order_give_the_one_at_a_time_verdicts(tmp_path: Path, mo
     an unreadable or unknown photo "no match" either way."""
     found: dict[int, tuple[str, int, int]] = {}
     for k, rel in enumerate(ORIGINALS):
-        with Image.open(SAMPLE / rel) as im:
-            img = ImageOps.exif_transpose(im).convert("RGB")
+        img = upright_source(rel).convert("RGB")
         img.thumbnail((500, 500))
         w, h = img.size
         crop = img.crop((int(0.04 * w), int(0.03 * h), w - int(0.05 * w), h - int(0.02 * h)))
