@@ -68,14 +68,18 @@ def _no_looks(module):
 
 
 def _no_hashing(module):
-    import zlib
+    import time
     import numpy as np
     from lumina_plugin.model import CODE_WORDS
+    made = {}
 
     def codes_of_gray(gray):
-        # random words that never meet, from the pixels' size (no pass over them)
-        seed = zlib.crc32(repr((gray.size, id(gray))).encode())
-        return np.random.default_rng(seed).integers(0, 1 << 63, CODE_WORDS, dtype=np.uint64)
+        # random words that never meet (no pass over the pixels); the generator is made in
+        # the worker itself, so that two workers forked from one server never share a stream
+        rng = made.get(os.getpid())
+        if rng is None:
+            rng = made[os.getpid()] = np.random.default_rng([os.getpid(), time.time_ns()])
+        return rng.integers(0, 1 << 63, CODE_WORDS, dtype=np.uint64)
     module.codes_of_gray = codes_of_gray
 
 
