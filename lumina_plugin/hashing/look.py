@@ -44,6 +44,9 @@ LOOK_ANGLES: Final[tuple[float, ...]] = (-1.0, 1.0, -2.0, 2.0, -3.0, 3.0, -4.0, 
 #: A straightened copy (1-4 degrees) registers within this many bits without turning; a
 #: window further off is not worth the angle search.
 _LOOK_TURN: Final[int] = 90
+#: Largest crop searched per side at a straightening angle, beyond the turned photo's blank
+#: corners (fraction of a side): the registrations of every angle share it.
+_ANGLE_MARGIN: Final[float] = min(LOOK_MARGIN, 0.06)
 #: A look registers at a long side of at least this many pixels (the content is box-reduced
 #: by a whole factor down to ``_LOOK_LONG``..``2*_LOOK_LONG - 1``). Sixteen coefficients a side
 #: need far fewer pixels than the working image's 256-511; at 192 the looks cost half as much
@@ -267,14 +270,14 @@ def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: 
         half = min(big_photo.content.shape) >= 2 * _NF
         for angle in LOOK_ANGLES:
             turned, lo = _turned_window(big_photo, turn, angle, half=half)
-            d, _ = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, None,
+            d, _ = _register(turned, small_c, _ANGLE_MARGIN, lo, None,
                              big_photo._key(turn, angle, half=half), steps=_COARSE)
             if d <= _FINISH_WITHIN:
                 coarse.append((d, big_photo, turn, angle, small_c, inside))
     # (a stable sort: of equal distances, the first tried comes first)
     for _, big_photo, turn, angle, small_c, inside in sorted(coarse, key=lambda c: c[0])[:_FINISHED]:
         turned, lo = _turned_window(big_photo, turn, angle)
-        d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP, big_photo._key(turn, angle))
+        d, win = _register(turned, small_c, _ANGLE_MARGIN, lo, _GIVE_UP, big_photo._key(turn, angle))
         if d < best.distance:
             best = Look(d <= T_LOOK, d, angle, win, inside)
         if best.distance <= T_LOOK // 2:
@@ -285,7 +288,7 @@ def look_at(photo_a: LookPhoto, photo_b: LookPhoto, rotation: int = 0, derived: 
         big_photo, turn, small_c, inside, _ = next(u for u in unturned if u[3] == best.b_inside_a)
         for angle in (best.angle - 0.5, best.angle + 0.5):
             turned, lo = _turned_window(big_photo, turn, angle)
-            d, win = _register(turned, small_c, min(LOOK_MARGIN, 0.06), lo, _GIVE_UP, big_photo._key(turn, angle))
+            d, win = _register(turned, small_c, _ANGLE_MARGIN, lo, _GIVE_UP, big_photo._key(turn, angle))
             if d < best.distance:  # the angle half a degree on was the best one: done
                 best = Look(d <= T_LOOK, d, angle, win, inside)
                 break
@@ -425,6 +428,6 @@ def _register(big: np.ndarray, small_c: np.ndarray, margin: float, lo: float,
                     sc = score(window(vertical, ny, nx))
                     if sc > best + 1e-9:
                         best, p, moved, y, x = sc, q, True, ny, nx
-        if give_up is not None and step == 0.02 and distance() > give_up:
+        if give_up is not None and step == _STEPS[0] and distance() > give_up:
             break
     return distance(), (p[0], p[1], p[2], p[3])
