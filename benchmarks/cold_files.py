@@ -170,7 +170,7 @@ def thread_counts(text: str) -> list[int]:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of thread counts: {text!r} (for example 16 or 16,32)") from None
-    if not counts or min(counts) < 1:
+    if min(counts) < 1:
         raise argparse.ArgumentTypeError(f"thread counts must be at least 1: {text!r}")
     return counts
 
